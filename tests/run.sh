@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Sets up a virtualenv (.venv, from requirements) and runs the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r requirements-test.txt
+.venv/bin/python -m pip install -q --no-deps -e .
+exec .venv/bin/python -m pytest -q tests "$@"

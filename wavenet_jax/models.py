@@ -1,0 +1,336 @@
+"""The WaveNet model: dilated causal convolutions with gated units (Flax Linen).
+
+Architecture (van den Oord et al., 2016):
+
+  classes x [B, T] int32 ──embed──> h_0 [B, T, residual]
+  for each layer l (dilation d_l):
+    z   = Σ_j W_j h_l[t - (k-1-j) d_l] + b        dilated causal conv, k taps
+        + V_g speaker_embedding + V_c local_cond   conditioning (optional)
+    a_l = tanh(z_filter) ⊙ σ(z_gate)               gated unit, [B, T, gate/2]
+    h_{l+1} = h_l + W_res a_l                      residual connection
+  skips = Σ_l W_skip,l a_l                         one matmul over concat(a_l)
+  logits = W_2 relu(W_1 relu(skips))               [B, T, num_classes]
+
+`logits[:, t]` is the distribution of `x[:, t + 1]` and depends on `x[:, :t + 1]`
+only: every convolution is causal (left zero padding of its input), so the model
+output has the same length as its input.
+
+Parameter layout (the cached sampler in `sampler.py` reads it):
+  embedding/embedding                 [num_classes, residual]
+  layer_{l}/kernel                    [kernel_size, residual, gate]  (taps oldest first)
+  layer_{l}/bias                      [gate]
+  layer_{l}/global_proj/kernel        [speaker_embedding, gate]      (global cond)
+  layer_{l}/local_proj/kernel         [local_cond_channels, gate]    (local cond)
+  layer_{l}/residual_proj/{kernel,bias} [gate/2, residual], [residual] (not on the last layer)
+  skip_kernel                         [num_layers, gate/2, skip]
+  skip_bias                           [skip]
+  head_hidden/{kernel,bias}           [skip, skip], [skip]
+  head_out/{kernel,bias}              [skip, num_classes], [num_classes]
+  speaker_embedding/embedding         [num_speakers, speaker_embedding]
+  upsample_{i}/{kernel,bias}          transposed-conv upsampler of local_cond
+"""
+from typing import Any, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Dtype = Any
+
+# Logical axis names of parameters and activations. `sharding.py` maps them to
+# mesh axes with rules from the config (data parallel: all replicated).
+EMBED = 'vocab'
+RESIDUAL = 'residual'
+GATE = 'gate'
+SKIP = 'skip'
+TAPS = 'taps'
+LAYERS = 'layers'
+SPEAKERS = 'speakers'
+COND = 'cond'
+HEAD = 'head'
+
+
+def dilations(num_layers: int, num_stacks: int) -> tuple[int, ...]:
+  """Dilation of each layer: 1, 2, ..., 2^(num_layers/num_stacks - 1), num_stacks times."""
+  if num_layers <= 0 or num_stacks <= 0 or num_layers % num_stacks:
+    raise ValueError(
+        f'num_layers ({num_layers}) must be a positive multiple of num_stacks ({num_stacks}).')
+  per_stack = num_layers // num_stacks
+  return tuple(2**i for i in range(per_stack)) * num_stacks
+
+
+def receptive_field(num_layers: int, num_stacks: int, kernel_size: int) -> int:
+  """Number of input samples that `logits[:, t]` depends on (x[t - rf + 1 .. t])."""
+  return (kernel_size - 1) * sum(dilations(num_layers, num_stacks)) + 1
+
+
+def gated_unit(z: Array) -> Array:
+  """tanh(filter) ⊙ σ(gate); z: [..., gate] -> [..., gate/2]."""
+  filter_part, gate_part = jnp.split(z, 2, axis=-1)
+  return jnp.tanh(filter_part) * jax.nn.sigmoid(gate_part)
+
+
+def causal_shift(x: Array, shift: int) -> Array:
+  """x[:, t - shift] (zeros for t < shift); x: [batch, time, channels]."""
+  if shift == 0:
+    return x
+  time = x.shape[1]
+  return jnp.pad(x, ((0, 0), (shift, 0), (0, 0)))[:, :time]
+
+
+def _dense(features: int, axes: tuple[str, str], use_bias: bool, dtype: Dtype,
+           param_dtype: Dtype, name: str) -> nn.Dense:
+  return nn.Dense(
+      features, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
+      kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), axes),
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), (axes[1],)),
+      name=name)
+
+
+class ResidualLayer(nn.Module):
+  """One dilated causal conv layer with gated unit and residual connection."""
+  dilation: int
+  kernel_size: int
+  residual_channels: int
+  gate_channels: int
+  has_residual_output: bool
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, h: Array, global_embedding: Optional[Array],
+               local_features: Optional[Array]) -> tuple[Optional[Array], Array]:
+    """Applies the layer.
+
+    Args:
+      h: [batch, time, residual] layer input.
+      global_embedding: [batch, speaker_embedding] or None.
+      local_features: [batch, time, local_cond_channels] (upsampled) or None.
+
+    Returns:
+      (h_next [batch, time, residual] or None on the last layer,
+       gate output [batch, time, gate/2]).
+    """
+    kernel = self.param(
+        'kernel',
+        nn.with_logical_partitioning(
+            nn.initializers.variance_scaling(1.0, 'fan_in', 'truncated_normal',
+                                             in_axis=(0, 1), out_axis=2),
+            (TAPS, RESIDUAL, GATE)),
+        (self.kernel_size, self.residual_channels, self.gate_channels), self.param_dtype)
+    bias = self.param('bias', nn.with_logical_partitioning(nn.initializers.zeros_init(), (GATE,)),
+                      (self.gate_channels,), self.param_dtype)
+    kernel, bias = nn.dtypes.promote_dtype(kernel, bias, dtype=self.dtype)
+    h = h.astype(self.dtype)
+    # All taps in one matmul: [x[t-(k-1)d], ..., x[t-d], x[t]] @ [k*residual, gate].
+    taps = [causal_shift(h, (self.kernel_size - 1 - j) * self.dilation)
+            for j in range(self.kernel_size)]
+    z = jnp.concatenate(taps, axis=-1) @ kernel.reshape(-1, self.gate_channels) + bias
+    if global_embedding is not None:
+      z = z + _dense(self.gate_channels, (COND, GATE), False, self.dtype, self.param_dtype,
+                     'global_proj')(global_embedding)[:, None, :]
+    if local_features is not None:
+      z = z + _dense(self.gate_channels, (COND, GATE), False, self.dtype, self.param_dtype,
+                     'local_proj')(local_features)
+    gate_out = gated_unit(z)
+    if not self.has_residual_output:
+      return None, gate_out
+    residual = _dense(self.residual_channels, (GATE, RESIDUAL), True, self.dtype,
+                      self.param_dtype, 'residual_proj')(gate_out)
+    return h + residual, gate_out
+
+
+class LocalConditioningUpsampler(nn.Module):
+  """Frame-rate features -> audio-rate features.
+
+  Frame k covers samples [k * hop_length, (k + 1) * hop_length): each frame is
+  spread over exactly its own samples (transposed convs with kernel = stride, or
+  repetition), so no frame leaks into another frame's samples.
+  """
+  hop_length: int
+  upsample_scales: Sequence[int]
+  method: str = 'transposed'  # 'transposed' (learned) or 'repeat'.
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, features: Array) -> Array:
+    """[batch, frames, channels] -> [batch, frames * hop_length, channels]."""
+    if self.method == 'repeat':
+      return jnp.repeat(features, self.hop_length, axis=1).astype(self.dtype)
+    if self.method != 'transposed':
+      raise ValueError(f"upsample method must be 'transposed' or 'repeat', got {self.method!r}.")
+    product = 1
+    for scale in self.upsample_scales:
+      product *= scale
+    if product != self.hop_length:
+      raise ValueError(f'upsample_scales {tuple(self.upsample_scales)} multiply to {product}, '
+                       f'not hop_length={self.hop_length}.')
+    x = features.astype(self.dtype)
+    channels = features.shape[-1]
+    for i, scale in enumerate(self.upsample_scales):
+      x = nn.ConvTranspose(
+          channels, (scale,), strides=(scale,), padding='VALID', dtype=self.dtype,
+          param_dtype=self.param_dtype,
+          kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
+                                                   (None, None, COND)),
+          bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), (COND,)),
+          name=f'upsample_{i}')(x)
+      x = nn.leaky_relu(x, 0.4)
+    return x
+
+
+class WaveNet(nn.Module):
+  """WaveNet over μ-law classes with optional global and local conditioning.
+
+  Attributes:
+    num_layers: total number of dilated conv layers.
+    num_stacks: the dilations 1, 2, ..., 2^(num_layers/num_stacks - 1) repeat this often.
+    kernel_size: taps of each dilated conv (2 in the paper).
+    residual_channels: channels of the residual stream.
+    gate_channels: output channels of each dilated conv; the gated unit halves them.
+    skip_channels: channels of the skip sum and the output head.
+    num_classes: μ-law classes (256).
+    num_speakers: > 0 enables global conditioning on `global_cond` speaker ids.
+    speaker_embedding_dim: size of the learned speaker embedding.
+    local_cond_channels: > 0 enables local conditioning on `local_cond` features.
+    hop_length: audio samples per local-conditioning frame.
+    upsample_method: 'transposed' (learned) or 'repeat'.
+    upsample_scales: strides of the transposed convs; their product is hop_length.
+    dtype: computation dtype (e.g. bfloat16); logits are returned as float32.
+    param_dtype: parameter dtype.
+  """
+  num_layers: int = 20
+  num_stacks: int = 2
+  kernel_size: int = 2
+  residual_channels: int = 64
+  gate_channels: int = 128
+  skip_channels: int = 256
+  num_classes: int = 256
+  num_speakers: int = 0
+  speaker_embedding_dim: int = 16
+  local_cond_channels: int = 0
+  hop_length: int = 256
+  upsample_method: str = 'transposed'
+  upsample_scales: Sequence[int] = (4, 4, 4, 4)
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @property
+  def dilations(self) -> tuple[int, ...]:
+    return dilations(self.num_layers, self.num_stacks)
+
+  @property
+  def receptive_field(self) -> int:
+    return receptive_field(self.num_layers, self.num_stacks, self.kernel_size)
+
+  def setup(self):
+    if self.gate_channels % 2:
+      raise ValueError(f'gate_channels must be even, got {self.gate_channels}.')
+    self.embedding = nn.Embed(
+        self.num_classes, self.residual_channels, dtype=self.dtype, param_dtype=self.param_dtype,
+        embedding_init=nn.with_logical_partitioning(nn.initializers.normal(1.0),
+                                                    (EMBED, RESIDUAL)))
+    num_layers = len(self.dilations)
+    self.layers = [
+        ResidualLayer(d, self.kernel_size, self.residual_channels, self.gate_channels,
+                      has_residual_output=i < num_layers - 1, dtype=self.dtype,
+                      param_dtype=self.param_dtype, name=f'layer_{i}')
+        for i, d in enumerate(self.dilations)]
+    self.skip_kernel = self.param(
+        'skip_kernel',
+        nn.with_logical_partitioning(
+            nn.initializers.variance_scaling(1.0, 'fan_in', 'truncated_normal',
+                                             in_axis=(0, 1), out_axis=2),
+            (LAYERS, GATE, SKIP)),
+        (num_layers, self.gate_channels // 2, self.skip_channels), self.param_dtype)
+    self.skip_bias = self.param(
+        'skip_bias', nn.with_logical_partitioning(nn.initializers.zeros_init(), (SKIP,)),
+        (self.skip_channels,), self.param_dtype)
+    self.head_hidden = _dense(self.skip_channels, (SKIP, HEAD), True, self.dtype,
+                              self.param_dtype, 'head_hidden')
+    self.head_out = _dense(self.num_classes, (HEAD, EMBED), True, self.dtype, self.param_dtype,
+                           'head_out')
+    if self.num_speakers > 0:
+      self.speaker_embedding = nn.Embed(
+          self.num_speakers, self.speaker_embedding_dim, dtype=self.dtype,
+          param_dtype=self.param_dtype,
+          embedding_init=nn.with_logical_partitioning(nn.initializers.normal(1.0),
+                                                      (SPEAKERS, COND)))
+    if self.local_cond_channels > 0:
+      self.upsampler = LocalConditioningUpsampler(
+          self.hop_length, tuple(self.upsample_scales), self.upsample_method, self.dtype,
+          self.param_dtype)
+
+  def conditioning(self, batch_size: int, time: int, global_cond: Optional[Array],
+                   local_cond: Optional[Array]) -> tuple[Optional[Array], Optional[Array]]:
+    """Checks the conditioning inputs and maps them to per-layer inputs.
+
+    Args:
+      batch_size, time: of the audio being modelled.
+      global_cond: int32 speaker ids [batch] (required iff num_speakers > 0).
+      local_cond: float [batch, frames, local_cond_channels] with
+        frames * hop_length >= time (required iff local_cond_channels > 0).
+
+    Returns:
+      (speaker embedding [batch, speaker_embedding] or None,
+       upsampled local features [batch, time, local_cond_channels] or None).
+    """
+    global_embedding = local_features = None
+    if self.num_speakers > 0:
+      if global_cond is None:
+        raise ValueError('This WaveNet is speaker-conditioned (num_speakers > 0): '
+                         'pass global_cond speaker ids [batch].')
+      if global_cond.shape != (batch_size,):
+        raise ValueError(f'global_cond must have shape ({batch_size},), got {global_cond.shape}.')
+      global_embedding = self.speaker_embedding(global_cond)
+    elif global_cond is not None:
+      raise ValueError('global_cond given, but this WaveNet has num_speakers=0.')
+    if self.local_cond_channels > 0:
+      if local_cond is None:
+        raise ValueError('This WaveNet is locally conditioned (local_cond_channels > 0): '
+                         'pass local_cond [batch, frames, channels].')
+      if (local_cond.ndim != 3 or local_cond.shape[0] != batch_size
+          or local_cond.shape[2] != self.local_cond_channels
+          or local_cond.shape[1] * self.hop_length < time):
+        raise ValueError(
+            f'local_cond must be [{batch_size}, >= {-(-time // self.hop_length)}, '
+            f'{self.local_cond_channels}] for {time} samples, got {local_cond.shape}.')
+      local_features = self.upsampler(local_cond)[:, :time]
+    elif local_cond is not None:
+      raise ValueError('local_cond given, but this WaveNet has local_cond_channels=0.')
+    return global_embedding, local_features
+
+  def head(self, skips: Array) -> Array:
+    """Output head: skip sum [..., skip] -> float32 logits [..., num_classes]."""
+    hidden = self.head_hidden(nn.relu(skips))
+    return self.head_out(nn.relu(hidden)).astype(jnp.float32)
+
+  def __call__(self, audio: Array, global_cond: Optional[Array] = None,
+               local_cond: Optional[Array] = None) -> Array:
+    """Parallel (teacher-forced) forward pass.
+
+    Args:
+      audio: int32 μ-law classes [batch, time].
+      global_cond: int32 speaker ids [batch], for speaker-conditioned models.
+      local_cond: float [batch, frames, local_cond_channels] at hop_length samples
+        per frame, for locally conditioned models.
+
+    Returns:
+      float32 logits [batch, time, num_classes]; logits[:, t] predicts audio[:, t + 1].
+    """
+    batch_size, time = audio.shape
+    global_embedding, local_features = self.conditioning(batch_size, time, global_cond,
+                                                         local_cond)
+    h = self.embedding(audio)
+    gate_outputs = []
+    for layer in self.layers:
+      h, gate_out = layer(h, global_embedding, local_features)
+      gate_outputs.append(gate_out)
+    # Σ_l a_l @ W_skip,l as one matmul over the concatenated gate outputs.
+    skip_kernel, skip_bias = nn.dtypes.promote_dtype(self.skip_kernel, self.skip_bias,
+                                                     dtype=self.dtype)
+    skips = (jnp.concatenate(gate_outputs, axis=-1)
+             @ skip_kernel.reshape(-1, self.skip_channels) + skip_bias)
+    return self.head(skips)
