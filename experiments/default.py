@@ -1,0 +1,77 @@
+"""Paper-like speech WaveNet: 30 layers = 3 stacks of dilations 1..512, 16 kHz, μ-law 256.
+
+Command:
+  python train.py --config=experiments/default.py --workdir=runs/default \
+      --config.data.wav_dir=/path/to/wavs
+Hardware: one GPU or TPU host (global batch 16 x 8000-sample segments). On a 2-core CPU it runs,
+but slowly; use experiments/tiny.py there.
+Expected result: see the results table in README.md.
+"""
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  # Input: TFDS-prepared audio. name='audio_folder' reads wav_dir ('' = the corpus embedded in
+  # the package); other names are TFDS catalog datasets (ljspeech, vctk, nsynth, speech_commands).
+  config.data = ml_collections.ConfigDict()
+  config.data.name = 'audio_folder'
+  config.data.wav_dir = ''
+  config.data.data_dir = ''  # TFDS data_dir; '' = TFDS's default (~/tensorflow_datasets).
+  config.data.sample_rate = 16000
+  config.data.segment_length = 8000  # Samples per crop beyond the receptive field.
+  config.data.validation_fraction = 0.05
+  config.data.top_db = 0.0  # > 0: trim leading/trailing silence quieter than this.
+  config.data.mel = ml_collections.ConfigDict()
+  config.data.mel.n_mels = 80
+  config.data.mel.hop_length = 256
+  config.data.mel.n_fft = 1024
+  config.data.mel.fmin = 0.0
+  config.data.mel.fmax = 8000.0
+
+  config.model = ml_collections.ConfigDict()
+  config.model.num_layers = 30
+  config.model.num_stacks = 3
+  config.model.kernel_size = 2
+  config.model.residual_channels = 64
+  config.model.gate_channels = 128
+  config.model.skip_channels = 256
+  config.model.global_conditioning = False  # Speaker ids from the dataset.
+  config.model.speaker_embedding_dim = 16
+  config.model.local_conditioning = False  # Log-mel features (config.data.mel).
+  config.model.upsample_method = 'transposed'
+  config.model.upsample_scales = (4, 4, 4, 4)  # Product = config.data.mel.hop_length.
+  config.model.dtype = 'float32'  # 'bfloat16' for bf16 compute.
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 16  # Global, over all hosts and devices.
+  config.train.num_steps = 200_000
+  config.train.learning_rate = 1e-3
+  config.train.warmup_steps = 1000
+  config.train.decay = 'cosine'  # 'cosine' or 'constant' after warmup.
+  config.train.weight_decay = 0.0
+  config.train.grad_clip_norm = 1.0
+  config.train.ema_decay = 0.9999  # 0 disables the parameter EMA.
+  config.train.log_every_steps = 100
+  config.train.eval_every_steps = 5000
+  config.train.eval_batches = 16
+  config.train.sample_every_steps = 20_000
+  config.train.sample_seconds = 1.0
+
+  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint.every_steps = 2000
+  config.checkpoint.max_to_keep = 3
+
+  # Device mesh: the data axis takes what the others leave (-1). Logical parameter axes map
+  # to mesh axes by these rules; data parallel = everything replicated.
+  config.mesh = ml_collections.ConfigDict()
+  config.mesh.data = -1
+  config.mesh.fsdp = 1
+  config.sharding_rules = (
+      ('batch', ('data', 'fsdp')),
+      ('vocab', None), ('residual', None), ('gate', None), ('skip', None), ('head', None),
+      ('taps', None), ('layers', None), ('speakers', None), ('cond', None),
+  )
+  return config

@@ -1,0 +1,31 @@
+"""Tiny WaveNet that trains on 2 CPU cores in minutes on the embedded corpus.
+
+Command:
+  python train.py --config=experiments/tiny.py --workdir=runs/tiny
+Hardware: a laptop / 2-core CPU.
+Expected result: see README.md.
+"""
+import ml_collections
+
+from experiments import default
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = default.get_config()
+  config.model.num_layers = 10
+  config.model.num_stacks = 1
+  config.model.residual_channels = 32
+  config.model.gate_channels = 64
+  config.model.skip_channels = 128
+  config.data.segment_length = 2000
+  config.train.batch_size = 4
+  config.train.num_steps = 1000
+  config.train.warmup_steps = 100
+  config.train.ema_decay = 0.0
+  config.train.log_every_steps = 20
+  config.train.eval_every_steps = 250
+  config.train.eval_batches = 4
+  config.train.sample_every_steps = 500
+  config.train.sample_seconds = 0.25
+  config.checkpoint.every_steps = 250
+  return config
