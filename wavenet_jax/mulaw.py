@@ -30,14 +30,14 @@ def compress(audio: Any, mu: int = MU) -> Any:
   """
   xp = _xp(audio)
   audio = xp.clip(xp.asarray(audio, dtype=xp.float32), -1.0, 1.0)
-  return xp.sign(audio) * xp.log1p(mu * xp.abs(audio)) / np.log1p(mu)
+  return xp.sign(audio) * xp.log1p(mu * xp.abs(audio)) / float(np.log1p(mu))
 
 
 def expand(companded: Any, mu: int = MU) -> Any:
   """Inverse of `compress`: float32 in [-1, 1] -> float32 in [-1, 1]."""
   xp = _xp(companded)
   companded = xp.asarray(companded, dtype=xp.float32)
-  return xp.sign(companded) * xp.expm1(xp.abs(companded) * np.log1p(mu)) / mu
+  return xp.sign(companded) * xp.expm1(xp.abs(companded) * float(np.log1p(mu))) / mu
 
 
 def encode(audio: Any, mu: int = MU) -> Any:
