@@ -24,6 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.segment_length = 8000  # Samples per crop beyond the receptive field.
   config.data.validation_fraction = 0.05
   config.data.top_db = 0.0  # > 0: trim leading/trailing silence quieter than this.
+  config.data.read_threads = 4  # Threads reading and cropping examples, per host.
   config.data.mel = ml_collections.ConfigDict()
   config.data.mel.n_mels = 80
   config.data.mel.hop_length = 256

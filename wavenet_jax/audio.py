@@ -1,0 +1,143 @@
+"""Audio file I/O and log-mel features: the one home of feature computation.
+
+Used by the dataset builder (decoding, resampling), the input pipeline (mel
+conditioning of training crops) and the sampling / evaluation CLIs, so that the
+features a model is conditioned on at sampling time are exactly those it was
+trained on.
+
+Mel frame convention: frame k of a span of audio covers the samples
+[k * hop, (k + 1) * hop) of that span; its n_fft analysis window is centred on
+the middle of that hop interval (samples outside the audio are zeros). A span of
+`time` samples has ceil(time / hop) frames.
+"""
+import functools
+import os
+from typing import Any
+
+import librosa
+import numpy as np
+import soundfile
+
+# Floor of the mel magnitudes before the log (-11.5 in log units).
+MEL_FLOOR = 1e-5
+RESAMPLE_TYPE = 'soxr_hq'
+
+
+class AudioFileError(ValueError):
+  """A file that cannot be used as audio; the message names the file."""
+
+
+def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
+  """Reads an audio file (WAV/FLAC/OGG...), mixes it to mono and resamples it.
+
+  Args:
+    path: the audio file.
+    sample_rate: the sample rate to return, in Hz (resampled with soxr if the
+      file's rate differs).
+
+  Returns:
+    float32 [time] waveform, nominally in [-1, 1].
+
+  Raises:
+    AudioFileError: naming the file, if it cannot be decoded, holds no samples,
+      or holds NaN/inf samples.
+  """
+  try:
+    audio, file_rate = soundfile.read(os.fspath(path), dtype='float32', always_2d=True)
+  except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as error:
+    raise AudioFileError(f'{path}: cannot decode audio ({error}).') from error
+  if audio.size == 0:
+    raise AudioFileError(f'{path}: the file holds no audio samples.')
+  if not np.all(np.isfinite(audio)):
+    raise AudioFileError(f'{path}: the audio holds NaN or infinite samples.')
+  mono = audio.mean(axis=1, dtype=np.float32)
+  return resample(mono, file_rate, sample_rate)
+
+
+def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+  """float32 [time] at from_rate -> float32 [time * to_rate / from_rate] at to_rate (soxr)."""
+  if from_rate == to_rate:
+    return audio.astype(np.float32, copy=False)
+  resampled = librosa.resample(audio, orig_sr=from_rate, target_sr=to_rate, res_type=RESAMPLE_TYPE)
+  return resampled.astype(np.float32, copy=False)
+
+
+def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> None:
+  """Writes float32 [time] audio in [-1, 1] as a 16-bit PCM mono WAV file (clipped)."""
+  pcm = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+  soundfile.write(os.fspath(path), pcm, sample_rate, subtype='PCM_16')
+
+
+def float_to_pcm16(audio: np.ndarray) -> np.ndarray:
+  """float32 [time] in [-1, 1] (clipped) -> int16 [time]."""
+  return np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def pcm16_to_float(pcm: np.ndarray) -> np.ndarray:
+  """int16 [time] -> float32 [time] in [-1, 1) (the libsndfile convention, / 32768)."""
+  return pcm.astype(np.float32) / 32768.0
+
+
+def trim_silence(audio: np.ndarray, top_db: float) -> np.ndarray:
+  """Drops leading/trailing audio quieter than top_db below the peak; float32 [time] -> [time']."""
+  trimmed, _ = librosa.effects.trim(audio, top_db=top_db)
+  return trimmed
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
+               fmax: float) -> np.ndarray:
+  """float32 [n_mels, n_fft // 2 + 1] Slaney mel filterbank."""
+  return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
+                             fmax=fmax).astype(np.float32)
+
+
+def num_mel_frames(num_samples: int, hop_length: int) -> int:
+  """Number of mel frames of a span of num_samples samples: ceil(num_samples / hop)."""
+  return -(-num_samples // hop_length)
+
+
+def log_mel(audio: np.ndarray, sample_rate: int, mel_config: Any, start: int = 0,
+            num_samples: int | None = None) -> np.ndarray:
+  """Log-magnitude mel spectrogram of audio[start:start + num_samples].
+
+  Frame k covers the samples [start + k * hop, start + (k + 1) * hop); its
+  n_fft window is centred on that interval and reads the audio on either side
+  of the span where there is some (zeros beyond the ends of `audio`), so the
+  frames of a crop equal the matching frames of the whole clip when start is a
+  multiple of hop.
+
+  Args:
+    audio: float32 [time] waveform.
+    sample_rate: its sample rate in Hz.
+    mel_config: an object with n_mels, hop_length, n_fft, fmin, fmax
+      (config.data.mel).
+    start: first sample of the span.
+    num_samples: length of the span; None = to the end of `audio`.
+
+  Returns:
+    float32 [ceil(num_samples / hop), n_mels]: ln(max(|mel|, MEL_FLOOR)).
+  """
+  hop, n_fft = int(mel_config.hop_length), int(mel_config.n_fft)
+  if n_fft < hop:
+    raise ValueError(f'mel n_fft ({n_fft}) must be at least hop_length ({hop}).')
+  if num_samples is None:
+    num_samples = len(audio) - start
+  frames = num_mel_frames(num_samples, hop)
+  # Window of frame k: [start + k * hop + hop / 2 - n_fft / 2, ... + n_fft).
+  window_start = start - (n_fft - hop) // 2
+  window_stop = window_start + n_fft + (frames - 1) * hop
+  span = np.zeros(window_stop - window_start, dtype=np.float32)
+  source_start, source_stop = max(window_start, 0), min(window_stop, len(audio))
+  if source_stop > source_start:
+    span[source_start - window_start:source_stop - window_start] = audio[source_start:source_stop]
+  spectrum = np.abs(librosa.stft(span, n_fft=n_fft, hop_length=hop, center=False))
+  basis = _mel_basis(sample_rate, n_fft, int(mel_config.n_mels), float(mel_config.fmin),
+                     float(mel_config.fmax))
+  mel = basis @ spectrum
+  return np.log(np.maximum(mel, MEL_FLOOR)).T.astype(np.float32)
+
+
+def normalize_mel(mel: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+  """(mel - mean) / std per mel bin; mel float32 [..., n_mels], mean/std [n_mels]."""
+  return ((mel - mean) / std).astype(np.float32)

@@ -1,0 +1,142 @@
+"""TFDS audio datasets: any folder of audio files, the embedded corpus, catalog datasets.
+
+`audio_source(config.data)` returns the TFDS builder of the configured dataset
+(prepared as ArrayRecord so that examples can be read by index) and how to read
+waveforms and speakers from its examples.
+"""
+import dataclasses
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from wavenet_jax import audio as audio_lib
+from wavenet_jax.datasets import audio_folder
+from wavenet_jax.datasets import catalog
+
+# The corpus shipped inside the package (config.data.wav_dir = '').
+EMBEDDED_CORPUS_DIR = pathlib.Path(__file__).resolve().parent.parent / 'data' / 'speech'
+FILE_FORMAT = 'array_record'
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioSource:
+  """A TFDS dataset of audio and how to read it.
+
+  Attributes:
+    builder: the TFDS builder (its data_dir is where it is prepared).
+    audio_key: example feature holding the waveform.
+    speaker_key: '/'-separated path of the speaker ClassLabel, or None (one
+      speaker).
+    stored_sample_rate: sample rate of the stored audio in Hz.
+    train_split: TFDS split (slice) read for training.
+    validation_split: TFDS split (slice) read for evaluation.
+    speakers: speaker names; index = speaker id.
+  """
+  builder: tfds.core.DatasetBuilder
+  audio_key: str
+  speaker_key: str | None
+  stored_sample_rate: int
+  train_split: str
+  validation_split: str
+  speakers: tuple[str, ...]
+
+  def prepare(self) -> None:
+    """Prepares the dataset as ArrayRecord in the builder's data_dir (no-op if done)."""
+    try:
+      self.builder.download_and_prepare(file_format=FILE_FORMAT)
+    except (OSError, tfds.core.download.DownloadError) as error:
+      raise RuntimeError(
+          f'TFDS could not prepare {self.builder.name} in {self.builder.data_dir}: {error}'
+      ) from error
+    file_format = self.builder.info.file_format
+    if file_format is not None and file_format.value != FILE_FORMAT:
+      raise ValueError(
+          f'{self.builder.data_dir} holds {self.builder.name} as {file_format.value}; the input '
+          f'pipeline reads examples by index and needs {FILE_FORMAT}: convert it with '
+          f'`tfds convert_format --dataset_dir={self.builder.data_dir} --out_file_format='
+          f'{FILE_FORMAT}` or prepare it in another data_dir.')
+
+  def data_source(self, split: str) -> Sequence[Mapping[str, Any]]:
+    """Random-access examples of a split (its length is the number of examples)."""
+    return self.builder.as_data_source(split)
+
+  def waveform(self, example: Mapping[str, Any], sample_rate: int) -> np.ndarray:
+    """The example's audio as float32 [time] in [-1, 1] at sample_rate Hz (mono)."""
+    stored = np.asarray(example[self.audio_key])
+    if stored.ndim == 2:
+      stored = stored.mean(axis=-1)
+    if stored.dtype == np.int16:
+      waveform = audio_lib.pcm16_to_float(stored)
+    else:
+      waveform = stored.astype(np.float32)
+    return audio_lib.resample(waveform, self.stored_sample_rate, sample_rate)
+
+  def speaker_id(self, example: Mapping[str, Any]) -> int:
+    """The example's speaker id (0 when the dataset has no speaker feature)."""
+    if self.speaker_key is None:
+      return 0
+    value = example
+    for key in self.speaker_key.split('/'):
+      value = value[key]
+    return int(value)
+
+
+def _class_label_names(features: tfds.features.FeaturesDict, key_path: str) -> tuple[str, ...]:
+  feature = features
+  for key in key_path.split('/'):
+    feature = feature[key]
+  return tuple(feature.names)
+
+
+def _validation_percent(validation_fraction: float) -> int:
+  percent = round(100 * validation_fraction)
+  if not 0 <= percent < 100:
+    raise ValueError(
+        f'config.data.validation_fraction={validation_fraction} must be in [0, 1).')
+  return percent
+
+
+def audio_source(data_config: Any) -> AudioSource:
+  """The dataset named by config.data (not prepared yet: call `.prepare()`).
+
+  Args:
+    data_config: config.data (name, wav_dir, data_dir, sample_rate,
+      validation_fraction).
+
+  Raises:
+    ValueError: naming the flag, for an unknown dataset name or a bad wav_dir.
+  """
+  data_dir = data_config.data_dir or None
+  if data_config.name == 'audio_folder':
+    wav_dir = data_config.wav_dir or str(EMBEDDED_CORPUS_DIR)
+    _validation_percent(data_config.validation_fraction)
+    config = audio_folder.folder_config(wav_dir, data_config.sample_rate,
+                                        data_config.validation_fraction)
+    builder = audio_folder.AudioFolder(config=config, data_dir=data_dir)
+    return AudioSource(
+        builder=builder, audio_key='audio', speaker_key='speaker',
+        stored_sample_rate=data_config.sample_rate, train_split=audio_folder.TRAIN,
+        validation_split=audio_folder.VALIDATION,
+        speakers=_class_label_names(builder.info.features, 'speaker'))
+  if data_config.name not in catalog.CATALOG:
+    raise ValueError(
+        f'config.data.name={data_config.name!r} is not a known dataset: use "audio_folder" '
+        f'(with config.data.wav_dir) or one of {sorted(catalog.CATALOG)}.')
+  entry = catalog.CATALOG[data_config.name]
+  builder = tfds.builder(entry.tfds_name, data_dir=data_dir, file_format=FILE_FORMAT)
+  if entry.validation_split is None:
+    train_percent = 100 - _validation_percent(data_config.validation_fraction)
+    train_split, validation_split = f'train[:{train_percent}%]', f'train[{train_percent}%:]'
+  else:
+    train_split, validation_split = 'train', entry.validation_split
+  if entry.speaker_key is None:
+    speakers = (data_config.name,)
+  else:
+    speakers = _class_label_names(builder.info.features, entry.speaker_key)
+  return AudioSource(
+      builder=builder, audio_key=entry.audio_key, speaker_key=entry.speaker_key,
+      stored_sample_rate=entry.sample_rate, train_split=train_split,
+      validation_split=validation_split, speakers=speakers)

@@ -1,0 +1,212 @@
+"""TFDS builder for any folder of audio files (config.data.name = 'audio_folder').
+
+The folder (`wav_dir`) is searched recursively for .wav/.flac/.ogg files. An
+optional `metadata.csv` in it has a `file` column and optional `speaker` and
+`text` columns (the format of ../shared/data/speech/metadata.csv). A row's
+`file` is resolved relative to wav_dir, or else relative to wav_dir's parent
+(the layout of ../shared/data, whose paths start with the corpus folder name).
+Audio files with no metadata row take the name of their folder as speaker
+(wav_dir's own name for files at the top) and an empty text.
+
+Each example: 'audio' int16 [time] mono at the configured sample rate,
+'speaker' ClassLabel (names kept), 'text', 'file' (path relative to wav_dir).
+Split: a file goes to 'validation' when the hash of its relative path, as a
+fraction of 2^64, is below validation_fraction (if that leaves validation empty
+and there are two or more files, the file with the smallest hash goes there), to
+'train' otherwise.
+
+Bad input, and what happens to it (all listed in the prepare report, stored in
+the dataset's metadata and printed by `python -m wavenet_jax.datasets.prepare`):
+  stereo / other channel counts   fixed: mixed down to mono (mean of channels)
+  other sample rate               fixed: resampled with soxr
+  samples beyond [-1, 1]          fixed: clipped when stored as int16 (counted)
+  truncated file                  whatever libsndfile can decode is kept, else skipped
+  corrupt / non-audio / empty     skipped (path and reason)
+  NaN or inf samples              skipped (path and reason)
+  metadata row, file missing      skipped (path and reason)
+  shorter than one training crop  kept: the input pipeline pads and masks it
+Other files (not .wav/.flac/.ogg, not metadata.csv) are counted as ignored.
+
+The builder config name is derived from the folder path, the sample rate, the
+validation fraction and the file listing (names and sizes), so distinct folders
+or settings never collide in one data_dir, and a changed folder is prepared
+again.
+"""
+import csv
+import dataclasses
+import hashlib
+import pathlib
+import re
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from wavenet_jax import audio as audio_lib
+
+AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg')
+METADATA_FILE = 'metadata.csv'
+TRAIN = 'train'
+VALIDATION = 'validation'
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioFileEntry:
+  """One audio file to prepare: path relative to wav_dir, speaker, text, split."""
+  file: str
+  speaker: str
+  text: str
+  split: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderListing:
+  """What a scan of wav_dir found, before any audio is decoded."""
+  entries: tuple[AudioFileEntry, ...]
+  missing: tuple[str, ...]  # metadata rows whose file does not exist
+  ignored: tuple[str, ...]  # files that are neither audio nor metadata.csv
+  unlisted: int  # audio files with no metadata row (speaker from folder name)
+
+
+@dataclasses.dataclass(eq=False)
+class AudioFolderConfig(tfds.core.BuilderConfig):
+  """Builder config of one (folder, sample rate, split) setting."""
+  wav_dir: str = ''
+  sample_rate: int = 16000
+  validation_fraction: float = 0.05
+  listing: FolderListing | None = dataclasses.field(default=None, repr=False)
+
+
+def split_fraction(relative_path: str) -> float:
+  """Deterministic value in [0, 1) from the file's relative path (sha256)."""
+  digest = hashlib.sha256(relative_path.encode('utf-8')).digest()
+  return int.from_bytes(digest[:8], 'big') / 2.0**64
+
+
+def _read_metadata(wav_dir: pathlib.Path) -> dict[str, dict[str, str]]:
+  """metadata.csv rows keyed by their `file` value ({} when there is no metadata.csv)."""
+  path = wav_dir / METADATA_FILE
+  if not path.exists():
+    return {}
+  with path.open(newline='', encoding='utf-8') as f:
+    reader = csv.DictReader(f)
+    if not reader.fieldnames or 'file' not in reader.fieldnames:
+      raise ValueError(f'{path}: needs a header with a "file" column (and optional "speaker", '
+                       f'"text"); found {reader.fieldnames}.')
+    return {row['file']: row for row in reader if row.get('file')}
+
+
+def _resolve(wav_dir: pathlib.Path, listed: str) -> pathlib.Path | None:
+  for base in (wav_dir, wav_dir.parent):
+    candidate = (base / listed).resolve()
+    if candidate.is_file() and candidate.is_relative_to(wav_dir):
+      return candidate
+  return None
+
+
+def scan_folder(wav_dir: str, validation_fraction: float) -> FolderListing:
+  """Lists wav_dir's audio files with speaker, text and split (decodes nothing).
+
+  Raises:
+    ValueError: if wav_dir is not a folder, holds no audio file, or its
+      metadata.csv has no `file` column.
+  """
+  root = pathlib.Path(wav_dir).expanduser().resolve()
+  if not root.is_dir():
+    raise ValueError(f'config.data.wav_dir={wav_dir!r} is not a folder.')
+  audio_files, ignored = [], []
+  for path in sorted(p for p in root.rglob('*') if p.is_file()):
+    if path.suffix.lower() in AUDIO_SUFFIXES:
+      audio_files.append(path)
+    elif path != root / METADATA_FILE:
+      ignored.append(path.relative_to(root).as_posix())
+  metadata = _read_metadata(root)
+  rows_by_path, missing = {}, []
+  for listed, row in metadata.items():
+    resolved = _resolve(root, listed)
+    if resolved is None:
+      missing.append(listed)
+    else:
+      rows_by_path[resolved] = row
+  raw_entries = []
+  for path in audio_files:
+    relative = path.relative_to(root).as_posix()
+    row = rows_by_path.get(path)
+    folder_speaker = path.parent.name if path.parent != root else root.name
+    speaker = (row.get('speaker') or '').strip() if row else ''
+    text = (row.get('text') or '') if row else ''
+    raw_entries.append((relative, speaker or folder_speaker, text))
+  if not raw_entries:
+    raise ValueError(f'config.data.wav_dir={wav_dir!r} holds no {"/".join(AUDIO_SUFFIXES)} file.')
+  fractions = [split_fraction(relative) for relative, _, _ in raw_entries]
+  in_validation = [f < validation_fraction for f in fractions]
+  if validation_fraction > 0 and not any(in_validation) and len(raw_entries) >= 2:
+    in_validation[int(np.argmin(fractions))] = True
+  entries = tuple(
+      AudioFileEntry(relative, speaker, text, VALIDATION if validation else TRAIN)
+      for (relative, speaker, text), validation in zip(raw_entries, in_validation))
+  unlisted = sum(path not in rows_by_path for path in audio_files) if metadata else 0
+  return FolderListing(entries, tuple(missing), tuple(ignored), unlisted)
+
+
+def folder_config(wav_dir: str, sample_rate: int, validation_fraction: float) -> AudioFolderConfig:
+  """The builder config of a folder + settings; its name keys the prepared data."""
+  root = pathlib.Path(wav_dir).expanduser().resolve()
+  listing = scan_folder(wav_dir, validation_fraction)
+  fingerprint = hashlib.sha256()
+  fingerprint.update(f'{root}|{sample_rate}|{validation_fraction!r}'.encode())
+  for entry in listing.entries:
+    size = (root / entry.file).stat().st_size
+    fingerprint.update(f'|{entry.file}|{size}|{entry.speaker}|{entry.text}'.encode())
+  slug = re.sub(r'[^a-z0-9]+', '_', root.name.lower()).strip('_') or 'root'
+  return AudioFolderConfig(
+      name=f'{slug}_{sample_rate}hz_{fingerprint.hexdigest()[:12]}',
+      description=f'Audio files under {root} at {sample_rate} Hz.',
+      wav_dir=str(root), sample_rate=sample_rate,
+      validation_fraction=validation_fraction, listing=listing)
+
+
+class AudioFolder(tfds.core.GeneratorBasedBuilder):
+  """Any folder of audio files; build with `config=folder_config(...)`."""
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'Mono int16 audio, speaker ClassLabel, text, hash split.'}
+  BUILDER_CONFIGS = []
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    config = self.builder_config
+    speakers = sorted({entry.speaker for entry in config.listing.entries})
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            'audio': tfds.features.Audio(dtype=np.int16, sample_rate=config.sample_rate),
+            'speaker': tfds.features.ClassLabel(names=speakers),
+            'text': tfds.features.Text(),
+            'file': tfds.features.Text(),
+        }),
+        metadata=tfds.core.MetadataDict(
+            wav_dir=config.wav_dir, skipped={}, clipped=[], num_samples={},
+            missing=list(config.listing.missing), ignored=list(config.listing.ignored),
+            unlisted=config.listing.unlisted),
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    del dl_manager
+    entries = self.builder_config.listing.entries
+    return {split: self._generate_examples([e for e in entries if e.split == split], split)
+            for split in (TRAIN, VALIDATION)}
+
+  def _generate_examples(self, entries: list[AudioFileEntry], split: str):
+    config = self.builder_config
+    metadata = self.info.metadata
+    metadata['num_samples'][split] = 0
+    for entry in entries:
+      try:
+        waveform = audio_lib.load_audio(pathlib.Path(config.wav_dir) / entry.file,
+                                        config.sample_rate)
+      except audio_lib.AudioFileError as error:
+        metadata['skipped'][entry.file] = str(error)
+        continue
+      if np.max(np.abs(waveform)) > 1.0:
+        metadata['clipped'].append(entry.file)
+      pcm = audio_lib.float_to_pcm16(waveform)
+      metadata['num_samples'][split] += len(pcm)
+      yield entry.file, {'audio': pcm, 'speaker': entry.speaker, 'text': entry.text,
+                         'file': entry.file}

@@ -1,0 +1,306 @@
+"""Input pipeline: per-host slices of deterministic, resumable global batches.
+
+Source: the TFDS dataset named by config.data (`wavenet_jax.datasets`), prepared
+as ArrayRecord and read by index with `tfds.data_source`; grain maps the reads
+over threads and prefetches. Random access is what makes the batches a pure
+function of (seed, step): global batch s holds the examples at positions
+s * B, ..., s * B + B - 1 of an endless stream; position p is example
+permutation(seed, epoch)[p mod N] of epoch p div N, and its random crop is drawn
+from a generator keyed by (seed, epoch, example index). Each of the
+process_count hosts computes only its rows [h * B/P, (h + 1) * B/P) of every
+global batch, so 1 and N hosts see the same global batches, and resuming at
+step k (on any number of hosts) continues exactly where step k - 1 ended.
+
+Each example: optional silence trimming (top_db), a crop of
+T = receptive_field + segment_length samples starting at a multiple of
+hop_length, μ-law encoding. Clips shorter than T are padded at the end with
+mulaw.SILENCE_CLASS and masked out (mask 0), never dropped. The log-mel frames
+of a crop are those of the whole clip (`audio.log_mel` with the clip as context),
+so frame k covers crop samples [k * hop, (k + 1) * hop); they are normalised
+with statistics computed once over the training split at prepare time and
+stored beside the prepared dataset.
+"""
+from collections.abc import Iterator, Mapping, Sequence
+import dataclasses
+import functools
+import hashlib
+import json
+import sys
+from typing import Any
+
+import grain
+import jax
+import numpy as np
+
+from wavenet_jax import audio as audio_lib
+from wavenet_jax import datasets
+from wavenet_jax import mulaw
+
+# Mel statistics use at most this many training examples, evenly spaced.
+MEL_STATS_MAX_EXAMPLES = 2000
+# Crops of the validation split are keyed by this seed, whatever the training seed.
+EVAL_SEED = 0
+_MEL_STD_FLOOR = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What the model and checkpoints need to know about the dataset.
+
+  Attributes:
+    sample_rate: audio sample rate in Hz.
+    speakers: speaker names; index = speaker id.
+    mel_mean: float32 [n_mels] mean of the training log-mel features, or None.
+    mel_std: float32 [n_mels] their standard deviation, or None.
+    num_train_examples: number of training clips.
+    num_validation_examples: number of validation clips.
+  """
+  sample_rate: int
+  speakers: tuple[str, ...]
+  mel_mean: np.ndarray | None
+  mel_std: np.ndarray | None
+  num_train_examples: int
+  num_validation_examples: int
+
+  def to_json(self) -> str:
+    fields = dataclasses.asdict(self)
+    for key in ('mel_mean', 'mel_std'):
+      if fields[key] is not None:
+        fields[key] = fields[key].tolist()
+    fields['speakers'] = list(self.speakers)
+    return json.dumps(fields)
+
+  @classmethod
+  def from_json(cls, text: str) -> 'DatasetInfo':
+    fields = json.loads(text)
+    for key in ('mel_mean', 'mel_std'):
+      if fields[key] is not None:
+        fields[key] = np.asarray(fields[key], dtype=np.float32)
+    fields['speakers'] = tuple(fields['speakers'])
+    return cls(**fields)
+
+
+def _mel_statistics_key(data_config: Any, split: str) -> str:
+  mel = data_config.mel
+  settings = dict(sample_rate=data_config.sample_rate, top_db=data_config.top_db, split=split,
+                  n_mels=mel.n_mels, hop_length=mel.hop_length, n_fft=mel.n_fft,
+                  fmin=mel.fmin, fmax=mel.fmax)
+  return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _clip_waveform(source: datasets.AudioSource, example: Mapping[str, Any],
+                   data_config: Any) -> np.ndarray:
+  """float32 [time]: the example's audio at the configured rate, silence-trimmed if top_db > 0."""
+  waveform = source.waveform(example, data_config.sample_rate)
+  if data_config.top_db > 0:
+    waveform = audio_lib.trim_silence(waveform, data_config.top_db)
+  return waveform
+
+
+def _compute_mel_statistics(source: datasets.AudioSource, examples: Sequence[Mapping[str, Any]],
+                            data_config: Any) -> tuple[np.ndarray, np.ndarray]:
+  """Per-bin mean and std (float32 [n_mels]) of the log-mel frames of the examples."""
+  if not len(examples):
+    raise ValueError(f'{source.builder.name}: the training split is empty.')
+  count = min(len(examples), MEL_STATS_MAX_EXAMPLES)
+  indices = np.linspace(0, len(examples) - 1, count).round().astype(int)
+  total = np.zeros(data_config.mel.n_mels, np.float64)
+  total_squares = np.zeros(data_config.mel.n_mels, np.float64)
+  num_frames = 0
+  for index in np.unique(indices):
+    waveform = _clip_waveform(source, examples[int(index)], data_config)
+    mel = audio_lib.log_mel(waveform, data_config.sample_rate, data_config.mel).astype(np.float64)
+    total += mel.sum(axis=0)
+    total_squares += np.square(mel).sum(axis=0)
+    num_frames += len(mel)
+  mean = total / num_frames
+  std = np.sqrt(np.maximum(total_squares / num_frames - np.square(mean), 0.0))
+  return mean.astype(np.float32), np.maximum(std, _MEL_STD_FLOOR).astype(np.float32)
+
+
+def _mel_statistics(source: datasets.AudioSource, data_config: Any) -> tuple[np.ndarray, np.ndarray]:
+  """Mel mean/std of the training split, computed once and stored beside the dataset."""
+  stats_dir = source.builder.data_path / 'mel_stats'
+  path = stats_dir / f'{_mel_statistics_key(data_config, source.train_split)}.json'
+  if not path.exists():
+    mean, std = _compute_mel_statistics(
+        source, source.data_source(source.train_split), data_config)
+    stats_dir.mkdir(parents=True, exist_ok=True)
+    partial_path = stats_dir / f'{path.name}.{jax.process_index()}.tmp'
+    partial_path.write_text(json.dumps({
+        'mel': data_config.mel.to_dict(), 'top_db': data_config.top_db,
+        'split': source.train_split, 'mean': mean.tolist(), 'std': std.tolist()}))
+    partial_path.replace(path)
+  stored = json.loads(path.read_text())
+  return (np.asarray(stored['mean'], np.float32), np.asarray(stored['std'], np.float32))
+
+
+def prepare_dataset(data_config: Any) -> DatasetInfo:
+  """Prepares the configured dataset if needed (idempotent) and describes it.
+
+  Prepares the TFDS dataset as ArrayRecord in config.data.data_dir and computes
+  the mel normalisation statistics of the training split (stored beside it).
+  In a multi-host run, call it on process 0 first, then on the others.
+
+  Args:
+    data_config: config.data.
+
+  Returns:
+    The DatasetInfo (to be saved with checkpoints).
+  """
+  source = datasets.audio_source(data_config)
+  source.prepare()
+  mel_mean, mel_std = _mel_statistics(source, data_config)
+  return DatasetInfo(
+      sample_rate=data_config.sample_rate,
+      speakers=source.speakers,
+      mel_mean=mel_mean,
+      mel_std=mel_std,
+      num_train_examples=len(source.data_source(source.train_split)),
+      num_validation_examples=len(source.data_source(source.validation_split)),
+  )
+
+
+class _CropReader:
+  """Reads example `index` of a split and makes its crop (audio, mask, speaker, mel)."""
+
+  def __init__(self, source: datasets.AudioSource, data_config: Any, info: DatasetInfo,
+               split: str, receptive_field: int, with_speaker: bool, with_mel: bool):
+    self._config = data_config
+    self._source = source
+    self._split = split
+    self._examples = self._source.data_source(split)
+    self._crop_length = receptive_field + data_config.segment_length
+    self._with_speaker = with_speaker
+    self._with_mel = with_mel
+    self._mel_mean, self._mel_std = info.mel_mean, info.mel_std
+    if with_mel and (info.mel_mean is None or info.mel_std is None):
+      raise ValueError('with_mel=True needs DatasetInfo.mel_mean/mel_std (prepare_dataset).')
+
+  def __len__(self) -> int:
+    return len(self._examples)
+
+  def crop(self, index: int, rng_key: tuple[int, int, int]) -> dict[str, np.ndarray]:
+    """The example's crop; rng_key = (seed, epoch, index) picks its start."""
+    config, length = self._config, self._crop_length
+    hop = config.mel.hop_length
+    example = self._examples[index]
+    waveform = _clip_waveform(self._source, example, config)
+    num_starts = (len(waveform) - length) // hop + 1
+    start = hop * int(np.random.default_rng(rng_key).integers(num_starts)) if num_starts > 1 else 0
+    segment = waveform[start:start + length]
+    audio = np.full(length, mulaw.SILENCE_CLASS, np.int32)
+    audio[:len(segment)] = mulaw.encode(segment)
+    mask = np.zeros(length, np.float32)
+    mask[:len(segment)] = 1.0
+    crop = {'audio': audio, 'mask': mask}
+    if self._with_speaker:
+      crop['speaker'] = np.int32(self._source.speaker_id(example))
+    if self._with_mel:
+      mel = audio_lib.log_mel(waveform, config.sample_rate, config.mel, start=start,
+                              num_samples=length)
+      crop['mel'] = audio_lib.normalize_mel(mel, self._mel_mean, self._mel_std)
+    return crop
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
+  """int64 [num_examples]: the example order of one training epoch."""
+  return np.random.default_rng((seed, epoch)).permutation(num_examples)
+
+
+def _host_slice(global_batch_size: int, process_index: int | None,
+                process_count: int | None) -> tuple[int, int]:
+  """(first row, rows) of this host's slice of every global batch."""
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  if global_batch_size % process_count:
+    raise ValueError(f'The global batch size ({global_batch_size}) must be a multiple of the '
+                     f'number of processes ({process_count}).')
+  if not 0 <= process_index < process_count:
+    raise ValueError(f'process_index={process_index} is not in [0, {process_count}).')
+  rows = global_batch_size // process_count
+  return process_index * rows, rows
+
+
+def _batched(element_fn, first_element: int, stop_element: int,
+             rows: int, data_config: Any) -> Iterator[dict[str, np.ndarray]]:
+  read_options = grain.ReadOptions(num_threads=data_config.read_threads,
+                                   prefetch_buffer_size=4 * rows)
+  dataset = (grain.MapDataset.range(first_element, stop_element)
+             .map(element_fn)
+             .to_iter_dataset(read_options)
+             .batch(rows, drop_remainder=True))
+  return iter(dataset)
+
+
+def train_batches(data_config: Any, info: DatasetInfo, *, receptive_field: int,
+                  global_batch_size: int, seed: int, start_step: int = 0,
+                  process_index: int | None = None, process_count: int | None = None,
+                  with_speaker: bool = False, with_mel: bool = False,
+                  ) -> Iterator[dict[str, np.ndarray]]:
+  """Endless training batches: this host's slice of global batches start_step, start_step + 1, ...
+
+  Global batch s is a function of (seed, s) alone, whatever the number of
+  processes; resuming = calling again with start_step = the next step.
+
+  Args:
+    data_config: config.data.
+    info: from `prepare_dataset`.
+    receptive_field: the model's receptive field in samples.
+    global_batch_size: rows of the global batch (over all hosts).
+    seed: the data seed.
+    start_step: the first global batch to yield.
+    process_index: this host (default jax.process_index()).
+    process_count: number of hosts (default jax.process_count()).
+    with_speaker: include 'speaker'.
+    with_mel: include 'mel'.
+
+  Yields:
+    {'audio': int32 [b, T] μ-law classes, 'mask': float32 [b, T] (1 = real
+    audio, 0 = padding), 'speaker': int32 [b], 'mel': float32 [b, ceil(T / hop),
+    n_mels] normalised}, with b = global_batch_size // process_count and
+    T = receptive_field + segment_length.
+  """
+  first_row, rows = _host_slice(global_batch_size, process_index, process_count)
+  source = datasets.audio_source(data_config)
+  reader = _CropReader(source, data_config, info, source.train_split, receptive_field,
+                       with_speaker, with_mel)
+  num_examples = len(reader)
+  if not num_examples:
+    raise ValueError(f'config.data: the training split of {data_config.name!r} is empty.')
+
+  def element(local_position: int) -> dict[str, np.ndarray]:
+    step, row = divmod(local_position, rows)
+    epoch, offset = divmod(step * global_batch_size + first_row + row, num_examples)
+    index = int(_epoch_permutation(seed, epoch, num_examples)[offset])
+    return reader.crop(index, (seed, epoch, index))
+
+  return _batched(element, start_step * rows, sys.maxsize, rows, data_config)
+
+
+def eval_batches(data_config: Any, info: DatasetInfo, *, receptive_field: int,
+                 global_batch_size: int, num_batches: int, process_index: int | None = None,
+                 process_count: int | None = None, with_speaker: bool = False,
+                 with_mel: bool = False) -> Iterator[dict[str, np.ndarray]]:
+  """num_batches deterministic batches of validation crops (this host's slice of each).
+
+  Global batch j holds validation positions j * B ... j * B + B - 1, position p
+  being example p mod N with a crop keyed by (EVAL_SEED, p div N, example), so
+  every call yields the same crops. Arguments and batches as in `train_batches`.
+  """
+  first_row, rows = _host_slice(global_batch_size, process_index, process_count)
+  source = datasets.audio_source(data_config)
+  reader = _CropReader(source, data_config, info, source.validation_split, receptive_field,
+                       with_speaker, with_mel)
+  num_examples = len(reader)
+  if not num_examples:
+    raise ValueError(f'config.data: the validation split of {data_config.name!r} is empty '
+                     f'(config.data.validation_fraction={data_config.validation_fraction}).')
+
+  def element(local_position: int) -> dict[str, np.ndarray]:
+    step, row = divmod(local_position, rows)
+    epoch, index = divmod(step * global_batch_size + first_row + row, num_examples)
+    return reader.crop(index, (EVAL_SEED, epoch, index))
+
+  return _batched(element, 0, num_batches * rows, rows, data_config)
