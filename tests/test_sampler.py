@@ -1,0 +1,135 @@
+"""Tests of the cached sampler (wavenet_jax/sampler.py) against the parallel forward pass."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from test_models import CONDITIONINGS, NUM_CLASSES, model_inputs, tiny_model
+from wavenet_jax import generate, sampler
+
+
+@pytest.mark.parametrize('kernel_size', [2, 3])
+@pytest.mark.parametrize('name', CONDITIONINGS)
+def test_cached_step_matches_parallel_forward(name, kernel_size):
+  """Teacher-forced, the cached step gives the parallel logits at every step."""
+  model = tiny_model(kernel_size, **CONDITIONINGS[name])
+  time = 2 * model.receptive_field + 3
+  audio, global_cond, local_cond = model_inputs(model, 2, time)
+  variables = model.init(jax.random.key(1), audio, global_cond, local_cond)
+  expected = model.apply(variables, audio, global_cond, local_cond)
+  logits = sampler.cached_logits(model, variables, audio, global_cond, local_cond)
+  assert logits.shape == expected.shape and logits.dtype == jnp.float32
+  assert np.abs(logits - expected).max() < 1e-4
+
+
+def greedy_by_full_forwards(model, variables, prompt, num_samples, global_cond, local_cond):
+  """Greedy decoding by one full forward pass per new sample.
+
+  The forward runs over a fixed-length buffer (one compilation): by causality the
+  not-yet-generated tail does not affect the logits that are read.
+  """
+  prompt_len = prompt.shape[1]
+  audio = jnp.pad(prompt, ((0, 0), (0, num_samples)))
+  forward = jax.jit(lambda audio: model.apply(variables, audio, global_cond, local_cond))
+  for time in range(prompt_len - 1, prompt_len - 1 + num_samples):
+    audio = audio.at[:, time + 1].set(jnp.argmax(forward(audio)[:, time], axis=-1))
+  return audio[:, prompt_len:]
+
+
+@pytest.mark.parametrize('name,prompt_len', [('unconditional', 1), ('unconditional', 9),
+                                             ('global', 5), ('local_transposed', 38)])
+def test_greedy_generation_from_prompt_equals_repeated_full_forwards(name, prompt_len):
+  """The prompt fills the caches (prompt_len 38 > receptive field 15: only its tail is run)."""
+  model = tiny_model(**CONDITIONINGS[name])
+  num_samples = 12
+  audio, global_cond, local_cond = model_inputs(model, 2, prompt_len + num_samples)
+  prompt = audio[:, :prompt_len]
+  variables = model.init(jax.random.key(1), audio, global_cond, local_cond)
+  samples = generate(model, variables, jax.random.key(2), num_samples=num_samples,
+                     batch_size=2, temperature=0.0, prompt=prompt, global_cond=global_cond,
+                     local_cond=local_cond)
+  expected = greedy_by_full_forwards(model, variables, prompt, num_samples, global_cond,
+                                     local_cond)
+  np.testing.assert_array_equal(samples, expected)
+
+
+def test_generation_without_prompt_starts_from_silence():
+  model = tiny_model()
+  variables = model.init(jax.random.key(1), jnp.zeros((1, 4), jnp.int32))
+  samples = generate(model, variables, jax.random.key(2), num_samples=6, temperature=0.0)
+  silence = jnp.full((1, 1), NUM_CLASSES // 2, jnp.int32)
+  np.testing.assert_array_equal(
+      samples, greedy_by_full_forwards(model, variables, silence, 6, None, None))
+
+
+def test_shapes_dtypes_and_rng():
+  model = tiny_model(**CONDITIONINGS['global'])
+  global_cond = jnp.array([0, 1, 2], jnp.int32)
+  variables = model.init(jax.random.key(1), jnp.zeros((3, 4), jnp.int32), global_cond)
+
+  def sample(seed):
+    return generate(model, variables, jax.random.key(seed), num_samples=40, batch_size=3,
+                    global_cond=global_cond)
+
+  samples = sample(0)
+  assert samples.shape == (3, 40) and samples.dtype == jnp.int32
+  assert samples.min() >= 0 and samples.max() < NUM_CLASSES
+  np.testing.assert_array_equal(sample(0), samples)
+  assert (sample(1) != samples).any()
+  # Random init gives spread-out distributions: sampling is not greedy decoding.
+  greedy = generate(model, variables, jax.random.key(0), num_samples=40, batch_size=3,
+                    temperature=0.0, global_cond=global_cond)
+  assert (greedy != samples).any()
+
+
+def test_chunked_generation_equals_one_shot():
+  """Chunks (not aligned to frames) continue exactly where the previous chunk stopped."""
+  model = tiny_model(**CONDITIONINGS['local_transposed'])
+  prompt_len, num_samples = 7, 30
+  audio, _, local_cond = model_inputs(model, 2, prompt_len + num_samples)
+  prompt = audio[:, :prompt_len]
+  variables = model.init(jax.random.key(1), audio, None, local_cond)
+  rng = jax.random.key(3)
+  one_shot = generate(model, variables, rng, num_samples=num_samples, batch_size=2,
+                      prompt=prompt, local_cond=local_cond)
+  state = sampler.init_state(model, variables, batch_size=2, prompt=prompt,
+                             local_cond=local_cond)
+  chunks = []
+  for chunk_size in (5, 11, 5, 9):
+    state, chunk = sampler.generate_chunk(state, rng, chunk_size)
+    chunks.append(chunk)
+  np.testing.assert_array_equal(jnp.concatenate(chunks, axis=1), one_shot)
+  # The 10 frames cover times 0 .. 39; the state is at time 36.
+  with pytest.raises(ValueError, match='too few'):
+    sampler.generate_chunk(state, rng, 5)
+
+
+def test_bfloat16_sampler_runs_and_is_finite():
+  model = tiny_model(dtype=jnp.bfloat16, **CONDITIONINGS['local_transposed'])
+  audio, _, local_cond = model_inputs(model, 2, 20)
+  variables = model.init(jax.random.key(1), audio, None, local_cond)
+  logits = sampler.cached_logits(model, variables, audio, local_cond=local_cond)
+  assert logits.dtype == jnp.float32 and np.isfinite(np.asarray(logits)).all()
+  samples = generate(model, variables, jax.random.key(2), num_samples=10, batch_size=2,
+                     prompt=audio[:, :10], local_cond=local_cond)
+  assert samples.shape == (2, 10) and samples.dtype == jnp.int32
+
+
+def test_bad_inputs_raise_one_line_errors():
+  model = tiny_model(**CONDITIONINGS['local_repeat'])
+  audio, _, local_cond = model_inputs(model, 2, 8)
+  variables = model.init(jax.random.key(1), audio, None, local_cond)
+  rng = jax.random.key(0)
+  with pytest.raises(ValueError, match='pass local_cond'):
+    generate(model, variables, rng, num_samples=4, batch_size=2)
+  with pytest.raises(ValueError, match='too few'):
+    generate(model, variables, rng, num_samples=9, batch_size=2, local_cond=local_cond)
+  with pytest.raises(ValueError, match='prompt must be'):
+    generate(model, variables, rng, num_samples=4, batch_size=3, prompt=audio,
+             local_cond=local_cond)
+  with pytest.raises(ValueError, match='prompt classes'):
+    generate(model, variables, rng, num_samples=4, batch_size=2, prompt=audio[:, :2] + 99,
+             local_cond=local_cond)
+  with pytest.raises(ValueError, match='temperature'):
+    generate(model, variables, rng, num_samples=4, batch_size=2, temperature=-1.0,
+             local_cond=local_cond)

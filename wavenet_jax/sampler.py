@@ -1,0 +1,519 @@
+"""Fast autoregressive generation from a WaveNet (Paine et al., 2016).
+
+The parallel forward pass recomputes the whole receptive field for every new
+sample. Here each layer instead keeps a cache of its own past inputs: layer l
+(dilation d) needs only h_l[t - d], ..., h_l[t - (k-1) d] besides h_l[t], so one
+step costs O(layers) work, independent of the receptive field.
+
+All layers' caches live in one ring buffer `ring` [rows, batch, residual]: layer
+l owns rows offsets[l] .. offsets[l] + (k-1) d_l, and h_l[t] sits in row
+offsets[l] + t mod (k-1) d_l. A step at time t:
+  1. gathers every layer's past taps and multiplies them with their kernels in
+     one batched matmul (they do not depend on the sample being fed);
+  2. runs the layers on the current sample x[t] (the embedding is folded into
+     the first layer's current tap: a table [num_classes, gate]);
+  3. scatters the new layer inputs h_l[t] into the ring;
+  4. applies one skip matmul over the concatenated gate outputs and the model's
+     own output head: logits [batch, num_classes] for x[t + 1].
+Steps run inside `jax.jit` as a `jax.lax.scan` over time.
+
+Sampling is Gumbel-max: x[t + 1] = argmax(logits + temperature * g_t), with the
+noise g_t drawn from `fold_in(rng, t + 1)`: it depends on the absolute position
+only, so generating in chunks gives exactly the samples of one long call.
+
+Local conditioning features are upsampled one frame at a time with the model's
+own upsampler (every frame spreads over exactly its own hop_length samples), so
+memory stays O(hop_length) however long the output is.
+
+Sequence convention: the generated samples follow `prompt` (int32 [batch, P]);
+without a prompt, generation starts from one silent sample (class num_classes / 2,
+μ-law 0.0) at time 0 that is not returned. The step at time t uses local features of time t,
+exactly as `logits[:, t]` of the parallel forward does.
+"""
+import dataclasses
+import functools
+from typing import Any, Callable, Optional
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wavenet_jax.models import ResidualLayer, WaveNet, gated_unit
+
+Array = jax.Array
+
+
+@flax.struct.dataclass
+class SamplerWeights:
+  """The model's parameters arranged for one-sample steps, in the model's compute dtype.
+
+  Attributes:
+    embedding: [num_classes, residual] input embedding.
+    input_table: [num_classes, gate] embedding @ current tap of layer 0.
+    past_kernels: [layers, (kernel_size - 1) * residual, gate] the taps on past
+      inputs (oldest first), one block per layer.
+    current_kernels: [layers, residual, gate] the tap on the current input
+      (layer 0's is used through `input_table`).
+    residual_kernels: [layers - 1, gate / 2, residual].
+    residual_biases: [layers - 1, residual].
+    skip_kernel: [layers * gate / 2, skip] over the concatenated gate outputs.
+    skip_bias: [skip].
+    local_kernel: [local_cond_channels, layers * gate], or None (unconditioned).
+    variables: the model's (unboxed) variables, for its output head and upsampler.
+  """
+  embedding: Array
+  input_table: Array
+  past_kernels: Array
+  current_kernels: Array
+  residual_kernels: Array
+  residual_biases: Array
+  skip_kernel: Array
+  skip_bias: Array
+  local_kernel: Optional[Array]
+  variables: Any
+
+
+@flax.struct.dataclass
+class SamplerConditioning:
+  """Per-generation constants.
+
+  Attributes:
+    gate_bias: [layers, batch, gate] each layer's bias plus its global
+      conditioning term.
+    local_frames: float [batch, frames, local_cond_channels] frame-rate features,
+      or None (no local conditioning).
+  """
+  gate_bias: Array
+  local_frames: Optional[Array]
+
+
+@flax.struct.dataclass
+class SamplerCache:
+  """What changes from step to step.
+
+  Attributes:
+    ring: [rows, batch, residual] past inputs of every layer (see module docstring).
+    time: int32 scalar, the time of `last_sample`.
+    last_sample: int32 [batch], x[time]: the input of the next step.
+  """
+  ring: Array
+  time: Array
+  last_sample: Array
+
+
+@flax.struct.dataclass
+class SamplerState:
+  """Everything `generate_chunk` needs to continue a generation.
+
+  Create with `init_state`; `generate_chunk` consumes it (its cache buffers are
+  donated) and returns the next one.
+  """
+  model: WaveNet = flax.struct.field(pytree_node=False)
+  weights: SamplerWeights
+  conditioning: SamplerConditioning
+  cache: SamplerCache
+
+  @property
+  def batch_size(self) -> int:
+    return self.cache.last_sample.shape[0]
+
+
+# ---------------------------------------------------------------------------
+# Ring-buffer layout.
+
+
+def _ring_layout(model: WaveNet) -> tuple[np.ndarray, np.ndarray]:
+  """Row offset and row count ((k-1) * dilation) of every layer's cache: int32 [layers] each."""
+  sizes = np.asarray(model.dilations, np.int32) * (model.kernel_size - 1)
+  offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
+  return offsets, sizes
+
+
+def _ring_rows(model: WaveNet, time: Array) -> tuple[Array, Array]:
+  """Rows to read (h_l[t - m d_l], m = k-1 .. 1) and write (h_l[t]) at `time`.
+
+  Returns:
+    (read rows int32 [layers * (kernel_size - 1)], layer-major, oldest tap first;
+     write rows int32 [layers]).
+  """
+  offsets, sizes = _ring_layout(model)
+  dilations = np.asarray(model.dilations, np.int32)
+  back = np.arange(model.kernel_size - 1, 0, -1, dtype=np.int32)  # k-1, ..., 1
+  lags = (dilations[:, None] * back[None, :])  # [layers, k-1]
+  read = offsets[:, None] + jnp.remainder(time - lags, sizes[:, None])
+  write = offsets + jnp.remainder(time, sizes)
+  return read.reshape(-1), write
+
+
+# ---------------------------------------------------------------------------
+# Preparing weights, conditioning and caches.
+
+
+def _unbox(variables: Any) -> Any:
+  return nn.meta.unbox(variables)
+
+
+def _check_sampler_weights(model: WaveNet, params: Any) -> None:
+  missing = [name for name in ('embedding', 'skip_kernel', 'skip_bias', 'head_hidden', 'head_out',
+                               *(f'layer_{l}' for l in range(model.num_layers)))
+             if name not in params]
+  if missing:
+    raise ValueError(f'variables do not match the model: no parameters {missing}.')
+
+
+def sampler_weights(model: WaveNet, variables: Any) -> SamplerWeights:
+  """Arranges a WaveNet's parameters for the cached step (see `SamplerWeights`)."""
+  variables = _unbox(variables)
+  params = variables['params']
+  _check_sampler_weights(model, params)
+  dtype = model.dtype
+  layers = [params[f'layer_{l}'] for l in range(model.num_layers)]
+  k, residual, gate = model.kernel_size, model.residual_channels, model.gate_channels
+  kernels = jnp.stack([layer['kernel'] for layer in layers]).astype(dtype)  # [L, k, R, G]
+  embedding = params['embedding']['embedding'].astype(dtype)
+  local_kernel = None
+  if model.local_cond_channels > 0:
+    local_kernel = jnp.concatenate([layer['local_proj']['kernel'] for layer in layers],
+                                   axis=1).astype(dtype)
+  return SamplerWeights(
+      embedding=embedding,
+      input_table=embedding @ kernels[0, k - 1],
+      past_kernels=kernels[:, :k - 1].reshape(model.num_layers, (k - 1) * residual, gate),
+      current_kernels=kernels[:, k - 1],
+      residual_kernels=jnp.stack(
+          [layer['residual_proj']['kernel'] for layer in layers[:-1]]).astype(dtype),
+      residual_biases=jnp.stack(
+          [layer['residual_proj']['bias'] for layer in layers[:-1]]).astype(dtype),
+      skip_kernel=params['skip_kernel'].reshape(-1, model.skip_channels).astype(dtype),
+      skip_bias=params['skip_bias'].astype(dtype),
+      local_kernel=local_kernel,
+      variables=variables)
+
+
+def _check_inputs(model: WaveNet, batch_size: int, prompt: Optional[Array],
+                  global_cond: Optional[Array], local_cond: Optional[Array]) -> None:
+  """One-line ValueErrors for inputs that do not fit the model or each other."""
+  if batch_size < 1:
+    raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
+  if prompt is not None:
+    if (prompt.ndim != 2 or prompt.shape[0] != batch_size or prompt.shape[1] < 1
+        or not jnp.issubdtype(prompt.dtype, jnp.integer)):
+      raise ValueError(f'prompt must be int32 μ-law classes [{batch_size}, >= 1], '
+                       f'got {prompt.dtype} {prompt.shape}.')
+    low, high = int(np.min(prompt)), int(np.max(prompt))
+    if low < 0 or high >= model.num_classes:
+      raise ValueError(f'prompt classes must lie in [0, {model.num_classes - 1}], '
+                       f'got [{low}, {high}].')
+  if model.num_speakers > 0:
+    if global_cond is None:
+      raise ValueError('This WaveNet is speaker-conditioned (num_speakers > 0): '
+                       'pass global_cond speaker ids [batch].')
+    if global_cond.shape != (batch_size,):
+      raise ValueError(f'global_cond must have shape ({batch_size},), got {global_cond.shape}.')
+  elif global_cond is not None:
+    raise ValueError('global_cond given, but this WaveNet has num_speakers=0.')
+  if model.local_cond_channels > 0:
+    if local_cond is None:
+      raise ValueError('This WaveNet is locally conditioned (local_cond_channels > 0): '
+                       'pass local_cond [batch, frames, channels].')
+    if (local_cond.ndim != 3 or local_cond.shape[0] != batch_size
+        or local_cond.shape[2] != model.local_cond_channels):
+      raise ValueError(f'local_cond must be [{batch_size}, frames, {model.local_cond_channels}], '
+                       f'got {local_cond.shape}.')
+  elif local_cond is not None:
+    raise ValueError('local_cond given, but this WaveNet has local_cond_channels=0.')
+
+
+def _gate_bias(model: WaveNet, variables: Any, batch_size: int,
+               global_cond: Optional[Array]) -> Array:
+  """Each layer's gate bias plus its global conditioning term: [layers, batch, gate]."""
+  params = variables['params']
+  bias = jnp.stack([params[f'layer_{l}']['bias'] for l in range(model.num_layers)])
+  bias = jnp.broadcast_to(bias[:, None, :].astype(model.dtype),
+                          (model.num_layers, batch_size, model.gate_channels))
+  if global_cond is None:
+    return bias
+  speaker = model.apply(variables, global_cond, method=lambda m, ids: m.speaker_embedding(ids))
+  global_kernels = jnp.stack(
+      [params[f'layer_{l}']['global_proj']['kernel'] for l in range(model.num_layers)])
+  return bias + jnp.einsum('be,leg->lbg', speaker, global_kernels.astype(model.dtype))
+
+
+def _is_cache_source(module: nn.Module, method_name: str) -> bool:
+  """capture_intermediates filter: the embedding and every residual layer's output."""
+  return method_name == '__call__' and (
+      isinstance(module, ResidualLayer) or (module.name == 'embedding'
+                                            and isinstance(module, nn.Embed)))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _prompt_ring(model: WaveNet, variables: Any, audio: Array, global_cond: Optional[Array],
+                 local_cond: Optional[Array]) -> Array:
+  """Cache contents after teacher-forcing `audio` (times 0 .. T-1), by one parallel pass.
+
+  Only the last receptive_field - 1 samples (rounded back to a frame start) feed
+  the cached inputs h_l[T - (k-1) d_l .. T-1], so only they are run.
+
+  Args:
+    audio: int32 [batch, T] with T >= 1.
+    global_cond, local_cond: as for the model (local_cond frames from time 0).
+
+  Returns:
+    ring [rows, batch, residual] in the model's compute dtype.
+  """
+  batch_size, time = audio.shape
+  start = max(0, time - model.receptive_field + 1)
+  if local_cond is not None:
+    start -= start % model.hop_length
+    local_cond = local_cond[:, start // model.hop_length:]
+  _, intermediates = model.apply(variables, audio[:, start:], global_cond, local_cond,
+                                 capture_intermediates=_is_cache_source)
+  intermediates = intermediates['intermediates']
+  layer_inputs = [intermediates['embedding']['__call__'][0]]
+  layer_inputs += [intermediates[f'layer_{l}']['__call__'][0][0]
+                   for l in range(model.num_layers - 1)]
+  offsets, sizes = _ring_layout(model)
+  rows, values = [], []
+  for h, offset, size in zip(layer_inputs, offsets, sizes):
+    kept = min(int(size), time - start)
+    times = np.arange(time - kept, time)
+    rows.append(offset + times % size)
+    values.append(jnp.moveaxis(h[:, h.shape[1] - kept:], 1, 0))
+  ring = jnp.zeros((int(sizes.sum()), batch_size, model.residual_channels), model.dtype)
+  return ring.at[np.concatenate(rows)].set(jnp.concatenate(values).astype(model.dtype))
+
+
+def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
+               prompt: Optional[Array] = None, global_cond: Optional[Array] = None,
+               local_cond: Optional[Array] = None) -> SamplerState:
+  """Prepares a generation: weights, conditioning, and caches filled from the prompt.
+
+  Args:
+    model: the WaveNet.
+    variables: its variables (from `model.init` or a checkpoint; boxed or plain).
+    batch_size: number of sequences generated together.
+    prompt: int32 μ-law classes [batch_size, prompt_len >= 1] that the generated
+      samples continue; None starts from one silent sample.
+    global_cond: int32 speaker ids [batch_size] (speaker-conditioned models).
+    local_cond: float [batch_size, frames, local_cond_channels] at hop_length
+      samples per frame from the prompt's first sample on (locally conditioned
+      models); it must cover prompt_len + all samples to be generated.
+
+  Returns:
+    The state for `generate_chunk`.
+  """
+  _check_inputs(model, batch_size, prompt, global_cond, local_cond)
+  variables = _unbox(variables)
+  if prompt is None:
+    prompt = jnp.full((batch_size, 1), model.num_classes // 2, jnp.int32)
+  prompt = jnp.asarray(prompt, jnp.int32)
+  prompt_len = prompt.shape[1]
+  if local_cond is not None and local_cond.shape[1] * model.hop_length < prompt_len:
+    raise ValueError(f'local_cond has {local_cond.shape[1]} frames of {model.hop_length} '
+                     f'samples: too few for the {prompt_len}-sample prompt.')
+  weights = sampler_weights(model, variables)
+  if prompt_len > 1:
+    ring = _prompt_ring(model, variables, prompt[:, :-1], global_cond, local_cond)
+  else:
+    _, sizes = _ring_layout(model)
+    ring = jnp.zeros((int(sizes.sum()), batch_size, model.residual_channels), model.dtype)
+  return SamplerState(
+      model=model,
+      weights=weights,
+      conditioning=SamplerConditioning(
+          gate_bias=_gate_bias(model, variables, batch_size, global_cond),
+          local_frames=None if local_cond is None else jnp.asarray(local_cond)),
+      cache=SamplerCache(ring=ring, time=jnp.asarray(prompt_len - 1, jnp.int32),
+                         last_sample=prompt[:, -1]))
+
+
+# ---------------------------------------------------------------------------
+# The cached step and the scan over time.
+
+
+def _step(model: WaveNet, weights: SamplerWeights, gate_bias: Array, ring: Array, time: Array,
+          sample: Array, local_feature: Optional[Array]) -> tuple[Array, Array]:
+  """Feeds x[time] and returns (ring, float32 logits [batch, num_classes] for x[time + 1]).
+
+  Args:
+    gate_bias: [layers, batch, gate].
+    ring: [rows, batch, residual].
+    time: int32 scalar.
+    sample: int32 [batch], x[time].
+    local_feature: upsampled local features of this time [batch, local_cond_channels], or None.
+  """
+  num_layers, batch_size = model.num_layers, sample.shape[0]
+  read_rows, write_rows = _ring_rows(model, time)
+  past = ring[read_rows].reshape(num_layers, model.kernel_size - 1, batch_size, -1)
+  past = jnp.swapaxes(past, 1, 2).reshape(num_layers, batch_size, -1)
+  # All layers' past taps in one batched matmul: [L, B, (k-1) R] @ [L, (k-1) R, G].
+  z_past = jnp.einsum('lbr,lrg->lbg', past, weights.past_kernels) + gate_bias
+  if local_feature is not None:
+    local = local_feature.astype(model.dtype) @ weights.local_kernel
+    z_past = z_past + jnp.swapaxes(local.reshape(batch_size, num_layers, -1), 0, 1)
+  h = weights.embedding[sample]
+  z = z_past[0] + weights.input_table[sample]
+  layer_inputs, gate_outputs = [], []
+  for l in range(num_layers):
+    if l > 0:
+      z = z_past[l] + h @ weights.current_kernels[l]
+    gate_out = gated_unit(z)
+    layer_inputs.append(h)
+    gate_outputs.append(gate_out)
+    if l < num_layers - 1:
+      h = h + gate_out @ weights.residual_kernels[l] + weights.residual_biases[l]
+  ring = ring.at[write_rows].set(jnp.stack(layer_inputs))
+  skips = jnp.concatenate(gate_outputs, axis=-1) @ weights.skip_kernel + weights.skip_bias
+  return ring, model.apply(weights.variables, skips, method=WaveNet.head)
+
+
+# choose(time, logits [batch, num_classes], per-step input) -> (x[time + 1] int32 [batch], output).
+ChooseFn = Callable[[Array, Array, Any], tuple[Array, Any]]
+
+
+def _scan_steps(model: WaveNet, weights: SamplerWeights, conditioning: SamplerConditioning,
+                cache: SamplerCache, num_steps: int, choose: ChooseFn,
+                step_inputs: Any = None) -> tuple[SamplerCache, Any]:
+  """Runs `num_steps` cached steps; `choose` picks each next input from the logits.
+
+  Returns:
+    (cache after the steps, the stacked per-step outputs of `choose`, time-major).
+  """
+  frames = conditioning.local_frames
+  hop = model.hop_length
+
+  def upsample_frame(frame_index: Array) -> Array:
+    frame = jax.lax.dynamic_slice_in_dim(frames, frame_index, 1, axis=1)
+    return model.apply(weights.variables, frame, method=lambda m, f: m.upsampler(f))
+
+  def body(carry, step_input):
+    cache, local_block = carry
+    local_feature = None
+    if frames is not None:
+      local_block = jax.lax.cond(cache.time % hop == 0, upsample_frame, lambda _: local_block,
+                                 cache.time // hop)
+      local_feature = jax.lax.dynamic_index_in_dim(local_block, cache.time % hop, axis=1,
+                                                   keepdims=False)
+    ring, logits = _step(model, weights, conditioning.gate_bias, cache.ring, cache.time,
+                         cache.last_sample, local_feature)
+    next_sample, output = choose(cache.time, logits, step_input)
+    cache = SamplerCache(ring=ring, time=cache.time + 1, last_sample=next_sample)
+    return (cache, local_block), output
+
+  local_block = None if frames is None else upsample_frame(cache.time // hop)
+  (cache, _), outputs = jax.lax.scan(body, (cache, local_block), step_inputs, length=num_steps)
+  return cache, outputs
+
+
+@functools.partial(jax.jit, static_argnums=(0, 6, 7), donate_argnums=3)
+def _generate_chunk(model: WaveNet, weights: SamplerWeights, conditioning: SamplerConditioning,
+                    cache: SamplerCache, rng: Array, temperature: Array, num_samples: int,
+                    greedy: bool) -> tuple[SamplerCache, Array]:
+
+  def choose(time, logits, _):
+    if greedy:
+      next_sample = jnp.argmax(logits, axis=-1)
+    else:
+      noise = jax.random.gumbel(jax.random.fold_in(rng, time + 1), logits.shape, jnp.float32)
+      next_sample = jnp.argmax(logits + temperature * noise, axis=-1)
+    next_sample = next_sample.astype(jnp.int32)
+    return next_sample, next_sample
+
+  cache, samples = _scan_steps(model, weights, conditioning, cache, num_samples, choose)
+  return cache, samples.T
+
+
+def _check_local_frames_cover(state: SamplerState, num_times: int) -> None:
+  """Raises unless the local features cover times 0 .. num_times - 1."""
+  frames = state.conditioning.local_frames
+  if frames is not None and num_times > frames.shape[1] * state.model.hop_length:
+    raise ValueError(
+        f'local_cond has {frames.shape[1]} frames of {state.model.hop_length} samples: too few '
+        f'for {num_times} samples (the prompt, or one silent sample, and the generated ones).')
+
+
+def generate_chunk(state: SamplerState, rng: Array, num_samples: int,
+                   temperature: float = 1.0) -> tuple[SamplerState, Array]:
+  """Generates the next `num_samples` samples; compiled once per chunk size.
+
+  Args:
+    state: from `init_state` or the previous `generate_chunk`; consumed.
+    rng: PRNG key; pass the same key to every chunk of one generation (the noise
+      of each sample is keyed by its absolute position).
+    num_samples: samples to generate in this chunk.
+    temperature: softmax temperature; 0 picks the most likely class (greedy).
+
+  Returns:
+    (next state, int32 μ-law classes [batch, num_samples]).
+  """
+  if num_samples < 1:
+    raise ValueError(f'num_samples must be >= 1, got {num_samples}.')
+  if temperature < 0:
+    raise ValueError(f'temperature must be >= 0, got {temperature}.')
+  _check_local_frames_cover(state, int(state.cache.time) + num_samples)
+  cache, samples = _generate_chunk(state.model, state.weights, state.conditioning, state.cache,
+                                   rng, jnp.float32(temperature), num_samples, temperature == 0)
+  return dataclasses.replace(state, cache=cache), samples
+
+
+def generate(model: WaveNet, variables: Any, rng: Array, *, num_samples: int,
+             batch_size: int = 1, temperature: float = 1.0, prompt: Optional[Array] = None,
+             global_cond: Optional[Array] = None, local_cond: Optional[Array] = None) -> Array:
+  """Samples from a WaveNet with the cached (fast) algorithm.
+
+  Args:
+    model: the WaveNet.
+    variables: its variables (boxed or plain).
+    rng: PRNG key of the sampling noise.
+    num_samples: samples to generate after the prompt.
+    batch_size: number of sequences (must match the prompt and conditioning).
+    temperature: softmax temperature; 0 is greedy argmax.
+    prompt: int32 μ-law classes [batch_size, prompt_len] to continue; None starts
+      from one silent sample.
+    global_cond: int32 speaker ids [batch_size].
+    local_cond: float [batch_size, frames, local_cond_channels] covering
+      prompt_len + num_samples samples at hop_length samples per frame.
+
+  Returns:
+    int32 μ-law classes [batch_size, num_samples]: the samples after the prompt.
+  """
+  state = init_state(model, variables, batch_size=batch_size, prompt=prompt,
+                     global_cond=global_cond, local_cond=local_cond)
+  _, samples = generate_chunk(state, rng, num_samples, temperature)
+  return samples
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _teacher_forced_logits(model: WaveNet, weights: SamplerWeights,
+                           conditioning: SamplerConditioning, cache: SamplerCache,
+                           next_inputs: Array) -> Array:
+
+  def choose(_, logits, next_input):
+    return next_input, logits
+
+  _, logits = _scan_steps(model, weights, conditioning, cache, next_inputs.shape[0], choose,
+                          next_inputs)
+  return jnp.swapaxes(logits, 0, 1)
+
+
+def cached_logits(model: WaveNet, variables: Any, audio: Array,
+                  global_cond: Optional[Array] = None,
+                  local_cond: Optional[Array] = None) -> Array:
+  """Teacher-forced logits of the cached step; equal to `model.apply(variables, audio, ...)`.
+
+  Args:
+    audio: int32 μ-law classes [batch, time].
+    global_cond, local_cond: as for the model.
+
+  Returns:
+    float32 logits [batch, time, num_classes]; logits[:, t] predicts audio[:, t + 1].
+  """
+  audio = jnp.asarray(audio, jnp.int32)
+  state = init_state(model, variables, batch_size=audio.shape[0], prompt=audio[:, :1],
+                     global_cond=global_cond, local_cond=local_cond)
+  _check_local_frames_cover(state, audio.shape[1])
+  next_inputs = jnp.concatenate([audio[:, 1:], audio[:, -1:]], axis=1).T
+  return _teacher_forced_logits(model, state.weights, state.conditioning, state.cache,
+                                next_inputs)
