@@ -1,0 +1,113 @@
+"""Generating audio from a trained model: conditioning inputs and chunked generation.
+
+The library behind `sample.py` (and the trainer's periodic clips): resolves a
+speaker given by name or id, computes vocoder features from a WAV with the
+checkpoint's settings, and runs the cached sampler chunk by chunk so that memory
+stays bounded by the caches and the output, reporting progress as it goes.
+"""
+import dataclasses
+import time
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wavenet_jax import audio as audio_lib
+from wavenet_jax import input_pipeline
+from wavenet_jax import mulaw
+from wavenet_jax import sampler
+from wavenet_jax.models import WaveNet
+
+
+def speaker_id(speaker: str, speakers: tuple[str, ...]) -> int:
+  """A speaker given by name or by id -> its id; ValueError naming the known speakers."""
+  if speaker in speakers:
+    return speakers.index(speaker)
+  if speaker.isdigit() and int(speaker) < len(speakers):
+    return int(speaker)
+  raise ValueError(f'unknown speaker {speaker!r}; known speakers (id: name): '
+                   + ', '.join(f'{i}: {name}' for i, name in enumerate(speakers)))
+
+
+def vocoder_features(audio: np.ndarray, data_config: Any,
+                     info: input_pipeline.DatasetInfo) -> np.ndarray:
+  """Normalised log-mel frames of a waveform, exactly as the model was trained on them.
+
+  Args:
+    audio: float32 [time] at info.sample_rate.
+    data_config: the checkpoint's config.data (mel settings).
+    info: the checkpoint's dataset info (normalisation statistics).
+
+  Returns:
+    float32 [ceil(time / hop_length), n_mels].
+  """
+  mel = audio_lib.log_mel(audio, info.sample_rate, data_config.mel)
+  return audio_lib.normalize_mel(mel, info.mel_mean, info.mel_std)
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+  """Where a chunked generation stands.
+
+  Attributes:
+    done: samples generated so far (per batch element).
+    total: samples to generate.
+    seconds: wall time since the first chunk started (its compilation included).
+  """
+  done: int
+  total: int
+  seconds: float
+
+
+def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: int,
+               batch_size: int = 1, temperature: float = 1.0,
+               prompt: Optional[np.ndarray] = None, global_cond: Optional[np.ndarray] = None,
+               local_cond: Optional[np.ndarray] = None, chunk_size: int = 8000,
+               on_progress: Optional[Callable[[Progress], None]] = None) -> np.ndarray:
+  """Generates audio in chunks of `chunk_size` samples (one compilation).
+
+  Args:
+    model, variables: the WaveNet and its variables.
+    rng: PRNG key of the sampling noise (the result does not depend on chunk_size).
+    num_samples: samples to generate after the prompt.
+    batch_size: sequences generated together.
+    temperature: softmax temperature; 0 is greedy.
+    prompt: int32 μ-law classes [batch_size, prompt_len]; None starts from one
+      silent sample.
+    global_cond: int32 speaker ids [batch_size].
+    local_cond: float32 [batch_size, frames, n_mels] covering the prompt (or the
+      silent start sample) and the generated samples.
+    chunk_size: samples per compiled chunk.
+    on_progress: called after every chunk.
+
+  Returns:
+    float32 [batch_size, start + num_samples] waveform: the prompt (or the one
+    silent start sample) followed by the generated samples.
+  """
+  start = 1 if prompt is None else prompt.shape[1]
+  chunk_size = min(chunk_size, num_samples)
+  num_chunks = -(-num_samples // chunk_size)
+  if local_cond is not None:
+    # The last chunk runs at full size (no second compilation) and is trimmed, so the
+    # features must reach past the end: repeat the last frame over the overhang.
+    needed_frames = -(-(start + num_chunks * chunk_size) // model.hop_length)
+    overhang = max(0, needed_frames - local_cond.shape[1])
+    local_cond = np.pad(local_cond, ((0, 0), (0, overhang), (0, 0)), mode='edge')
+  state = sampler.init_state(
+      model, variables, batch_size=batch_size,
+      prompt=None if prompt is None else jnp.asarray(prompt, jnp.int32),
+      global_cond=None if global_cond is None else jnp.asarray(global_cond, jnp.int32),
+      local_cond=None if local_cond is None else jnp.asarray(local_cond, jnp.float32))
+  chunks = []
+  began = time.perf_counter()
+  for chunk in range(num_chunks):
+    state, samples = sampler.generate_chunk(state, rng, chunk_size, temperature)
+    chunks.append(np.asarray(samples))  # Blocks: the progress report is honest.
+    if on_progress is not None:
+      on_progress(Progress(min((chunk + 1) * chunk_size, num_samples), num_samples,
+                           time.perf_counter() - began))
+  generated = np.concatenate(chunks, axis=1)[:, :num_samples]
+  if prompt is None:
+    prompt = np.full((batch_size, 1), mulaw.SILENCE_CLASS, np.int32)
+  return mulaw.decode(np.concatenate([np.asarray(prompt), generated], axis=1))
