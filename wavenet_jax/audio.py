@@ -26,6 +26,11 @@ RESAMPLE_TYPE = 'soxr_hq'
 class AudioFileError(ValueError):
   """A file that cannot be used as audio; the message names the file."""
 
+  def __init__(self, path: str | os.PathLike[str], reason: str):
+    super().__init__(f'{path}: {reason}')
+    self.path = path
+    self.reason = reason
+
 
 def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
   """Reads an audio file (WAV/FLAC/OGG...), mixes it to mono and resamples it.
@@ -45,11 +50,11 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
   try:
     audio, file_rate = soundfile.read(os.fspath(path), dtype='float32', always_2d=True)
   except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as error:
-    raise AudioFileError(f'{path}: cannot decode audio ({error}).') from error
+    raise AudioFileError(path, f'cannot decode audio ({error})') from error
   if audio.size == 0:
-    raise AudioFileError(f'{path}: the file holds no audio samples.')
+    raise AudioFileError(path, 'the file holds no audio samples')
   if not np.all(np.isfinite(audio)):
-    raise AudioFileError(f'{path}: the audio holds NaN or infinite samples.')
+    raise AudioFileError(path, 'the audio holds NaN or infinite samples')
   mono = audio.mean(axis=1, dtype=np.float32)
   return resample(mono, file_rate, sample_rate)
 

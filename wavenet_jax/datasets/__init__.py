@@ -9,6 +9,7 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -58,6 +59,10 @@ class AudioSource:
           f'pipeline reads examples by index and needs {FILE_FORMAT}: convert it with '
           f'`tfds convert_format --dataset_dir={self.builder.data_dir} --out_file_format='
           f'{FILE_FORMAT}` or prepare it in another data_dir.')
+    if isinstance(self.builder, audio_folder.AudioFolder):
+      summary = audio_folder.skipped_summary(self.builder.info.metadata)
+      if summary:
+        logging.warning(summary)
 
   def data_source(self, split: str) -> Sequence[Mapping[str, Any]]:
     """Random-access examples of a split (its length is the number of examples)."""

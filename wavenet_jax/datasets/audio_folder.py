@@ -202,7 +202,7 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
         waveform = audio_lib.load_audio(pathlib.Path(config.wav_dir) / entry.file,
                                         config.sample_rate)
       except audio_lib.AudioFileError as error:
-        metadata['skipped'][entry.file] = str(error)
+        metadata['skipped'][entry.file] = error.reason
         continue
       if np.max(np.abs(waveform)) > 1.0:
         metadata['clipped'].append(entry.file)
@@ -210,3 +210,14 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
       metadata['num_samples'][split] += len(pcm)
       yield entry.file, {'audio': pcm, 'speaker': entry.speaker, 'text': entry.text,
                          'file': entry.file}
+
+
+def skipped_summary(metadata: dict) -> str | None:
+  """One line listing every skipped file and why (None when nothing was skipped)."""
+  problems = sorted(metadata['skipped'].items())
+  problems += [(listed, f'{METADATA_FILE} row: the file does not exist')
+               for listed in metadata['missing']]
+  if not problems:
+    return None
+  listed = '; '.join(f'{path} ({reason})' for path, reason in problems)
+  return f'Skipped {len(problems)} file(s) of {metadata["wav_dir"]}: {listed}'
