@@ -334,3 +334,31 @@ class WaveNet(nn.Module):
     skips = (jnp.concatenate(gate_outputs, axis=-1)
              @ skip_kernel.reshape(-1, self.skip_channels) + skip_bias)
     return self.head(skips)
+
+
+def model_from_config(model_config: Any, data_config: Any, speakers: Sequence[str]) -> WaveNet:
+  """The WaveNet of an experiment config (config.model, config.data).
+
+  Args:
+    model_config: config.model (layers, channels, conditioning switches, dtype).
+    data_config: config.data (mel settings for local conditioning).
+    speakers: the dataset's speaker names; their number sizes the speaker embedding
+      when config.model.global_conditioning.
+  """
+  if model_config.global_conditioning and not speakers:
+    raise ValueError('config.model.global_conditioning=True, but the dataset has no speakers.')
+  local = bool(model_config.local_conditioning)
+  return WaveNet(
+      num_layers=model_config.num_layers,
+      num_stacks=model_config.num_stacks,
+      kernel_size=model_config.kernel_size,
+      residual_channels=model_config.residual_channels,
+      gate_channels=model_config.gate_channels,
+      skip_channels=model_config.skip_channels,
+      num_speakers=len(speakers) if model_config.global_conditioning else 0,
+      speaker_embedding_dim=model_config.speaker_embedding_dim,
+      local_cond_channels=data_config.mel.n_mels if local else 0,
+      hop_length=data_config.mel.hop_length,
+      upsample_method=model_config.upsample_method,
+      upsample_scales=tuple(model_config.upsample_scales),
+      dtype=jnp.dtype(model_config.dtype))

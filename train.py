@@ -1,0 +1,75 @@
+"""Trains a WaveNet: python train.py --config=experiments/tiny.py --workdir=runs/tiny.
+
+Any config key can be overridden, e.g. --config.train.batch_size=8. The run resumes from the
+latest checkpoint in --workdir. Multi-process: pass --coordinator_address, --num_processes and
+--process_id (jax.distributed.initialize); without them a TPU pod or a SLURM job with several
+tasks is detected and initialised automatically, and anything else runs as one process.
+"""
+import glob
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+from wavenet_jax import trainer
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and summaries.')
+_COORDINATOR_ADDRESS = flags.DEFINE_string(
+    'coordinator_address', None, 'host:port of process 0, for multi-process runs.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process, in [0, num_processes).')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+# PCI vendor id of Google TPU chips (how JAX recognises a Cloud TPU VM).
+_TPU_PCI_VENDOR = '0x1ae0'
+
+
+def _multi_process_environment() -> str:
+  """'SLURM' or 'TPU' when launched as one of several processes by either, else ''."""
+  if 'SLURM_JOB_ID' in os.environ and int(os.environ.get('SLURM_NTASKS', '1')) > 1:
+    return 'SLURM'
+  for vendor_file in glob.glob('/sys/bus/pci/devices/*/vendor'):
+    with open(vendor_file) as f:
+      if f.read().strip() == _TPU_PCI_VENDOR:
+        return 'TPU'
+  return ''
+
+
+def initialize_distributed() -> None:
+  explicit = (_COORDINATOR_ADDRESS.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  if any(value is not None for value in explicit):
+    if any(value is None for value in explicit):
+      raise app.UsageError('--coordinator_address, --num_processes and --process_id go together.')
+    jax.distributed.initialize(coordinator_address=_COORDINATOR_ADDRESS.value,
+                               num_processes=_NUM_PROCESSES.value,
+                               process_id=_PROCESS_ID.value)
+    return
+  environment = _multi_process_environment()
+  if not environment:
+    return
+  try:
+    jax.distributed.initialize()
+  except (RuntimeError, ValueError) as error:
+    raise app.UsageError(f'{environment} environment detected, but jax.distributed.initialize() '
+                         f'failed: {error}') from error
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  initialize_distributed()
+  try:
+    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except (trainer.TrainingDivergedError, ValueError, FileNotFoundError) as error:
+    logging.error('%s', error)
+    sys.exit(f'train.py: error: {error}')
+
+
+if __name__ == '__main__':
+  app.run(main)

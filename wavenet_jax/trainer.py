@@ -1,0 +1,463 @@
+"""Training loop: data-parallel (jax.jit + NamedSharding), orbax checkpoints, metrics.
+
+`train_and_evaluate(config, workdir)` trains config's WaveNet on config.data, resuming from
+the latest checkpoint in workdir/checkpoints. The same code runs on one CPU, many devices
+and many processes: the state is created already sharded over the mesh (sharding.py), each
+process feeds its own rows of the global batch, and the jitted step donates the state.
+
+Loss: the masked mean cross-entropy, in nats, of logits[:, :-1] against audio[:, 1:] with
+weights mask[:, 1:] (1 = real audio). bits/sample = nats / ln 2.
+"""
+import math
+import os
+import signal
+import threading
+import time
+from typing import Any, Callable, Iterator, Optional
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from jax.experimental import multihost_utils
+
+from wavenet_jax import audio as audio_lib
+from wavenet_jax import checkpointing
+from wavenet_jax import input_pipeline
+from wavenet_jax import mulaw
+from wavenet_jax import sampler
+from wavenet_jax import sharding
+from wavenet_jax.models import WaveNet, model_from_config
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+class TrainingDivergedError(RuntimeError):
+  """The loss (or the parameters) became NaN/inf; no checkpoint was written since."""
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a run needs to continue exactly where it stopped.
+
+  Attributes:
+    step: int32 [] number of optimizer updates done (= the input position).
+    params: the model parameters.
+    opt_state: the optax state.
+    ema_params: exponential moving average of params, or None when EMA is off.
+    rng: uint32 [2] PRNG key data of the run (generated clips use fold_in(rng, step)).
+  """
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  ema_params: Any
+  rng: jax.Array
+
+
+# ------------------------------------------------------------------------------------------
+# Model, optimizer and state.
+# ------------------------------------------------------------------------------------------
+
+
+def create_learning_rate_fn(train_config: ml_collections.ConfigDict) -> optax.Schedule:
+  """Linear warmup from 0 to learning_rate, then cosine decay to 0 or constant."""
+  peak = train_config.learning_rate
+  warmup_steps = max(int(train_config.warmup_steps), 1)
+  warmup = optax.linear_schedule(0.0, peak, warmup_steps)
+  if train_config.decay == 'cosine':
+    after = optax.cosine_decay_schedule(peak, max(train_config.num_steps - warmup_steps, 1))
+  elif train_config.decay == 'constant':
+    after = optax.constant_schedule(peak)
+  else:
+    raise ValueError(f"config.train.decay must be 'cosine' or 'constant', "
+                     f'got {train_config.decay!r}.')
+  return optax.join_schedules([warmup, after], [warmup_steps])
+
+
+def create_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """AdamW on the learning-rate schedule, after clipping the gradients' global norm."""
+  return optax.chain(
+      optax.clip_by_global_norm(train_config.grad_clip_norm),
+      optax.adamw(create_learning_rate_fn(train_config),
+                  weight_decay=train_config.weight_decay))
+
+
+def model_inputs(batch: Batch) -> tuple[jax.Array, Optional[jax.Array], Optional[jax.Array]]:
+  """(audio int32 [b, T], speaker int32 [b] or None, mel float32 [b, frames, n_mels] or None)."""
+  return batch['audio'], batch.get('speaker'), batch.get('mel')
+
+
+def init_batch(model: WaveNet) -> Batch:
+  """A one-row batch of zeros with every input `model` takes (for parameter shapes)."""
+  batch = {'audio': jnp.zeros((1, model.hop_length), jnp.int32)}
+  if model.num_speakers:
+    batch['speaker'] = jnp.zeros((1,), jnp.int32)
+  if model.local_cond_channels:
+    batch['mel'] = jnp.zeros((1, 1, model.local_cond_channels), jnp.float32)
+  return batch
+
+
+def init_train_state(rng: jax.Array, model: WaveNet, optimizer: optax.GradientTransformation,
+                     use_ema: bool) -> TrainState:
+  """A fresh state whose parameters are boxed with their logical axis names."""
+  params = model.init(rng, *model_inputs(init_batch(model)))['params']
+  return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      opt_state=optimizer.init(params),
+      ema_params=params if use_ema else None,
+      rng=jax.random.key_data(rng))
+
+
+def create_train_state(rng: jax.Array, model: WaveNet, optimizer: optax.GradientTransformation,
+                       use_ema: bool, mesh: jax.sharding.Mesh,
+                       rules: sharding.Rules) -> tuple[TrainState, TrainState]:
+  """A fresh state, born sharded over `mesh`, and its tree of shardings.
+
+  Args:
+    rng: a PRNG key (jax.random.key); parameters are initialised from it.
+  """
+  def init(key):
+    return nn.unbox(init_train_state(key, model, optimizer, use_ema))
+
+  boxed = jax.eval_shape(lambda key: init_train_state(key, model, optimizer, use_ema), rng)
+  state_shardings = sharding.logical_shardings(boxed, mesh, rules)
+  state = jax.jit(init, out_shardings=state_shardings)(rng)
+  return state, state_shardings
+
+
+# ------------------------------------------------------------------------------------------
+# Steps.
+# ------------------------------------------------------------------------------------------
+
+
+def cross_entropy_sums(logits: jax.Array, batch: Batch) -> tuple[jax.Array, jax.Array]:
+  """Next-sample cross-entropy summed over masked positions, and the number of positions.
+
+  Args:
+    logits: float32 [b, T, classes], logits[:, t] predicting audio[:, t + 1].
+    batch: with 'audio' int32 [b, T] and 'mask' float32 [b, T].
+
+  Returns:
+    (Σ mask * nats, Σ mask), float32 scalars.
+  """
+  nats = optax.softmax_cross_entropy_with_integer_labels(logits[:, :-1], batch['audio'][:, 1:])
+  weights = batch['mask'][:, 1:]
+  return jnp.sum(nats * weights), jnp.sum(weights)
+
+
+def train_step(state: TrainState, batch: Batch, *, model: WaveNet,
+               optimizer: optax.GradientTransformation, learning_rate_fn: optax.Schedule,
+               ema_decay: float) -> tuple[TrainState, Metrics]:
+  """One optimizer update on a global batch.
+
+  Returns:
+    (new state, metrics): float32 scalars 'loss' (nats / masked sample), 'grad_norm',
+    'learning_rate' (of this update), 'params_finite' (1.0 if all new params are finite).
+  """
+  def loss_fn(params):
+    logits = model.apply({'params': params}, *model_inputs(batch))
+    nats_sum, count = cross_entropy_sums(logits, batch)
+    return nats_sum / jnp.maximum(count, 1.0)
+
+  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  ema_params = state.ema_params
+  if ema_params is not None:
+    ema_params = optax.incremental_update(params, ema_params, 1.0 - ema_decay)
+  params_finite = jnp.all(jnp.stack(
+      [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(params)]))
+  metrics = {
+      'loss': loss,
+      'grad_norm': optax.global_norm(grads),
+      'learning_rate': learning_rate_fn(state.step),
+      'params_finite': params_finite.astype(jnp.float32),
+  }
+  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                            ema_params=ema_params)
+  return new_state, metrics
+
+
+def eval_step(params: Any, batch: Batch, *, model: WaveNet) -> Metrics:
+  """{'nats_sum', 'count'} float32 scalars of the teacher-forced loss on a global batch."""
+  logits = model.apply({'params': params}, *model_inputs(batch))
+  nats_sum, count = cross_entropy_sums(logits, batch)
+  return {'nats_sum': nats_sum, 'count': count}
+
+
+def bits_per_sample(nats: float) -> float:
+  return nats / math.log(2.0)
+
+
+# ------------------------------------------------------------------------------------------
+# Host-side helpers.
+# ------------------------------------------------------------------------------------------
+
+
+class _SigtermFlag:
+  """Records SIGTERM (single-process runs; multi-process runs use orbax's preemption sync)."""
+
+  def __init__(self):
+    self._event = threading.Event()
+    self._previous = signal.signal(signal.SIGTERM, self._handle) or signal.SIG_DFL
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning('SIGTERM received: saving a checkpoint after this step, then exiting.')
+    self._event.set()
+
+  def is_set(self) -> bool:
+    return self._event.is_set()
+
+  def restore(self) -> None:
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def _check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> None:
+  batch_size = config.train.batch_size
+  if batch_size % jax.process_count() or batch_size % num_batch_shards:
+    raise ValueError(
+        f'config.train.batch_size={batch_size} must be divisible by the number of processes '
+        f'({jax.process_count()}) and of batch shards ({num_batch_shards}).')
+  if config.model.dtype not in ('float32', 'bfloat16'):
+    raise ValueError(f"config.model.dtype must be 'float32' or 'bfloat16', "
+                     f'got {config.model.dtype!r}.')
+  if not 0.0 <= config.train.ema_decay < 1.0:
+    raise ValueError(f'config.train.ema_decay must be in [0, 1), got {config.train.ema_decay}.')
+
+
+def _prepare_dataset(data_config: ml_collections.ConfigDict) -> 'input_pipeline.DatasetInfo':
+  """Prepares the dataset on process 0 first, then loads it on the others."""
+  if jax.process_index() == 0:
+    info = input_pipeline.prepare_dataset(data_config)
+  multihost_utils.sync_global_devices('prepare_dataset')
+  if jax.process_index() != 0:
+    info = input_pipeline.prepare_dataset(data_config)
+  return info
+
+
+def _global_batches(local_batches: Iterator[dict[str, np.ndarray]],
+                    batch_sharding: jax.sharding.NamedSharding,
+                    global_batch_size: int) -> Iterator[Batch]:
+  for local_batch in local_batches:
+    yield sharding.global_batch(local_batch, batch_sharding, global_batch_size)
+
+
+def _to_host(metrics: Metrics) -> dict[str, float]:
+  return {name: float(value) for name, value in jax.device_get(metrics).items()}
+
+
+def _check_finite(step: int, metrics: dict[str, float], workdir: str) -> None:
+  if not (math.isfinite(metrics['loss']) and math.isfinite(metrics['grad_norm'])
+          and metrics['params_finite'] == 1.0):
+    raise TrainingDivergedError(
+        f'training diverged at step {step}: loss={metrics["loss"]}, '
+        f'grad_norm={metrics["grad_norm"]}; stopped without saving. The last good checkpoint '
+        f'is in {checkpointing.checkpoint_dir(workdir)} (lower config.train.learning_rate or '
+        'config.train.grad_clip_norm).')
+
+
+def _evaluate(p_eval_step: Callable, params: Any, batches: Iterator[Batch]) -> float:
+  """Validation bits/sample over `batches` (all processes take part)."""
+  nats_sum = count = 0.0
+  for batch in batches:
+    sums = _to_host(p_eval_step(params, batch))
+    nats_sum += sums['nats_sum']
+    count += sums['count']
+  return bits_per_sample(nats_sum / max(count, 1.0))
+
+
+def _generate_clip(model: WaveNet, params: Any, rng: jax.Array, num_samples: int,
+                   conditioning_batch: Optional[dict[str, np.ndarray]]) -> np.ndarray:
+  """A float32 [num_samples] waveform sampled from the model on this process alone.
+
+  Args:
+    conditioning_batch: a host-local validation batch; its first row's speaker and mel
+      condition the clip (for conditioned models).
+  """
+  global_cond = local_cond = None
+  if model.num_speakers:
+    global_cond = jnp.asarray(conditioning_batch['speaker'][:1])
+  if model.local_cond_channels:
+    mel = conditioning_batch['mel'][:1]
+    num_samples = min(num_samples, mel.shape[1] * model.hop_length)
+    local_cond = jnp.asarray(mel)
+  classes = sampler.generate(model, {'params': params}, rng, num_samples=num_samples,
+                             global_cond=global_cond, local_cond=local_cond)
+  return np.asarray(mulaw.decode(np.asarray(classes[0])))
+
+
+# ------------------------------------------------------------------------------------------
+# The run.
+# ------------------------------------------------------------------------------------------
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains (or resumes training) and evaluates; checkpoints and summaries go to workdir.
+
+  Returns:
+    the final state (sharded over all devices).
+
+  Raises:
+    TrainingDivergedError: if the loss or the parameters become NaN/inf.
+    ValueError: for an inconsistent config.
+  """
+  is_chief = jax.process_index() == 0
+  mesh = sharding.create_mesh(config.mesh)
+  rules = sharding.rules_from_config(config)
+  _check_config(config, sharding.num_batch_shards(mesh, rules))
+  global_batch_size = config.train.batch_size
+  if is_chief:
+    os.makedirs(workdir, exist_ok=True)
+    logging.info('Mesh %s over %d devices, %d processes; workdir %s.', dict(mesh.shape),
+                 jax.device_count(), jax.process_count(), workdir)
+
+  # Data.
+  info = _prepare_dataset(config.data)
+  model = model_from_config(config.model, config.data, info.speakers)
+  batch_sharding = sharding.batch_sharding(mesh, rules)
+  data_kwargs = dict(receptive_field=model.receptive_field,
+                     global_batch_size=global_batch_size,
+                     with_speaker=bool(model.num_speakers),
+                     with_mel=bool(model.local_cond_channels))
+
+  # Model, optimizer and state.
+  learning_rate_fn = create_learning_rate_fn(config.train)
+  optimizer = create_optimizer(config.train)
+  use_ema = config.train.ema_decay > 0.0
+  state, state_shardings = create_train_state(
+      jax.random.key(config.seed), model, optimizer, use_ema, mesh, rules)
+
+  # Restore.
+  manager = checkpointing.create_checkpoint_manager(workdir, config.checkpoint)
+  abstract_state = jax.tree.map(
+      lambda array, array_sharding: jax.ShapeDtypeStruct(array.shape, array.dtype,
+                                                         sharding=array_sharding),
+      state, state_shardings)
+  restored = checkpointing.restore_state(manager, abstract_state)
+  if restored is not None:
+    state = restored
+  start_step = int(jax.device_get(state.step))
+  if is_chief:
+    num_params = sum(leaf.size for leaf in jax.tree.leaves(state.params))
+    logging.info('%s from step %d: %d parameters, receptive field %d samples.',
+                 'Resuming' if restored is not None else 'Starting', start_step, num_params,
+                 model.receptive_field)
+
+  p_train_step = jax.jit(
+      lambda s, b: train_step(s, b, model=model, optimizer=optimizer,
+                              learning_rate_fn=learning_rate_fn,
+                              ema_decay=config.train.ema_decay),
+      in_shardings=(state_shardings, batch_sharding),
+      out_shardings=(state_shardings, None),
+      donate_argnums=0)
+  p_eval_step = jax.jit(lambda p, b: eval_step(p, b, model=model),
+                        in_shardings=(state_shardings.params, batch_sharding))
+
+  def eval_params(current: TrainState) -> Any:
+    return current.ema_params if use_ema else current.params
+
+  def validation_batches() -> Iterator[Batch]:
+    return _global_batches(
+        input_pipeline.eval_batches(config.data, info, num_batches=config.train.eval_batches,
+                                    **data_kwargs),
+        batch_sharding, global_batch_size)
+
+  writer = None
+  if is_chief:
+    from flax.metrics import tensorboard  # Imports TensorFlow: only where it is used.
+    writer = tensorboard.SummaryWriter(workdir)
+  train_batches = _global_batches(
+      input_pipeline.train_batches(config.data, info, seed=config.seed, start_step=start_step,
+                                   **data_kwargs),
+      batch_sharding, global_batch_size)
+  sigterm = _SigtermFlag() if jax.process_count() == 1 else None
+  samples_per_step = global_batch_size * (model.receptive_field + config.data.segment_length)
+
+  # The loop. Step s's metrics are checked for NaN/inf while step s + 1 runs, except before
+  # a checkpoint: then the state to save is checked first.
+  num_steps = config.train.num_steps
+  pending: Optional[tuple[int, Metrics]] = None
+  history: list[dict[str, float]] = []
+  window_start, window_step = time.perf_counter(), start_step
+
+  def report(step: int, device_metrics: Metrics) -> None:
+    nonlocal window_start, window_step
+    metrics = _to_host(device_metrics)
+    _check_finite(step, metrics, workdir)
+    history.append(metrics)
+    if step % config.train.log_every_steps and step != num_steps:
+      return
+    elapsed = time.perf_counter() - window_start
+    steps_per_s = (step - window_step) / max(elapsed, 1e-9)
+    summary = {name: float(np.mean([m[name] for m in history]))
+               for name in ('loss', 'grad_norm', 'learning_rate')}
+    summary['bits_per_sample'] = bits_per_sample(summary['loss'])
+    summary['steps_per_s'] = steps_per_s
+    summary['samples_per_s'] = steps_per_s * samples_per_step
+    history.clear()
+    window_start, window_step = time.perf_counter(), step
+    if is_chief:
+      for name, value in summary.items():
+        writer.scalar(f'train/{name}', value, step)
+      eta_s = (num_steps - step) / max(steps_per_s, 1e-9)
+      logging.info('step %d/%d  loss %.4f nats  %.4f bits/sample  %.0f samples/s  '
+                   '%.2f steps/s  ETA %s', step, num_steps, summary['loss'],
+                   summary['bits_per_sample'], summary['samples_per_s'], steps_per_s,
+                   time.strftime('%H:%M:%S', time.gmtime(eta_s)))
+
+  try:
+    for step in range(start_step + 1, num_steps + 1):
+      state, metrics = p_train_step(state, next(train_batches))
+      if pending is not None:
+        report(*pending)
+      pending = (step, metrics)
+      preempted = (manager.reached_preemption(step)
+                   or (sigterm is not None and sigterm.is_set()))
+      if preempted or manager.should_save(step) or step == num_steps:
+        report(*pending)
+        pending = None
+        checkpointing.save(manager, step, state, config, info, force=True)
+      if preempted:
+        manager.wait_until_finished()
+        if is_chief:
+          logging.warning('Preempted: saved checkpoint %d in %s; exiting.', step,
+                          checkpointing.checkpoint_dir(workdir))
+        return state
+      if step % config.train.eval_every_steps == 0 or step == num_steps:
+        eval_bits = _evaluate(p_eval_step, eval_params(state), validation_batches())
+        if is_chief:
+          writer.scalar('eval/bits_per_sample', eval_bits, step)
+          logging.info('step %d  validation %.4f bits/sample', step, eval_bits)
+      if step % config.train.sample_every_steps == 0:
+        params, rng_data = multihost_utils.process_allgather((eval_params(state), state.rng),
+                                                             tiled=True)
+        if is_chief:
+          conditioning = next(input_pipeline.eval_batches(
+              config.data, info, num_batches=1, process_index=0, process_count=1,
+              **data_kwargs))
+          clip = _generate_clip(
+              model, params, jax.random.fold_in(jax.random.wrap_key_data(rng_data), step),
+              int(config.train.sample_seconds * info.sample_rate), conditioning)
+          path = os.path.join(workdir, 'samples', f'step_{step:08d}.wav')
+          os.makedirs(os.path.dirname(path), exist_ok=True)
+          audio_lib.write_wav(path, clip, info.sample_rate)
+          writer.audio('generated', clip[None, :, None], step, sample_rate=info.sample_rate)
+          logging.info('step %d  wrote %.2f s generated clip %s', step,
+                       clip.size / info.sample_rate, path)
+    if pending is not None:
+      report(*pending)
+  finally:
+    manager.wait_until_finished()
+    manager.close()
+    if sigterm is not None:
+      sigterm.restore()
+    if writer is not None:
+      writer.flush()
+  return state
