@@ -28,6 +28,7 @@ import json
 import sys
 from typing import Any
 
+from etils import epath
 import grain
 import jax
 import numpy as np
@@ -119,8 +120,13 @@ def _compute_mel_statistics(source: datasets.AudioSource, examples: Sequence[Map
 
 
 def _mel_statistics(source: datasets.AudioSource, data_config: Any) -> tuple[np.ndarray, np.ndarray]:
-  """Mel mean/std of the training split, computed once and stored beside the dataset."""
-  stats_dir = source.builder.data_path / 'mel_stats'
+  """Mel mean/std of the training split, computed once and stored beside the dataset.
+
+  Stored in <data_dir>/mel_stats/<dataset full name>/<settings hash>.json: in the
+  TFDS data_dir of the dataset, but outside the folder TFDS owns.
+  """
+  data_dir = epath.Path(data_config.data_dir or source.builder.data_dir_root)
+  stats_dir = data_dir / 'mel_stats' / source.builder.info.full_name
   path = stats_dir / f'{_mel_statistics_key(data_config, source.train_split)}.json'
   if not path.exists():
     mean, std = _compute_mel_statistics(

@@ -1,0 +1,190 @@
+"""Tests of the TFDS datasets: audio folders with bad files, the embedded corpus, the catalog."""
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+import soundfile
+import tensorflow_datasets as tfds
+
+from experiments import default
+from wavenet_jax import datasets
+from wavenet_jax import input_pipeline
+from wavenet_jax import mulaw
+from wavenet_jax.datasets import audio_folder
+from wavenet_jax.datasets import catalog
+from wavenet_jax.datasets import prepare
+
+RATE = 8000
+GOOD_FILES = ('alice/a1.wav', 'alice/a2.flac', 'bob/b_48k.wav', 'bob/stereo.ogg', 'bob/short.wav',
+              'bob/loud.wav', 'bob/truncated.wav', 'top.wav')
+SKIPPED_FILES = {  # path -> words of the reason
+    'bob/empty.wav': 'cannot decode', 'bob/text.wav': 'cannot decode',
+    'bob/corrupt.flac': 'cannot decode', 'bob/nan.wav': 'NaN',
+    'alice/missing.wav': 'does not exist'}
+
+
+def _tone(seconds, rate=RATE, frequency=220.0):
+  t = np.arange(int(seconds * rate)) / rate
+  return (0.5 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def _write_bad_folder(root):
+  """A folder with good files, every kind of bad file, metadata.csv and a non-audio file."""
+  for speaker in ('alice', 'bob'):
+    (root / speaker).mkdir(parents=True)
+  soundfile.write(root / 'alice/a1.wav', _tone(0.3), RATE, subtype='PCM_16')
+  soundfile.write(root / 'alice/a2.flac', _tone(0.4), RATE, subtype='PCM_16')
+  soundfile.write(root / 'bob/b_48k.wav', _tone(0.25, rate=48000), 48000, subtype='PCM_16')
+  soundfile.write(root / 'bob/stereo.ogg', np.stack([_tone(0.3), _tone(0.3, frequency=330)], 1),
+                  RATE)
+  soundfile.write(root / 'bob/short.wav', _tone(0.01), RATE, subtype='PCM_16')
+  soundfile.write(root / 'bob/loud.wav', 3 * _tone(0.2), RATE, subtype='FLOAT')
+  soundfile.write(root / 'top.wav', _tone(0.2), RATE, subtype='PCM_16')
+  soundfile.write(root / 'full.wav', _tone(0.5), RATE, subtype='PCM_16')
+  whole = (root / 'full.wav').read_bytes()
+  (root / 'bob/truncated.wav').write_bytes(whole[:len(whole) // 2])
+  os.remove(root / 'full.wav')
+  (root / 'bob/empty.wav').write_bytes(b'')
+  (root / 'bob/text.wav').write_text('this is not audio')
+  (root / 'bob/corrupt.flac').write_bytes(b'fLaC' + bytes(range(256)) * 2)
+  with_nan = _tone(0.2)
+  with_nan[5] = np.inf
+  soundfile.write(root / 'bob/nan.wav', with_nan, RATE, subtype='FLOAT')
+  (root / 'notes.txt').write_text('not audio')
+  (root / 'metadata.csv').write_text(
+      'file,speaker,text\n'
+      'alice/a1.wav,alice,hello world\n'
+      'alice/a2.flac,alice,"second, with comma"\n'
+      'alice/missing.wav,alice,gone\n')
+
+
+def _data_config(wav_dir, data_dir, **overrides):
+  config = default.get_config().data
+  config.wav_dir = str(wav_dir)
+  config.data_dir = str(data_dir)
+  config.sample_rate = RATE
+  config.validation_fraction = 0.3
+  config.mel.update(n_mels=16, hop_length=64, n_fft=256, fmax=RATE / 2)
+  config.update(overrides)
+  return config
+
+
+@pytest.fixture(scope='module')
+def bad_folder(tmp_path_factory):
+  root = tmp_path_factory.mktemp('bad_folder')
+  _write_bad_folder(root / 'wavs')
+  config = _data_config(root / 'wavs', root / 'tfds')
+  source = datasets.audio_source(config)
+  source.prepare()
+  return config, source
+
+
+def test_folder_counts_splits_and_speakers(bad_folder):
+  config, source = bad_folder
+  listing = source.builder.builder_config.listing
+  split_of = {entry.file: entry.split for entry in listing.entries}
+  expected_validation = {f for f in GOOD_FILES if split_of[f] == 'validation'}
+  assert 0 < len(expected_validation) < len(GOOD_FILES)
+  validation = source.data_source('validation')
+  train = source.data_source('train')
+  assert len(train) + len(validation) == len(GOOD_FILES)
+  assert {validation[i]['file'].decode() for i in range(len(validation))} == expected_validation
+  # Speakers: from metadata.csv, else the folder name (the wav_dir's name at the top).
+  assert source.speakers == ('alice', 'bob', 'wavs')
+  examples = {train[i]['file'].decode(): train[i] for i in range(len(train))}
+  examples.update({validation[i]['file'].decode(): validation[i] for i in range(len(validation))})
+  assert examples['alice/a2.flac']['text'].decode() == 'second, with comma'
+  assert source.speakers[examples['top.wav']['speaker']] == 'wavs'
+  # Fixed on the way in: resampled, mixed down, clipped; a truncated file keeps its decodable part.
+  assert examples['bob/b_48k.wav']['audio'].shape == (int(0.25 * RATE),)
+  assert examples['bob/stereo.ogg']['audio'].ndim == 1
+  assert examples['bob/loud.wav']['audio'].dtype == np.int16
+  assert np.abs(examples['bob/loud.wav']['audio']).max() == 32767
+  assert 0 < len(examples['bob/truncated.wav']['audio']) < int(0.5 * RATE)
+
+
+def test_folder_report_lists_every_skipped_file_with_its_reason(bad_folder):
+  config, source = bad_folder
+  metadata = source.builder.info.metadata
+  assert set(metadata['skipped']) | set(metadata['missing']) == set(SKIPPED_FILES)
+  summary = audio_folder.skipped_summary(metadata)
+  assert summary.startswith(f'Skipped {len(SKIPPED_FILES)} file(s)')
+  for path, reason in SKIPPED_FILES.items():
+    assert f'{path} (' in summary
+    assert reason in summary.split(f'{path} (')[1].split(');')[0]
+  assert metadata['clipped'] == ['bob/loud.wav']
+  assert metadata['ignored'] == ['notes.txt']
+  report = '\n'.join(prepare.report_lines(source, config.sample_rate))
+  assert f'audio files found: {len(GOOD_FILES) + len(SKIPPED_FILES) - 1}' in report
+  assert 'speakers (3): alice, bob, wavs' in report
+  assert f'skipped: {len(SKIPPED_FILES)}' in report
+  assert 'notes.txt' in report
+
+
+def test_prepare_is_idempotent_and_settings_do_not_collide(bad_folder):
+  config, source = bad_folder
+  again = datasets.audio_source(config)
+  assert again.builder.data_path == source.builder.data_path
+  written = {p: os.stat(p).st_mtime_ns for p in source.builder.data_path.iterdir()}
+  again.prepare()
+  assert {p: os.stat(p).st_mtime_ns for p in again.builder.data_path.iterdir()} == written
+  other_rate = datasets.audio_source(_data_config(config.wav_dir, config.data_dir,
+                                                  sample_rate=2 * RATE))
+  other_split = datasets.audio_source(_data_config(config.wav_dir, config.data_dir,
+                                                   validation_fraction=0.5))
+  paths = {source.builder.data_path, other_rate.builder.data_path, other_split.builder.data_path}
+  assert len(paths) == 3
+
+
+def test_bad_folder_settings_raise_errors_naming_the_flag(tmp_path):
+  with pytest.raises(ValueError, match='config.data.wav_dir'):
+    datasets.audio_source(_data_config(tmp_path / 'nowhere', tmp_path / 'tfds'))
+  (tmp_path / 'empty').mkdir()
+  with pytest.raises(ValueError, match='holds no'):
+    datasets.audio_source(_data_config(tmp_path / 'empty', tmp_path / 'tfds'))
+  with pytest.raises(ValueError, match='config.data.name'):
+    datasets.audio_source(_data_config(tmp_path, tmp_path, name='no_such_dataset'))
+
+
+def test_embedded_corpus_is_the_default():
+  listing = audio_folder.scan_folder(str(datasets.EMBEDDED_CORPUS_DIR), 0.05)
+  assert {entry.speaker for entry in listing.entries} == {'slt', 'awb'}
+  assert all(entry.text for entry in listing.entries)
+  assert not listing.missing and not listing.ignored and not listing.unlisted
+  splits = [entry.split for entry in listing.entries]
+  assert splits.count('validation') >= 1 and splits.count('train') >= 40
+  total_bytes = sum(p.stat().st_size for p in datasets.EMBEDDED_CORPUS_DIR.rglob('*'))
+  assert total_bytes < 8 * 2**20
+
+
+def test_split_by_hash_is_deterministic_and_near_the_fraction():
+  names = [f'speaker/{i:04d}.wav' for i in range(2000)]
+  in_validation = [audio_folder.split_fraction(n) < 0.1 for n in names]
+  assert in_validation == [audio_folder.split_fraction(n) < 0.1 for n in names]
+  assert 150 < sum(in_validation) < 250
+
+
+@pytest.mark.parametrize('name', sorted(catalog.CATALOG))
+def test_catalog_dataset_batches_with_mock_data(name, tmp_path):
+  config = _data_config('', tmp_path, name=name, sample_rate=16000, validation_fraction=0.2)
+  config.mel.update(fmax=8000.0)
+  entry = catalog.CATALOG[name]
+  with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
+    source = datasets.audio_source(config)
+    assert source.builder.info.features[entry.audio_key].sample_rate == entry.sample_rate
+    info = input_pipeline.prepare_dataset(config)
+    if entry.speaker_key is None:
+      assert info.speakers == (name,)
+    else:
+      assert len(info.speakers) > 1
+    assert info.mel_mean.shape == (config.mel.n_mels,)
+    batches = input_pipeline.train_batches(
+        config, info, receptive_field=64, global_batch_size=2, seed=0, with_speaker=True,
+        with_mel=True)
+    batch = next(batches)
+  length = 64 + config.segment_length
+  assert batch['audio'].shape == (2, length) and batch['audio'].dtype == np.int32
+  assert batch['mel'].shape == (2, -(-length // config.mel.hop_length), config.mel.n_mels)
+  assert np.all((batch['audio'] >= 0) & (batch['audio'] < mulaw.NUM_CLASSES))
+  assert np.all(batch['speaker'] < len(info.speakers))
