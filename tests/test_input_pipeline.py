@@ -1,0 +1,186 @@
+"""Tests of the input pipeline: batches, mel alignment, host slices, exact resume."""
+import itertools
+
+import numpy as np
+import pytest
+import soundfile
+
+from experiments import default
+from wavenet_jax import audio
+from wavenet_jax import input_pipeline
+from wavenet_jax import mulaw
+
+RATE = 8000
+RECEPTIVE_FIELD = 64
+SEGMENT = 192
+LENGTH = RECEPTIVE_FIELD + SEGMENT
+HOP = 64
+# Clip lengths in samples: two are shorter than a crop (LENGTH).
+CLIP_LENGTHS = (160, 900, 1300, 700, 2000, 1100, 230, 1500, 1000, 800)
+
+
+@pytest.fixture(scope='module')
+def prepared(tmp_path_factory):
+  """(data config, DatasetInfo, {file name: float32 clip}) of a small 2-speaker folder."""
+  root = tmp_path_factory.mktemp('pipeline')
+  rng = np.random.default_rng(0)
+  clips = {}
+  for i, length in enumerate(CLIP_LENGTHS):
+    speaker = ('ann', 'ben')[i % 2]
+    (root / 'wavs' / speaker).mkdir(parents=True, exist_ok=True)
+    path = root / 'wavs' / speaker / f'clip{i}.wav'
+    audio.write_wav(path, rng.uniform(-0.4, 0.4, length).astype(np.float32), RATE)
+    clips[f'{speaker}/clip{i}.wav'] = audio.load_audio(path, RATE)
+  config = default.get_config().data
+  config.update(wav_dir=str(root / 'wavs'), data_dir=str(root / 'tfds'), sample_rate=RATE,
+                segment_length=SEGMENT, validation_fraction=0.25, read_threads=2)
+  config.mel.update(n_mels=16, hop_length=HOP, n_fft=256, fmax=RATE / 2)
+  info = input_pipeline.prepare_dataset(config)
+  return config, info, clips
+
+
+def _train(config, info, steps, start_step=0, process_index=0, process_count=1, seed=0,
+           global_batch_size=4, **kwargs):
+  batches = input_pipeline.train_batches(
+      config, info, receptive_field=RECEPTIVE_FIELD, global_batch_size=global_batch_size,
+      seed=seed, start_step=start_step, process_index=process_index, process_count=process_count,
+      **kwargs)
+  return list(itertools.islice(batches, steps))
+
+
+def _identify(row_audio, row_mask, clips):
+  """(file, start) of the clip crop that a batch row holds."""
+  valid = int(row_mask.sum())
+  matches = []
+  for name, clip in clips.items():
+    for start in range(0, max(len(clip) - valid, 0) + 1):
+      if np.array_equal(mulaw.encode(clip[start:start + valid]), row_audio[:valid]):
+        matches.append((name, start))
+  assert len(matches) == 1, matches
+  return matches[0]
+
+
+def _assert_batches_equal(actual, expected):
+  assert len(actual) == len(expected)
+  for a, e in zip(actual, expected):
+    assert a.keys() == e.keys()
+    for key in a:
+      np.testing.assert_array_equal(a[key], e[key])
+
+
+def test_dataset_info(prepared):
+  config, info, clips = prepared
+  assert info.speakers == ('ann', 'ben')
+  assert info.num_train_examples + info.num_validation_examples == len(clips)
+  assert info.num_validation_examples >= 1
+  assert info.mel_mean.shape == info.mel_std.shape == (config.mel.n_mels,)
+  assert np.all(info.mel_std > 0)
+  restored = input_pipeline.DatasetInfo.from_json(info.to_json())
+  assert restored.speakers == info.speakers
+  np.testing.assert_array_equal(restored.mel_mean, info.mel_mean)
+  assert restored.mel_mean.dtype == np.float32
+  again = input_pipeline.prepare_dataset(config)
+  np.testing.assert_array_equal(again.mel_std, info.mel_std)
+
+
+@pytest.mark.parametrize('with_speaker,with_mel', [(False, False), (True, True)])
+def test_batch_keys_shapes_and_dtypes(prepared, with_speaker, with_mel):
+  config, info, _ = prepared
+  batch, = _train(config, info, 1, with_speaker=with_speaker, with_mel=with_mel)
+  expected_keys = {'audio', 'mask'} | ({'speaker'} if with_speaker else set()) | (
+      {'mel'} if with_mel else set())
+  assert set(batch) == expected_keys
+  assert batch['audio'].shape == (4, LENGTH) and batch['audio'].dtype == np.int32
+  assert batch['mask'].shape == (4, LENGTH) and batch['mask'].dtype == np.float32
+  if with_speaker:
+    assert batch['speaker'].shape == (4,) and batch['speaker'].dtype == np.int32
+  if with_mel:
+    assert batch['mel'].shape == (4, -(-LENGTH // HOP), config.mel.n_mels)
+    assert batch['mel'].dtype == np.float32
+
+
+def test_crops_are_hop_aligned_padded_masked_and_mel_aligned(prepared):
+  config, info, clips = prepared
+  batches = _train(config, info, 6, with_speaker=True, with_mel=True)
+  num_padded = 0
+  for batch in batches:
+    for row in range(4):
+      mask = batch['mask'][row]
+      valid = int(mask.sum())
+      np.testing.assert_array_equal(mask[:valid], 1.0)
+      np.testing.assert_array_equal(batch['audio'][row, valid:], mulaw.SILENCE_CLASS)
+      name, start = _identify(batch['audio'][row], mask, clips)
+      clip = clips[name]
+      assert start % HOP == 0
+      assert valid == min(LENGTH, len(clip))
+      num_padded += valid < LENGTH
+      assert info.speakers[batch['speaker'][row]] == name.split('/')[0]
+      # Mel frame k of the crop = frame start / hop + k of the whole (zero-padded) clip.
+      padded_clip = np.concatenate([clip, np.zeros(LENGTH + 256, np.float32)])
+      whole = audio.normalize_mel(audio.log_mel(padded_clip, RATE, config.mel),
+                                  info.mel_mean, info.mel_std)
+      first = start // HOP
+      np.testing.assert_allclose(batch['mel'][row], whole[first:first + batch['mel'].shape[1]],
+                                 rtol=1e-4, atol=1e-4)
+  assert num_padded > 0  # The short clips were padded, not dropped.
+
+
+def test_every_epoch_is_a_permutation_of_the_training_examples(prepared):
+  config, info, clips = prepared
+  n = info.num_train_examples
+  batches = _train(config, info, -(-2 * n // 4))
+  rows = [(b['audio'][r], b['mask'][r]) for b in batches for r in range(4)]
+  names = [_identify(a, m, clips)[0] for a, m in rows[:2 * n]]
+  assert len(set(names[:n])) == n and len(set(names[n:])) == n
+  assert names[:n] != names[n:]  # Reshuffled each epoch.
+
+
+def test_two_hosts_load_disjoint_slices_of_the_one_host_batch(prepared):
+  config, info, _ = prepared
+  one_host = _train(config, info, 4, with_speaker=True, with_mel=True)
+  hosts = [_train(config, info, 4, process_index=h, process_count=2, with_speaker=True,
+                  with_mel=True) for h in range(2)]
+  for step in range(4):
+    assert hosts[0][step]['audio'].shape == (2, LENGTH)
+    concatenated = {key: np.concatenate([hosts[0][step][key], hosts[1][step][key]])
+                    for key in one_host[step]}
+    _assert_batches_equal([concatenated], [one_host[step]])
+  assert not np.array_equal(one_host[0]['audio'], one_host[1]['audio'])
+
+
+def test_resume_is_exact_on_one_and_on_two_hosts(prepared):
+  config, info, _ = prepared
+  uninterrupted = _train(config, info, 5, seed=3)
+  _assert_batches_equal(_train(config, info, 2, seed=3, start_step=3), uninterrupted[3:])
+  hosts = [_train(config, info, 2, seed=3, start_step=3, process_index=h, process_count=2)
+           for h in range(2)]
+  resumed = [{key: np.concatenate([hosts[0][s][key], hosts[1][s][key]]) for key in hosts[0][s]}
+             for s in range(2)]
+  _assert_batches_equal(resumed, uninterrupted[3:])
+  other_seed = _train(config, info, 1, seed=4)
+  assert not np.array_equal(other_seed[0]['audio'], uninterrupted[0]['audio'])
+
+
+def test_eval_batches_are_deterministic_and_sliced_by_host(prepared):
+  config, info, clips = prepared
+
+  def evaluate(process_index=0, process_count=1):
+    return list(input_pipeline.eval_batches(
+        config, info, receptive_field=RECEPTIVE_FIELD, global_batch_size=4, num_batches=3,
+        process_index=process_index, process_count=process_count, with_mel=True))
+
+  first = evaluate()
+  assert len(first) == 3
+  _assert_batches_equal(evaluate(), first)
+  hosts = [evaluate(h, 2) for h in range(2)]
+  joined = [{key: np.concatenate([hosts[0][s][key], hosts[1][s][key]]) for key in first[s]}
+            for s in range(3)]
+  _assert_batches_equal(joined, first)
+  validation = {_identify(b['audio'][r], b['mask'][r], clips)[0] for b in first for r in range(4)}
+  assert len(validation) == info.num_validation_examples
+
+
+def test_batch_size_must_divide_among_hosts(prepared):
+  config, info, _ = prepared
+  with pytest.raises(ValueError, match='multiple of the number of processes'):
+    _train(config, info, 1, global_batch_size=3, process_count=2)
