@@ -259,9 +259,11 @@ def test_multiprocess_trains_tiny_config_in_two_local_processes(tmp_path):
       '--config.train.num_steps=3', '--config.train.batch_size=2',
       '--config.data.segment_length=256', '--config.train.log_every_steps=1',
       '--config.train.eval_every_steps=3', '--config.train.eval_batches=1',
-      '--config.train.sample_every_steps=0', '--config.checkpoint.every_steps=3',
-  ], env={'JAX_PLATFORMS': 'cpu', 'XLA_FLAGS': ''}, timeout=600)
+      '--config.checkpoint.every_steps=3',
+  ], env={'JAX_PLATFORMS': 'cpu', 'XLA_FLAGS': '', 'TF_CPP_MIN_LOG_LEVEL': '3'}, timeout=600)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   for process_id in (0, 1):
     assert f'[process {process_id}] ' in result.stdout
+  assert 'over 2 devices, 2 processes' in result.stdout
+  assert re.search(r'\[process 0\] .*step 3/3  loss', result.stdout)
   assert (workdir / 'checkpoints' / '3').is_dir(), sorted(str(p) for p in workdir.rglob('*'))
