@@ -93,3 +93,7 @@ def test_pcm16_conversion_clips():
   assert pcm.dtype == np.int16
   np.testing.assert_array_equal(pcm, [-32767, -32767, 0, 16384, 32767])
   np.testing.assert_allclose(audio.pcm16_to_float(pcm), pcm / 32768.0)
+
+
+def test_log_mel_of_nothing_has_no_frames():
+  assert audio.log_mel(np.zeros(0, np.float32), RATE, MEL).shape == (0, MEL.n_mels)

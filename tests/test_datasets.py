@@ -1,7 +1,7 @@
 """Tests of the TFDS datasets: audio folders with bad files, the embedded corpus, the catalog."""
 import os
 
-import ml_collections
+from absl import flags
 import numpy as np
 import pytest
 import soundfile
@@ -82,8 +82,7 @@ def bad_folder(tmp_path_factory):
 
 def test_folder_counts_splits_and_speakers(bad_folder):
   config, source = bad_folder
-  listing = source.builder.builder_config.listing
-  split_of = {entry.file: entry.split for entry in listing.entries}
+  split_of = audio_folder.assign_splits(list(GOOD_FILES), config.validation_fraction)
   expected_validation = {f for f in GOOD_FILES if split_of[f] == 'validation'}
   assert 0 < len(expected_validation) < len(GOOD_FILES)
   validation = source.data_source('validation')
@@ -147,12 +146,36 @@ def test_bad_folder_settings_raise_errors_naming_the_flag(tmp_path):
     datasets.audio_source(_data_config(tmp_path, tmp_path, name='no_such_dataset'))
 
 
+def test_prepare_cli_prints_the_report(bad_folder, capsys):
+  config, _ = bad_folder
+  flags.FLAGS(['prepare', f'--wav_dir={config.wav_dir}', f'--data_dir={config.data_dir}',
+               f'--sample_rate={RATE}', f'--validation_fraction={config.validation_fraction}'])
+  try:
+    prepare.main(['prepare'])
+  finally:
+    flags.FLAGS.unparse_flags()
+  printed = capsys.readouterr().out
+  assert 'speakers (3): alice, bob, wavs' in printed
+  assert f'Skipped {len(SKIPPED_FILES)} file(s)' in printed
+
+
+def test_unreadable_metadata_raises_an_error_naming_it(tmp_path):
+  soundfile.write(tmp_path / 'a.wav', _tone(0.1), RATE, subtype='PCM_16')
+  (tmp_path / 'metadata.csv').write_bytes(b'name,speaker\na.wav,x\n')
+  with pytest.raises(ValueError, match='metadata.csv: needs a header with a "file" column'):
+    audio_folder.scan_folder(str(tmp_path))
+  (tmp_path / 'metadata.csv').write_bytes(b'file,speaker\n\xff\xfe.wav,x\n')
+  with pytest.raises(ValueError, match='metadata.csv: not a UTF-8 CSV file'):
+    audio_folder.scan_folder(str(tmp_path))
+
+
 def test_embedded_corpus_is_the_default():
-  listing = audio_folder.scan_folder(str(datasets.EMBEDDED_CORPUS_DIR), 0.05)
+  listing = audio_folder.scan_folder(str(datasets.EMBEDDED_CORPUS_DIR))
   assert {entry.speaker for entry in listing.entries} == {'slt', 'awb'}
   assert all(entry.text for entry in listing.entries)
   assert not listing.missing and not listing.ignored and not listing.unlisted
-  splits = [entry.split for entry in listing.entries]
+  splits = list(audio_folder.assign_splits([entry.file for entry in listing.entries],
+                                           default.get_config().data.validation_fraction).values())
   assert splits.count('validation') >= 1 and splits.count('train') >= 40
   total_bytes = sum(p.stat().st_size for p in datasets.EMBEDDED_CORPUS_DIR.rglob('*'))
   assert total_bytes < 8 * 2**20
@@ -160,9 +183,23 @@ def test_embedded_corpus_is_the_default():
 
 def test_split_by_hash_is_deterministic_and_near_the_fraction():
   names = [f'speaker/{i:04d}.wav' for i in range(2000)]
-  in_validation = [audio_folder.split_fraction(n) < 0.1 for n in names]
-  assert in_validation == [audio_folder.split_fraction(n) < 0.1 for n in names]
-  assert 150 < sum(in_validation) < 250
+  split_of = audio_folder.assign_splits(names, 0.1)
+  assert split_of == audio_folder.assign_splits(names[::-1], 0.1)
+  assert 150 < list(split_of.values()).count('validation') < 250
+  # A file's split does not depend on the other files.
+  assert audio_folder.assign_splits(names[:1000], 0.1) == {n: split_of[n] for n in names[:1000]}
+  # At least one validation file when there are two or more, none with fraction 0.
+  assert 'validation' in audio_folder.assign_splits(names[:2], 1e-9).values()
+  assert set(audio_folder.assign_splits(names, 0.0).values()) == {'train'}
+
+
+def test_no_usable_file_is_an_error_listing_every_file(tmp_path):
+  (tmp_path / 'wavs').mkdir()
+  (tmp_path / 'wavs' / 'a.wav').write_text('not audio')
+  (tmp_path / 'wavs' / 'b.flac').write_bytes(b'')
+  source = datasets.audio_source(_data_config(tmp_path / 'wavs', tmp_path / 'tfds'))
+  with pytest.raises(ValueError, match=r'No usable audio file .* a.wav \(cannot decode.* b.flac'):
+    source.prepare()
 
 
 @pytest.mark.parametrize('name', sorted(catalog.CATALOG))

@@ -184,3 +184,31 @@ def test_batch_size_must_divide_among_hosts(prepared):
   config, info, _ = prepared
   with pytest.raises(ValueError, match='multiple of the number of processes'):
     _train(config, info, 1, global_batch_size=3, process_count=2)
+
+
+def test_top_db_trims_silence_before_cropping(tmp_path):
+  """A burst between long silences: trimmed, the crops only cover the burst's neighbourhood."""
+  rng = np.random.default_rng(1)
+  silence = np.zeros(8000, np.float32)
+  clip = np.concatenate([silence, rng.uniform(-0.5, 0.5, 300).astype(np.float32), silence])
+  (tmp_path / 'wavs').mkdir()
+  audio.write_wav(tmp_path / 'wavs' / 'burst.wav', clip, RATE)
+  config = default.get_config().data
+  config.update(wav_dir=str(tmp_path / 'wavs'), data_dir=str(tmp_path / 'tfds'),
+                sample_rate=RATE, segment_length=6000 - RECEPTIVE_FIELD,
+                validation_fraction=0.0, read_threads=1)
+  config.mel.update(n_mels=16, hop_length=HOP, n_fft=256, fmax=RATE / 2)
+  for top_db, expect_trimmed in ((0.0, False), (40.0, True)):
+    config.top_db = top_db
+    info = input_pipeline.prepare_dataset(config)
+    batch, = _train(config, info, 1, global_batch_size=1)
+    valid = int(batch['mask'][0].sum())
+    if expect_trimmed:
+      # librosa trims whole analysis frames (2048 / 512): some silence may remain.
+      assert 300 <= valid < 300 + 2 * 2048
+    else:
+      assert valid == 6000
+  assert info.num_validation_examples == 0
+  with pytest.raises(ValueError, match='validation split .* is empty'):
+    input_pipeline.eval_batches(config, info, receptive_field=RECEPTIVE_FIELD,
+                                global_batch_size=1, num_batches=1)

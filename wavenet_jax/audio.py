@@ -129,6 +129,9 @@ def log_mel(audio: np.ndarray, sample_rate: int, mel_config: Any, start: int = 0
   if num_samples is None:
     num_samples = len(audio) - start
   frames = num_mel_frames(num_samples, hop)
+  n_mels = int(mel_config.n_mels)
+  if frames == 0:
+    return np.zeros((0, n_mels), np.float32)
   # Window of frame k: [start + k * hop + hop / 2 - n_fft / 2, ... + n_fft).
   window_start = start - (n_fft - hop) // 2
   window_stop = window_start + n_fft + (frames - 1) * hop
@@ -137,7 +140,7 @@ def log_mel(audio: np.ndarray, sample_rate: int, mel_config: Any, start: int = 0
   if source_stop > source_start:
     span[source_start - window_start:source_stop - window_start] = audio[source_start:source_stop]
   spectrum = np.abs(librosa.stft(span, n_fft=n_fft, hop_length=hop, center=False))
-  basis = _mel_basis(sample_rate, n_fft, int(mel_config.n_mels), float(mel_config.fmin),
+  basis = _mel_basis(sample_rate, n_fft, n_mels, float(mel_config.fmin),
                      float(mel_config.fmax))
   # einsum, not BLAS matmul: multi-threaded OpenBLAS on this small product is up to 10x
   # slower when the input pipeline's reader threads already keep every core busy.

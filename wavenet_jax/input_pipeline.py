@@ -110,10 +110,15 @@ def _compute_mel_statistics(source: datasets.AudioSource, examples: Sequence[Map
   num_frames = 0
   for index in np.unique(indices):
     waveform = _clip_waveform(source, examples[int(index)], data_config)
+    if not len(waveform):
+      continue
     mel = audio_lib.log_mel(waveform, data_config.sample_rate, data_config.mel).astype(np.float64)
     total += mel.sum(axis=0)
     total_squares += np.square(mel).sum(axis=0)
     num_frames += len(mel)
+  if not num_frames:
+    raise ValueError(f'{source.builder.name}: the training clips hold no audio '
+                     f'(config.data.top_db={data_config.top_db} trims everything?).')
   mean = total / num_frames
   std = np.sqrt(np.maximum(total_squares / num_frames - np.square(mean), 0.0))
   return mean.astype(np.float32), np.maximum(std, _MEL_STD_FLOOR).astype(np.float32)

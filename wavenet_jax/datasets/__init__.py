@@ -65,7 +65,12 @@ class AudioSource:
         logging.warning(summary)
 
   def data_source(self, split: str) -> Sequence[Mapping[str, Any]]:
-    """Random-access examples of a split (its length is the number of examples)."""
+    """Random-access examples of a prepared split (its length is the number of examples).
+
+    An audio folder without validation files has no 'validation' split: empty.
+    """
+    if isinstance(self.builder, audio_folder.AudioFolder) and split not in self.builder.info.splits:
+      return ()
     return self.builder.as_data_source(split)
 
   def waveform(self, example: Mapping[str, Any], sample_rate: int) -> np.ndarray:

@@ -10,10 +10,14 @@ Audio files with no metadata row take the name of their folder as speaker
 
 Each example: 'audio' int16 [time] mono at the configured sample rate,
 'speaker' ClassLabel (names kept), 'text', 'file' (path relative to wav_dir).
-Split: a file goes to 'validation' when the hash of its relative path, as a
-fraction of 2^64, is below validation_fraction (if that leaves validation empty
-and there are two or more files, the file with the smallest hash goes there), to
-'train' otherwise.
+Preparation decodes every file twice: a first pass (threads) checks that it is
+usable and measures it, so that bad files are known before any split is written
+(TFDS cannot write an empty split); the second pass writes the usable ones.
+Split: a usable file goes to 'validation' when the hash of its relative path, as
+a fraction of 2^64, is below validation_fraction (if that leaves validation empty
+and there are two or more usable files, the file with the smallest hash goes
+there), to 'train' otherwise. With no validation file (validation_fraction = 0
+or a single file) the dataset has only a 'train' split.
 
 Bad input, and what happens to it (all listed in the prepare report, stored in
 the dataset's metadata and printed by `python -m wavenet_jax.datasets.prepare`):
@@ -22,6 +26,7 @@ the dataset's metadata and printed by `python -m wavenet_jax.datasets.prepare`):
   samples beyond [-1, 1]          fixed: clipped when stored as int16 (counted)
   truncated file                  whatever libsndfile can decode is kept, else skipped
   corrupt / non-audio / empty     skipped (path and reason)
+  no usable file at all           error naming the folder, listing every file and why
   NaN or inf samples              skipped (path and reason)
   metadata row, file missing      skipped (path and reason)
   shorter than one training crop  kept: the input pipeline pads and masks it
@@ -32,9 +37,11 @@ validation fraction and the file listing (names and sizes), so distinct folders
 or settings never collide in one data_dir, and a changed folder is prepared
 again.
 """
+from concurrent import futures
 import csv
 import dataclasses
 import hashlib
+import os
 import pathlib
 import re
 
@@ -51,11 +58,10 @@ VALIDATION = 'validation'
 
 @dataclasses.dataclass(frozen=True)
 class AudioFileEntry:
-  """One audio file to prepare: path relative to wav_dir, speaker, text, split."""
+  """One audio file to prepare: path relative to wav_dir, speaker, text."""
   file: str
   speaker: str
   text: str
-  split: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,17 +88,30 @@ def split_fraction(relative_path: str) -> float:
   return int.from_bytes(digest[:8], 'big') / 2.0**64
 
 
+def assign_splits(relative_paths: list[str], validation_fraction: float) -> dict[str, str]:
+  """Split (TRAIN or VALIDATION) of each usable file, by hash of its relative path."""
+  fractions = [split_fraction(path) for path in relative_paths]
+  in_validation = [fraction < validation_fraction for fraction in fractions]
+  if validation_fraction > 0 and not any(in_validation) and len(relative_paths) >= 2:
+    in_validation[int(np.argmin(fractions))] = True
+  return {path: VALIDATION if validation else TRAIN
+          for path, validation in zip(relative_paths, in_validation)}
+
+
 def _read_metadata(wav_dir: pathlib.Path) -> dict[str, dict[str, str]]:
   """metadata.csv rows keyed by their `file` value ({} when there is no metadata.csv)."""
   path = wav_dir / METADATA_FILE
   if not path.exists():
     return {}
-  with path.open(newline='', encoding='utf-8') as f:
-    reader = csv.DictReader(f)
-    if not reader.fieldnames or 'file' not in reader.fieldnames:
-      raise ValueError(f'{path}: needs a header with a "file" column (and optional "speaker", '
-                       f'"text"); found {reader.fieldnames}.')
-    return {row['file']: row for row in reader if row.get('file')}
+  try:
+    with path.open(newline='', encoding='utf-8') as f:
+      reader = csv.DictReader(f)
+      if not reader.fieldnames or 'file' not in reader.fieldnames:
+        raise ValueError(f'{path}: needs a header with a "file" column (and optional '
+                         f'"speaker", "text"); found {reader.fieldnames}.')
+      return {row['file']: row for row in reader if row.get('file')}
+  except (UnicodeDecodeError, csv.Error) as error:
+    raise ValueError(f'{path}: not a UTF-8 CSV file ({error}).') from error
 
 
 def _resolve(wav_dir: pathlib.Path, listed: str) -> pathlib.Path | None:
@@ -103,8 +122,8 @@ def _resolve(wav_dir: pathlib.Path, listed: str) -> pathlib.Path | None:
   return None
 
 
-def scan_folder(wav_dir: str, validation_fraction: float) -> FolderListing:
-  """Lists wav_dir's audio files with speaker, text and split (decodes nothing).
+def scan_folder(wav_dir: str) -> FolderListing:
+  """Lists wav_dir's audio files with speaker and text (decodes nothing).
 
   Raises:
     ValueError: if wav_dir is not a folder, holds no audio file, or its
@@ -127,31 +146,24 @@ def scan_folder(wav_dir: str, validation_fraction: float) -> FolderListing:
       missing.append(listed)
     else:
       rows_by_path[resolved] = row
-  raw_entries = []
+  entries = []
   for path in audio_files:
-    relative = path.relative_to(root).as_posix()
     row = rows_by_path.get(path)
     folder_speaker = path.parent.name if path.parent != root else root.name
     speaker = (row.get('speaker') or '').strip() if row else ''
     text = (row.get('text') or '') if row else ''
-    raw_entries.append((relative, speaker or folder_speaker, text))
-  if not raw_entries:
+    entries.append(AudioFileEntry(path.relative_to(root).as_posix(), speaker or folder_speaker,
+                                  text))
+  if not entries:
     raise ValueError(f'config.data.wav_dir={wav_dir!r} holds no {"/".join(AUDIO_SUFFIXES)} file.')
-  fractions = [split_fraction(relative) for relative, _, _ in raw_entries]
-  in_validation = [f < validation_fraction for f in fractions]
-  if validation_fraction > 0 and not any(in_validation) and len(raw_entries) >= 2:
-    in_validation[int(np.argmin(fractions))] = True
-  entries = tuple(
-      AudioFileEntry(relative, speaker, text, VALIDATION if validation else TRAIN)
-      for (relative, speaker, text), validation in zip(raw_entries, in_validation))
   unlisted = sum(path not in rows_by_path for path in audio_files) if metadata else 0
-  return FolderListing(entries, tuple(missing), tuple(ignored), unlisted)
+  return FolderListing(tuple(entries), tuple(missing), tuple(ignored), unlisted)
 
 
 def folder_config(wav_dir: str, sample_rate: int, validation_fraction: float) -> AudioFolderConfig:
   """The builder config of a folder + settings; its name keys the prepared data."""
   root = pathlib.Path(wav_dir).expanduser().resolve()
-  listing = scan_folder(wav_dir, validation_fraction)
+  listing = scan_folder(wav_dir)
   fingerprint = hashlib.sha256()
   fingerprint.update(f'{root}|{sample_rate}|{validation_fraction!r}'.encode())
   for entry in listing.entries:
@@ -187,29 +199,49 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
             unlisted=config.listing.unlisted),
     )
 
+  def _load(self, entry: AudioFileEntry) -> np.ndarray:
+    """float32 [time] mono audio of the file at the configured rate (AudioFileError if unusable)."""
+    config = self.builder_config
+    return audio_lib.load_audio(pathlib.Path(config.wav_dir) / entry.file, config.sample_rate)
+
+  def _inspect(self, entry: AudioFileEntry) -> tuple[int, bool] | str:
+    """(samples, clipped) of a usable file, else the reason it is skipped."""
+    try:
+      waveform = self._load(entry)
+    except audio_lib.AudioFileError as error:
+      return error.reason
+    return len(waveform), bool(np.max(np.abs(waveform)) > 1.0)
+
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     del dl_manager
-    entries = self.builder_config.listing.entries
-    return {split: self._generate_examples([e for e in entries if e.split == split], split)
-            for split in (TRAIN, VALIDATION)}
-
-  def _generate_examples(self, entries: list[AudioFileEntry], split: str):
     config = self.builder_config
     metadata = self.info.metadata
-    metadata['num_samples'][split] = 0
-    for entry in entries:
-      try:
-        waveform = audio_lib.load_audio(pathlib.Path(config.wav_dir) / entry.file,
-                                        config.sample_rate)
-      except audio_lib.AudioFileError as error:
-        metadata['skipped'][entry.file] = error.reason
+    with futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+      inspections = list(pool.map(self._inspect, config.listing.entries))
+    usable, num_samples = {}, {}
+    for entry, inspection in zip(config.listing.entries, inspections):
+      if isinstance(inspection, str):
+        metadata['skipped'][entry.file] = inspection
         continue
-      if np.max(np.abs(waveform)) > 1.0:
+      usable[entry.file] = entry
+      num_samples[entry.file], clipped = inspection
+      if clipped:
         metadata['clipped'].append(entry.file)
-      pcm = audio_lib.float_to_pcm16(waveform)
-      metadata['num_samples'][split] += len(pcm)
-      yield entry.file, {'audio': pcm, 'speaker': entry.speaker, 'text': entry.text,
-                         'file': entry.file}
+    if not usable:
+      raise ValueError(f'No usable audio file in {config.wav_dir}. {skipped_summary(metadata)}')
+    split_of = assign_splits(list(usable), config.validation_fraction)
+    generators = {}
+    for split in (TRAIN, VALIDATION):
+      files = [file for file in usable if split_of[file] == split]
+      if files:
+        metadata['num_samples'][split] = sum(num_samples[file] for file in files)
+        generators[split] = self._generate_examples([usable[file] for file in files])
+    return generators
+
+  def _generate_examples(self, entries: list[AudioFileEntry]):
+    for entry in entries:
+      yield entry.file, {'audio': audio_lib.float_to_pcm16(self._load(entry)),
+                         'speaker': entry.speaker, 'text': entry.text, 'file': entry.file}
 
 
 def skipped_summary(metadata: dict) -> str | None:

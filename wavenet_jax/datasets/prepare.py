@@ -29,8 +29,7 @@ _VALIDATION_FRACTION = flags.DEFINE_float(
 def report_lines(source: datasets.AudioSource, sample_rate: int) -> list[str]:
   """What a prepared dataset holds: files, hours, speakers, skipped and ignored files."""
   builder = source.builder
-  lines = [f'Dataset {builder.name}/{builder.builder_config.name if builder.builder_config else ""}'
-           f' prepared in {builder.data_dir}']
+  lines = [f'Dataset {builder.info.full_name} prepared in {builder.data_dir}']
   for split in (source.train_split, source.validation_split):
     lines.append(f'  {split}: {len(source.data_source(split))} examples')
   lines.append(f'  speakers ({len(source.speakers)}): {", ".join(source.speakers)}')
