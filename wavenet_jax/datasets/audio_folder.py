@@ -26,10 +26,10 @@ the dataset's metadata and printed by `python -m wavenet_jax.datasets.prepare`):
   samples beyond [-1, 1]          fixed: clipped when stored as int16 (counted)
   truncated file                  whatever libsndfile can decode is kept, else skipped
   corrupt / non-audio / empty     skipped (path and reason)
-  no usable file at all           error naming the folder, listing every file and why
   NaN or inf samples              skipped (path and reason)
   metadata row, file missing      skipped (path and reason)
   shorter than one training crop  kept: the input pipeline pads and masks it
+  no usable file at all           error naming the folder, listing every file and why
 Other files (not .wav/.flac/.ogg, not metadata.csv) are counted as ignored.
 
 The builder config name is derived from the folder path, the sample rate, the
