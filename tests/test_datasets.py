@@ -220,6 +220,9 @@ def test_catalog_dataset_batches_with_mock_data(name, tmp_path):
         config, info, receptive_field=64, global_batch_size=2, seed=0, with_speaker=True,
         with_mel=True)
     batch = next(batches)
+    eval_batch = next(input_pipeline.eval_batches(
+        config, info, receptive_field=64, global_batch_size=2, num_batches=1, with_speaker=True))
+  assert eval_batch['audio'].shape == (2, 64 + config.segment_length)
   length = 64 + config.segment_length
   assert batch['audio'].shape == (2, length) and batch['audio'].dtype == np.int32
   assert batch['mel'].shape == (2, -(-length // config.mel.hop_length), config.mel.n_mels)
