@@ -113,7 +113,9 @@ def restore_for_inference(
     raise NoCheckpointError(f'{workdir}: no checkpoint (no directory {directory}).')
   manager = ocp.CheckpointManager(
       directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False),
-      item_names=ITEM_NAMES)
+      item_handlers={STATE: ocp.StandardCheckpointHandler(),
+                     CONFIG: ocp.JsonCheckpointHandler(),
+                     DATASET_INFO: ocp.JsonCheckpointHandler()})
   steps = manager.all_steps()
   if not steps:
     raise NoCheckpointError(f'{workdir}: no complete checkpoint in {directory}.')

@@ -65,10 +65,9 @@ class TrainState:
 
 
 def create_learning_rate_fn(train_config: ml_collections.ConfigDict) -> optax.Schedule:
-  """Linear warmup from 0 to learning_rate, then cosine decay to 0 or constant."""
+  """Linear warmup from 0 to learning_rate (if warmup_steps > 0), then cosine decay to 0 or constant."""
   peak = train_config.learning_rate
-  warmup_steps = max(int(train_config.warmup_steps), 1)
-  warmup = optax.linear_schedule(0.0, peak, warmup_steps)
+  warmup_steps = int(train_config.warmup_steps)
   if train_config.decay == 'cosine':
     after = optax.cosine_decay_schedule(peak, max(train_config.num_steps - warmup_steps, 1))
   elif train_config.decay == 'constant':
@@ -76,6 +75,9 @@ def create_learning_rate_fn(train_config: ml_collections.ConfigDict) -> optax.Sc
   else:
     raise ValueError(f"config.train.decay must be 'cosine' or 'constant', "
                      f'got {train_config.decay!r}.')
+  if warmup_steps <= 0:
+    return after
+  warmup = optax.linear_schedule(0.0, peak, warmup_steps)
   return optax.join_schedules([warmup, after], [warmup_steps])
 
 
@@ -175,7 +177,7 @@ def train_step(state: TrainState, batch: Batch, *, model: WaveNet,
       [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(params)]))
   metrics = {
       'loss': loss,
-      'grad_norm': optax.global_norm(grads),
+      'grad_norm': optax.tree.norm(grads),
       'learning_rate': learning_rate_fn(state.step),
       'params_finite': params_finite.astype(jnp.float32),
   }

@@ -1,0 +1,42 @@
+"""Scores a folder of audio files under a trained WaveNet (teacher-forced, whole files).
+
+  python evaluate.py --workdir=runs/tiny --wav_dir=FOLDER
+
+Uses the workdir's latest checkpoint (EMA parameters when the run kept them) and its
+conditioning: speakers by name from FOLDER/metadata.csv (else each file's folder name), log-mel
+features computed from each file with the training statistics. The last line printed is JSON:
+{"bits_per_sample": ..., "num_samples": ..., "num_files": ...}.
+"""
+import json
+import sys
+
+from absl import app
+from absl import flags
+
+from wavenet_jax import checkpointing
+from wavenet_jax import evaluation
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Training run directory (with checkpoints/).')
+_WAV_DIR = flags.DEFINE_string('wav_dir', None, 'Folder of .wav/.flac/.ogg files to score.')
+_STEP = flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
+_CHUNK_LENGTH = flags.DEFINE_integer('chunk_length', evaluation.DEFAULT_CHUNK_LENGTH,
+                                     'Positions scored per forward pass (memory vs speed).')
+flags.mark_flags_as_required(['workdir', 'wav_dir'])
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  try:
+    config, dataset_info, model, variables = checkpointing.restore_for_inference(
+        _WORKDIR.value, _STEP.value)
+    score = evaluation.score_folder(model, variables, dataset_info, config.data, _WAV_DIR.value,
+                                    _CHUNK_LENGTH.value)
+  except (ValueError, FileNotFoundError) as error:
+    sys.exit(f'evaluate.py: error: {error}')
+  print(json.dumps({'bits_per_sample': score.bits_per_sample,
+                    'num_samples': score.num_samples, 'num_files': score.num_files}))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,114 @@
+"""Training throughput of WaveNet config B1 on this machine, next to its matmul peak.
+
+B1: 20 layers = 2 stacks of dilations 1..512, kernel 2, residual 64, gate 128, skip 256,
+256 classes; batch 4 x 8000 samples. One step = the trainer's jitted train_step (forward,
+backward, global-norm clipping, AdamW) on a random batch.
+
+Command:
+  python experiments/benchmarks/train_step.py
+Hardware: any; the targets were set on a 2-core CPU (the reference figures there: PyTorch
+r9y9/wavenet_vocoder ~15,000 samples/s, matmul peak ~165 GFLOP/s).
+Output: a progress line per measurement, then as the last line JSON
+  {"samples_per_s": ..., "gflops": ..., "peak_gflops": ...}
+where gflops = the step's matmul FLOPs (3 x the forward's: forward, and two backward matmuls
+per forward matmul) / step time, and peak_gflops = a large float32 matmul measured in the
+same run.
+"""
+import json
+import time
+
+from absl import app
+from absl import flags
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from wavenet_jax import trainer
+from wavenet_jax.models import WaveNet
+
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 4, 'Sequences per step.')
+_NUM_SAMPLES = flags.DEFINE_integer('num_samples', 8000, 'Samples per sequence.')
+_STEPS = flags.DEFINE_integer('steps', 10, 'Timed steps (after one compile + warm-up step).')
+_DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Compute dtype.')
+_MATMUL_SIZE = flags.DEFINE_integer('matmul_size', 2048, 'Side of the peak-matmul probe.')
+
+
+def b1_model(dtype: str) -> WaveNet:
+  return WaveNet(num_layers=20, num_stacks=2, kernel_size=2, residual_channels=64,
+                 gate_channels=128, skip_channels=256, num_classes=256, dtype=jnp.dtype(dtype))
+
+
+def forward_matmul_flops(model: WaveNet, num_positions: int) -> int:
+  """Multiply-add FLOPs (x2) of the forward pass's matmuls over num_positions positions."""
+  half_gate = model.gate_channels // 2
+  per_position = 0
+  for layer in range(model.num_layers):
+    per_position += model.kernel_size * model.residual_channels * model.gate_channels
+    if layer < model.num_layers - 1:
+      per_position += half_gate * model.residual_channels
+  per_position += model.num_layers * half_gate * model.skip_channels
+  per_position += model.skip_channels * model.skip_channels
+  per_position += model.skip_channels * model.num_classes
+  return 2 * per_position * num_positions
+
+
+def matmul_peak_gflops(size: int, repeats: int = 10) -> float:
+  """Best float32 [size, size] @ [size, size] rate over `repeats` runs, in GFLOP/s."""
+  keys = jax.random.split(jax.random.key(0), 2)
+  a = jax.random.normal(keys[0], (size, size), jnp.float32)
+  b = jax.random.normal(keys[1], (size, size), jnp.float32)
+  matmul = jax.jit(jnp.matmul)
+  matmul(a, b).block_until_ready()
+  best = float('inf')
+  for _ in range(repeats):
+    start = time.perf_counter()
+    matmul(a, b).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2 * size**3 / best / 1e9
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  model = b1_model(_DTYPE.value)
+  train_config = ml_collections.ConfigDict(dict(
+      learning_rate=1e-3, warmup_steps=0, decay='constant', num_steps=1, weight_decay=0.0,
+      grad_clip_norm=1.0))
+  optimizer = trainer.create_optimizer(train_config)
+  learning_rate_fn = trainer.create_learning_rate_fn(train_config)
+  state = jax.jit(lambda key: nn.unbox(trainer.init_train_state(key, model, optimizer, False)))(
+      jax.random.key(0))
+  shape = (_BATCH_SIZE.value, _NUM_SAMPLES.value)
+  batch = {'audio': jax.random.randint(jax.random.key(1), shape, 0, model.num_classes),
+           'mask': jnp.ones(shape, jnp.float32)}
+  step = jax.jit(lambda s, b: trainer.train_step(s, b, model=model, optimizer=optimizer,
+                                                 learning_rate_fn=learning_rate_fn,
+                                                 ema_decay=0.0),
+                 donate_argnums=0)
+  start = time.perf_counter()
+  state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  print(f'compile + first step: {time.perf_counter() - start:.1f} s', flush=True)
+  state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  times = []
+  for _ in range(_STEPS.value):
+    start = time.perf_counter()
+    state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - start)
+  step_time = float(np.median(times))
+  samples_per_s = shape[0] * shape[1] / step_time
+  gflops = 3 * forward_matmul_flops(model, shape[0] * shape[1]) / step_time / 1e9
+  peak_gflops = matmul_peak_gflops(_MATMUL_SIZE.value)
+  print(f'B1 {_DTYPE.value}: median step {step_time * 1e3:.0f} ms (min {min(times) * 1e3:.0f}) '
+        f'= {samples_per_s:,.0f} samples/s, {gflops:.1f} GFLOP/s of matmul; '
+        f'matmul peak {peak_gflops:.1f} GFLOP/s', flush=True)
+  print(json.dumps({'samples_per_s': round(samples_per_s, 1), 'gflops': round(gflops, 2),
+                    'peak_gflops': round(peak_gflops, 2)}))
+
+
+if __name__ == '__main__':
+  app.run(main)

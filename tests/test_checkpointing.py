@@ -1,0 +1,78 @@
+"""Checkpoint tests: resume after SIGKILL, SIGTERM save-and-exit, retention, inference loading."""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import training_runs
+from wavenet_jax import checkpointing
+from wavenet_jax import trainer
+
+# Constant learning rate: the killed run and the reference run then share every update even
+# though they are started with different num_steps.
+RESUME = dict(train__decay='constant', train__warmup_steps=0, checkpoint__every_steps=2)
+
+
+def _steps(workdir):
+  directory = os.path.join(workdir, 'checkpoints')
+  return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+
+
+def _start_and_wait_for_checkpoint(workdir, **overrides):
+  """Starts train.py for a long run; returns the process once checkpoint 2 is complete."""
+  process = subprocess.Popen(training_runs.train_command(workdir, **overrides),
+                             cwd=training_runs.REPO, env=training_runs.run_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 240
+  while not os.path.exists(os.path.join(workdir, 'checkpoints', '2', 'commit_success.txt')):
+    assert process.poll() is None, process.stderr.read()[-3000:]
+    assert time.monotonic() < deadline, 'no checkpoint after 240 s'
+    time.sleep(0.02)
+  return process
+
+
+def test_sigkill_then_restart_reaches_the_same_params(tmp_path):
+  num_steps = 12
+  reference = str(tmp_path / 'reference')
+  trainer.train_and_evaluate(training_runs.tiny_config(train__num_steps=num_steps, **RESUME),
+                             reference)
+  killed = str(tmp_path / 'killed')
+  process = _start_and_wait_for_checkpoint(killed, train__num_steps=10_000, **RESUME)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  resumed_from = _steps(killed)[-1]
+  assert 2 <= resumed_from < num_steps
+  trainer.train_and_evaluate(training_runs.tiny_config(train__num_steps=num_steps, **RESUME),
+                             killed)
+  assert _steps(killed)[-1] == num_steps
+  training_runs.assert_params_close(training_runs.checkpoint_params(killed),
+                                    training_runs.checkpoint_params(reference))
+
+
+def test_sigterm_saves_and_exits_cleanly(tmp_path):
+  workdir = str(tmp_path)
+  process = _start_and_wait_for_checkpoint(workdir, train__num_steps=100_000, **RESUME)
+  process.send_signal(signal.SIGTERM)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 0, stderr[-3000:]
+  saved = _steps(workdir)[-1]
+  assert f'Preempted: saved checkpoint {saved} in' in stderr
+  assert 'Traceback' not in stderr
+
+
+def test_keeps_the_last_max_to_keep_checkpoints(tmp_path):
+  config = training_runs.tiny_config(checkpoint__every_steps=1, checkpoint__max_to_keep=2)
+  trainer.train_and_evaluate(config, str(tmp_path))
+  assert _steps(str(tmp_path)) == [3, 4]
+  config_restored, info, _, _ = checkpointing.restore_for_inference(str(tmp_path), step=3)
+  assert config_restored.train.num_steps == 4 and config_restored.model.num_layers == 4
+  assert info.sample_rate == config.data.sample_rate and info.speakers
+  with pytest.raises(checkpointing.NoCheckpointError, match='no checkpoint for step 1'):
+    checkpointing.restore_for_inference(str(tmp_path), step=1)
+
+
+def test_no_checkpoint_is_a_clear_error(tmp_path):
+  with pytest.raises(checkpointing.NoCheckpointError, match='no checkpoint'):
+    checkpointing.restore_for_inference(str(tmp_path))

@@ -1,0 +1,38 @@
+"""Two train.py processes on 127.0.0.1 (jax.distributed, CPU) match one process."""
+import socket
+import subprocess
+
+import training_runs
+from wavenet_jax import trainer
+
+OVERRIDES = dict(train__num_steps=2, train__batch_size=4, train__warmup_steps=0,
+                 checkpoint__every_steps=2)
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_give_the_same_params_as_one(tmp_path):
+  two_processes = str(tmp_path / 'two')
+  address = f'127.0.0.1:{_free_port()}'
+  processes = [
+      subprocess.Popen(
+          training_runs.train_command(two_processes, f'--coordinator_address={address}',
+                                      '--num_processes=2', f'--process_id={process_id}',
+                                      **OVERRIDES),
+          cwd=training_runs.REPO, env=training_runs.run_env(), stdout=subprocess.DEVNULL,
+          stderr=subprocess.PIPE, text=True)
+      for process_id in range(2)]
+  one_process = str(tmp_path / 'one')
+  trainer.train_and_evaluate(training_runs.tiny_config(**OVERRIDES), one_process)
+  logs = []
+  for process in processes:
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    logs.append(stderr)
+  assert 'over 2 devices, 2 processes' in logs[0]
+  training_runs.assert_params_close(training_runs.checkpoint_params(two_processes),
+                                    training_runs.checkpoint_params(one_process))

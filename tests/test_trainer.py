@@ -1,0 +1,121 @@
+"""Whole-run tests of wavenet_jax/trainer.py and train.py with minute-sized configs."""
+import glob
+import os
+import subprocess
+
+import flax.linen as nn
+import jax
+import numpy as np
+import pytest
+import soundfile
+from flax import traverse_util
+
+import training_runs
+from wavenet_jax import checkpointing
+from wavenet_jax import trainer
+
+
+def test_learning_rate_warms_up_then_decays():
+  config = training_runs.tiny_config(train__num_steps=110, train__warmup_steps=10,
+                                     train__learning_rate=1.0)
+  learning_rate = trainer.create_learning_rate_fn(config.train)
+  assert [float(learning_rate(step)) for step in (0, 5, 10)] == pytest.approx([0.0, 0.5, 1.0])
+  assert float(learning_rate(60)) == pytest.approx(0.5, abs=1e-6)  # Half-way down the cosine.
+  assert float(learning_rate(110)) == pytest.approx(0.0, abs=1e-6)
+  config.train.decay = 'linear'
+  with pytest.raises(ValueError, match='config.train.decay'):
+    trainer.create_learning_rate_fn(config.train)
+
+
+def _scalar_tags(workdir):
+  from tensorboard.backend.event_processing import event_accumulator
+  events = event_accumulator.EventAccumulator(workdir)
+  events.Reload()
+  return events
+
+
+def test_unconditional_run_writes_checkpoints_metrics_eval_and_clip(tmp_path):
+  workdir = str(tmp_path)
+  config = training_runs.tiny_config(train__eval_every_steps=2, train__sample_every_steps=4,
+                                     train__ema_decay=0.5)
+  state = trainer.train_and_evaluate(config, workdir)
+  assert int(state.step) == 4
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4']
+  # The EMA, not the raw parameters, is what inference loads.
+  _, info, model, variables = checkpointing.restore_for_inference(workdir)
+  assert model.num_speakers == 0 and model.local_cond_channels == 0
+  jax.tree.map(np.testing.assert_allclose, variables['params'],
+               jax.device_get(state.ema_params))
+  assert not np.allclose(variables['params']['head_out']['kernel'],
+                         state.params['head_out']['kernel'])
+  clip, rate = soundfile.read(os.path.join(workdir, 'samples', 'step_00000004.wav'))
+  assert rate == info.sample_rate and clip.shape == (int(0.01 * rate),)
+  events = _scalar_tags(workdir)
+  scalars = events.Tags()['tensors']
+  for tag in ('train/loss', 'train/bits_per_sample', 'train/grad_norm', 'train/learning_rate',
+              'train/samples_per_s', 'train/steps_per_s', 'eval/bits_per_sample', 'generated'):
+    assert tag in scalars
+  assert [event.step for event in events.Tensors('eval/bits_per_sample')] == [2, 4]
+
+
+@pytest.mark.parametrize('conditioning, param', [('global_conditioning', 'speaker_embedding'),
+                                                 ('local_conditioning', 'upsampler')])
+def test_conditioned_run(tmp_path, conditioning, param):
+  config = training_runs.tiny_config(train__num_steps=2, **{f'model__{conditioning}': True})
+  state = trainer.train_and_evaluate(config, str(tmp_path))
+  names = traverse_util.flatten_dict(state.params, sep='/')
+  assert any(name.startswith(param) for name in names), sorted(names)
+  assert_params_changed(config, state, str(tmp_path), prefixes=(param, 'layer_0/global_proj',
+                                                 'layer_0/local_proj'))
+
+
+def assert_params_changed(config, state, workdir, prefixes=('',)):
+  """Some parameter whose name starts with one of `prefixes` differs from its initial value."""
+  _, _, model, _ = checkpointing.restore_for_inference(workdir)
+  initial = trainer.init_train_state(jax.random.key(config.seed), model,
+                                     trainer.create_optimizer(config.train), False)
+  initial = traverse_util.flatten_dict(nn.unbox(initial.params), sep='/')
+  trained = traverse_util.flatten_dict(jax.device_get(state.params), sep='/')
+  assert any(not np.allclose(trained[name], initial[name]) for name in trained
+             if name.startswith(prefixes))
+
+
+def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
+  # The first update has learning rate 0 (warmup), the second a huge one.
+  workdir = str(tmp_path)
+  config = training_runs.tiny_config(train__num_steps=6, train__learning_rate=1e38,
+                                     train__grad_clip_norm=1e38, checkpoint__every_steps=1)
+  with pytest.raises(trainer.TrainingDivergedError, match='diverged at step'):
+    trainer.train_and_evaluate(config, workdir)
+  steps = sorted(int(step) for step in os.listdir(os.path.join(workdir, 'checkpoints')))
+  assert steps and steps[-1] < 6
+  params = training_runs.checkpoint_params(workdir)
+  assert all(np.isfinite(value).all() for value in params.values())
+
+
+def test_eight_devices_give_the_same_params_as_one(tmp_path):
+  overrides = dict(train__num_steps=1, train__batch_size=8, checkpoint__every_steps=1,
+                   train__warmup_steps=0)
+  one_device = str(tmp_path / 'one')
+  config = training_runs.tiny_config(**overrides)
+  state = trainer.train_and_evaluate(config, one_device)
+  assert_params_changed(config, state, one_device)
+  eight_devices = str(tmp_path / 'eight')
+  result = training_runs.run_train(
+      eight_devices, env=training_runs.run_env(
+          XLA_FLAGS='--xla_force_host_platform_device_count=8'), **overrides)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "'data': 8" in result.stderr
+  training_runs.assert_params_close(training_runs.checkpoint_params(eight_devices),
+                                    training_runs.checkpoint_params(one_device))
+
+
+def test_config_typo_is_a_one_line_error(tmp_path):
+  result = subprocess.run(
+      training_runs.train_command(str(tmp_path), '--config.train.batch_sizee=8'),
+      cwd=training_runs.REPO, env=training_runs.run_env(), capture_output=True, text=True,
+      timeout=120)
+  assert result.returncode != 0
+  assert 'Traceback' not in result.stderr
+  assert 'batch_sizee' in result.stderr.strip().splitlines()[-1]
+  assert not glob.glob(os.path.join(str(tmp_path), 'checkpoints', '*'))

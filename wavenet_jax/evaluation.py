@@ -1,0 +1,133 @@
+"""Teacher-forced scoring of whole audio files: bits per sample under a trained WaveNet.
+
+A file of T samples (μ-law classes x) is scored on its T - 1 next-sample predictions
+(logits[t] against x[t + 1]), exactly as one forward pass over the whole file would score
+it, but in chunks of a fixed length so that memory and compilation do not depend on the file:
+the chunk predicting x[s + 1 .. e] reads x[a .. e - 1] with a <= s - receptive_field + 1
+(a multiple of hop_length, so that local-conditioning frames align), which gives each scored
+position its full receptive field.
+
+Conditioning is that of the checkpoint: speaker ids by name (a folder's metadata.csv, else
+the file's folder name, as when the dataset was prepared), log-mel features computed from
+the file itself and normalised with the training statistics saved with the checkpoint.
+"""
+import dataclasses
+import functools
+import math
+import os
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wavenet_jax import audio as audio_lib
+from wavenet_jax import input_pipeline
+from wavenet_jax import mulaw
+from wavenet_jax.datasets import audio_folder
+from wavenet_jax.models import WaveNet
+
+# Scored positions per chunk.
+DEFAULT_CHUNK_LENGTH = 16_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+  """Total cross-entropy of a set of files.
+
+  Attributes:
+    nats: Σ -ln p(x[t + 1] | x[..t]) over all scored positions.
+    num_samples: number of scored positions (Σ over files of length - 1).
+    num_files: number of files.
+  """
+  nats: float
+  num_samples: int
+  num_files: int
+
+  @property
+  def bits_per_sample(self) -> float:
+    return self.nats / math.log(2.0) / max(self.num_samples, 1)
+
+
+@functools.partial(jax.jit, static_argnames='model')
+def _chunk_nats(model: WaveNet, variables: Any, audio: jax.Array, weights: jax.Array,
+                global_cond: Optional[jax.Array], local_cond: Optional[jax.Array]) -> jax.Array:
+  """Σ weights[t] * -ln p(audio[t + 1] | audio[..t]); audio int32 [1, L], weights [1, L - 1]."""
+  logits = model.apply(variables, audio, global_cond, local_cond)
+  nats = -jnp.take_along_axis(jax.nn.log_softmax(logits[:, :-1]), audio[:, 1:, None], axis=-1)
+  return jnp.sum(nats[..., 0] * weights)
+
+
+def score_classes(model: WaveNet, variables: Any, classes: np.ndarray,
+                  speaker: Optional[int] = None, mel: Optional[np.ndarray] = None,
+                  chunk_length: int = DEFAULT_CHUNK_LENGTH) -> float:
+  """Total nats of the T - 1 next-sample predictions of one file.
+
+  Args:
+    model, variables: the WaveNet and its {'params': ...}.
+    classes: int32 [T] μ-law classes, T >= 2.
+    speaker: the speaker id, for speaker-conditioned models.
+    mel: float32 [>= ceil(T / hop_length), n_mels] normalised log-mel frames, for locally
+      conditioned models.
+    chunk_length: scored positions per forward pass.
+  """
+  hop = model.hop_length if model.local_cond_channels else 1
+  context = -(-(model.receptive_field - 1) // hop) * hop  # Receptive field, rounded up to hops.
+  window = context + chunk_length + hop  # Input samples per chunk (fixed: one compilation).
+  global_cond = None if speaker is None else jnp.asarray([speaker], jnp.int32)
+  num_targets = len(classes) - 1
+  total = 0.0
+  for start in range(0, num_targets, chunk_length):
+    stop = min(start + chunk_length, num_targets)
+    first = max(0, (start - context) // hop * hop)
+    inputs = np.full((1, window), mulaw.SILENCE_CLASS, np.int32)
+    inputs[0, :stop + 1 - first] = classes[first:stop + 1]
+    weights = np.zeros((1, window - 1), np.float32)
+    weights[0, start - first:stop - first] = 1.0
+    local_cond = None
+    if mel is not None:
+      num_frames = -(-window // hop)
+      frames = np.zeros((1, num_frames, mel.shape[1]), np.float32)
+      chunk_frames = mel[first // hop:first // hop + num_frames]
+      frames[0, :len(chunk_frames)] = chunk_frames
+      local_cond = jnp.asarray(frames)
+    total += float(_chunk_nats(model, variables, jnp.asarray(inputs), jnp.asarray(weights),
+                               global_cond, local_cond))
+  return total
+
+
+def score_folder(model: WaveNet, variables: Any, dataset_info: 'input_pipeline.DatasetInfo',
+                 data_config: Any, wav_dir: str,
+                 chunk_length: int = DEFAULT_CHUNK_LENGTH) -> Score:
+  """Scores every audio file under wav_dir with the model's conditioning.
+
+  Args:
+    dataset_info: of the checkpoint (speaker names, mel statistics).
+    data_config: the checkpoint's config.data (sample rate, mel settings).
+    wav_dir: a folder of .wav/.flac/.ogg files, optionally with a metadata.csv.
+
+  Raises:
+    ValueError: naming the file, for an unknown speaker or a file shorter than 2 samples;
+      audio.AudioFileError for an undecodable file.
+  """
+  entries = audio_folder.scan_folder(wav_dir).entries
+  nats = 0.0
+  num_samples = 0
+  for entry in entries:
+    path = os.path.join(wav_dir, entry.file)
+    waveform = audio_lib.load_audio(path, dataset_info.sample_rate)
+    if waveform.size < 2:
+      raise ValueError(f'{path}: needs at least 2 samples to score, has {waveform.size}.')
+    speaker = mel = None
+    if model.num_speakers:
+      if entry.speaker not in dataset_info.speakers:
+        raise ValueError(f'{path}: speaker {entry.speaker!r} is not one the model knows '
+                         f'({", ".join(dataset_info.speakers)}).')
+      speaker = dataset_info.speakers.index(entry.speaker)
+    if model.local_cond_channels:
+      mel = audio_lib.normalize_mel(
+          audio_lib.log_mel(waveform, dataset_info.sample_rate, data_config.mel),
+          dataset_info.mel_mean, dataset_info.mel_std)
+    nats += score_classes(model, variables, mulaw.encode(waveform), speaker, mel, chunk_length)
+    num_samples += waveform.size - 1
+  return Score(nats=nats, num_samples=num_samples, num_files=len(entries))
