@@ -144,14 +144,6 @@ def run_plan(plan: LaunchPlan, grace_seconds: float) -> int:
   lock = threading.Lock()
   processes: dict[int, subprocess.Popen] = {}
   relays = []
-  for process_id, argv in plan.commands.items():
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
-    processes[process_id] = process
-    relay = threading.Thread(target=_relay_output,
-                             args=(process.stdout, f'[process {process_id}] ', lock))
-    relay.start()
-    relays.append(relay)
 
   def on_signal(signum: int, unused_frame) -> None:
     raise _Interrupted(signum)
@@ -159,6 +151,20 @@ def run_plan(plan: LaunchPlan, grace_seconds: float) -> int:
   previous_handler = signal.signal(signal.SIGTERM, on_signal)
   status = 0
   try:
+    for process_id, argv in plan.commands.items():
+      try:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+      except OSError as error:
+        print(f'multiprocess: cannot start process {process_id}: {error}', file=sys.stderr,
+              flush=True)
+        status = 127
+        break
+      processes[process_id] = process
+      relay = threading.Thread(target=_relay_output,
+                               args=(process.stdout, f'[process {process_id}] ', lock))
+      relay.start()
+      relays.append(relay)
     while status == 0 and any(p.poll() is None for p in processes.values()):
       for process_id, process in processes.items():
         if process.poll() not in (None, 0):
@@ -167,7 +173,7 @@ def run_plan(plan: LaunchPlan, grace_seconds: float) -> int:
                 'stopping the others', file=sys.stderr, flush=True)
           break
       time.sleep(_POLL_SECONDS)
-    if status == 0:
+    if status == 0:  # Every process has exited: report the first failure, if any.
       status = next((_exit_status(p.returncode) for p in processes.values() if p.returncode),
                     0)
   except (KeyboardInterrupt, _Interrupted) as interrupt:

@@ -250,6 +250,38 @@ def test_multiprocess_stops_the_others_when_one_fails():
   assert 'process 1 exited with status 3' in result.stderr
 
 
+def test_multiprocess_reports_a_command_that_cannot_start():
+  result = _run([sys.executable, 'launch/multiprocess.py', '--num_processes=2', '--',
+                 '/nonexistent/python', 'train.py'])
+  assert result.returncode == 127
+  assert result.stderr.strip().splitlines() == [
+      "multiprocess: cannot start process 0: [Errno 2] No such file or directory: "
+      "'/nonexistent/python'"]
+
+
+def test_multiprocess_sigterm_stops_all_processes(tmp_path):
+  program = ('import os, pathlib, sys, time\n'
+             'process_id = sys.argv[-1].removeprefix("--process_id=")\n'
+             f'pid_file = pathlib.Path({str(tmp_path)!r}, process_id)\n'
+             'pid_file.with_suffix(".tmp").write_text(str(os.getpid()))\n'
+             'pid_file.with_suffix(".tmp").rename(pid_file)\n'
+             'time.sleep(60)\n')
+  launcher = subprocess.Popen([sys.executable, 'launch/multiprocess.py', '--num_processes=2',
+                               '--', sys.executable, '-c', program], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 30
+  while len(list(tmp_path.glob('[01]'))) < 2 and time.monotonic() < deadline:
+    time.sleep(0.1)
+  pids = [int(path.read_text()) for path in tmp_path.glob('[01]')]
+  assert len(pids) == 2
+  launcher.terminate()
+  _, stderr = launcher.communicate(timeout=30)
+  assert launcher.returncode == 128 + 15 and 'got SIGTERM' in stderr
+  for pid in pids:
+    with pytest.raises(ProcessLookupError):
+      os.kill(pid, 0)
+
+
 def test_multiprocess_trains_tiny_config_in_two_local_processes(tmp_path):
   """Two processes on 127.0.0.1 (one CPU device each) train experiments/tiny.py 3 steps."""
   workdir = tmp_path / 'workdir'
