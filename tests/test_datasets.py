@@ -1,7 +1,9 @@
 """Tests of the TFDS datasets: audio folders with bad files, the embedded corpus, the catalog."""
 import os
+import pathlib
+import subprocess
+import sys
 
-from absl import flags
 import numpy as np
 import pytest
 import soundfile
@@ -13,8 +15,8 @@ from wavenet_jax import input_pipeline
 from wavenet_jax import mulaw
 from wavenet_jax.datasets import audio_folder
 from wavenet_jax.datasets import catalog
-from wavenet_jax.datasets import prepare
 
+REPO = pathlib.Path(__file__).resolve().parent.parent
 RATE = 8000
 GOOD_FILES = ('alice/a1.wav', 'alice/a2.flac', 'bob/b_48k.wav', 'bob/stereo.ogg', 'bob/short.wav',
               'bob/loud.wav', 'bob/truncated.wav', 'top.wav')
@@ -114,7 +116,7 @@ def test_folder_report_lists_every_skipped_file_with_its_reason(bad_folder):
     assert reason in summary.split(f'{path} (')[1].split(');')[0]
   assert metadata['clipped'] == ['bob/loud.wav']
   assert metadata['ignored'] == ['notes.txt']
-  report = '\n'.join(prepare.report_lines(source, config.sample_rate))
+  report = '\n'.join(source.describe())
   assert f'audio files found: {len(GOOD_FILES) + len(SKIPPED_FILES) - 1}' in report
   assert 'speakers (3): alice, bob, wavs' in report
   assert f'skipped: {len(SKIPPED_FILES)}' in report
@@ -146,17 +148,21 @@ def test_bad_folder_settings_raise_errors_naming_the_flag(tmp_path):
     datasets.audio_source(_data_config(tmp_path, tmp_path, name='no_such_dataset'))
 
 
-def test_prepare_cli_prints_the_report(bad_folder, capsys):
+def test_prepare_cli_prints_the_report(bad_folder):
   config, _ = bad_folder
-  flags.FLAGS(['prepare', f'--wav_dir={config.wav_dir}', f'--data_dir={config.data_dir}',
-               f'--sample_rate={RATE}', f'--validation_fraction={config.validation_fraction}'])
-  try:
-    prepare.main(['prepare'])
-  finally:
-    flags.FLAGS.unparse_flags()
-  printed = capsys.readouterr().out
-  assert 'speakers (3): alice, bob, wavs' in printed
-  assert f'Skipped {len(SKIPPED_FILES)} file(s)' in printed
+  completed = subprocess.run(
+      [sys.executable, '-m', 'wavenet_jax.datasets.prepare', f'--wav_dir={config.wav_dir}',
+       f'--data_dir={config.data_dir}', f'--sample_rate={RATE}',
+       f'--validation_fraction={config.validation_fraction}'],
+      cwd=REPO, capture_output=True, text=True, check=True)
+  assert 'speakers (3): alice, bob, wavs' in completed.stdout
+  assert f'Skipped {len(SKIPPED_FILES)} file(s)' in completed.stdout
+  failed = subprocess.run(
+      [sys.executable, '-m', 'wavenet_jax.datasets.prepare', '--wav_dir=/no/such/folder'],
+      cwd=REPO, capture_output=True, text=True)
+  assert failed.returncode != 0
+  assert "config.data.wav_dir='/no/such/folder' is not a folder" in failed.stderr
+  assert 'Traceback' not in failed.stderr
 
 
 def test_unreadable_metadata_raises_an_error_naming_it(tmp_path):

@@ -64,6 +64,33 @@ class AudioSource:
       if summary:
         logging.warning(summary)
 
+  def describe(self) -> list[str]:
+    """Lines saying what the prepared dataset holds: files, hours, speakers, skipped files."""
+    builder = self.builder
+    lines = [f'Dataset {builder.info.full_name} prepared in {builder.data_dir}']
+    for split in (self.train_split, self.validation_split):
+      lines.append(f'  {split}: {len(self.data_source(split))} examples')
+    lines.append(f'  speakers ({len(self.speakers)}): {", ".join(self.speakers)}')
+    if isinstance(builder, audio_folder.AudioFolder):
+      metadata = builder.info.metadata
+      hours = {split: samples / self.stored_sample_rate / 3600
+               for split, samples in sorted(metadata['num_samples'].items())}
+      lines.insert(1, f'  audio files found: {len(builder.builder_config.listing.entries)} '
+                      f'({sum(hours.values()):.3f} hours prepared: '
+                      + ', '.join(f'{split} {h:.3f}' for split, h in hours.items()) + ')')
+      lines.append(f'  skipped: {len(metadata["skipped"]) + len(metadata["missing"])}')
+      lines.append('  ' + (audio_folder.skipped_summary(metadata) or 'No file skipped.'))
+      if metadata['clipped']:
+        lines.append(f'  clipped to [-1, 1] when stored as int16 ({len(metadata["clipped"])}): '
+                     + ', '.join(metadata['clipped']))
+      if metadata['unlisted']:
+        lines.append(f'  audio files without a metadata.csv row (speaker = folder name): '
+                     f'{metadata["unlisted"]}')
+      if metadata['ignored']:
+        lines.append(f'  ignored (not .wav/.flac/.ogg) ({len(metadata["ignored"])}): '
+                     + ', '.join(metadata['ignored']))
+    return lines
+
   def data_source(self, split: str) -> Sequence[Mapping[str, Any]]:
     """Random-access examples of a prepared split (its length is the number of examples).
 
