@@ -18,7 +18,6 @@ REMOTE_EXIT=wavenet-train.exit
 # TPU runtimes ship Ubuntu 22.04 (Python 3.10); uv installs the Python this package needs.
 UV_VERSION=0.13.9
 PYTHON_VERSION=3.11
-RELAUNCH_WAIT_SECONDS=60
 
 usage() {
   cat <<EOF
@@ -64,6 +63,7 @@ Flags:
   --worker=W                run/logs: the worker whose log is streamed: a number or all
                             (default: 0).
   --max_attempts=N          relaunch: at most this many attempts (default: 100).
+  --retry_wait_seconds=S    relaunch: pause before each new attempt (default: 60).
   --dry_run                 Print the commands (one per line) instead of running them;
                             relaunch prints one attempt on a TPU that does not exist yet.
   -h, --help                Show this help.
@@ -99,7 +99,7 @@ esac
 
 NAME='' ZONE='' PROJECT='' ACCELERATOR_TYPE=v4-8 RUNTIME_VERSION='' SPOT=false QUEUED=false
 REPO_URL='' BRANCH=main CONFIG=experiments/default.py WORKDIR='' DATA_DIR='' WORKER=0
-MAX_ATTEMPTS=100
+MAX_ATTEMPTS=100 RETRY_WAIT_SECONDS=60
 TRAIN_FLAGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -118,6 +118,7 @@ while [[ $# -gt 0 ]]; do
     --data_dir=*) DATA_DIR="$(flag_value "$1")" ;;
     --worker=*) WORKER="$(flag_value "$1")" ;;
     --max_attempts=*) MAX_ATTEMPTS="$(flag_value "$1")" ;;
+    --retry_wait_seconds=*) RETRY_WAIT_SECONDS="$(flag_value "$1")" ;;
     --dry_run) DRY_RUN=true ;;
     --) shift; TRAIN_FLAGS=("$@"); break ;;
     *) die "unknown flag '$1' (flags for train.py go after --; -h for help)" ;;
@@ -129,6 +130,7 @@ done
 [[ -n "${ZONE}" ]] || die "--zone is required"
 [[ "${WORKER}" == all || "${WORKER}" =~ ^[0-9]+$ ]] || die "--worker must be a number or all, got '${WORKER}'"
 [[ "${MAX_ATTEMPTS}" =~ ^[1-9][0-9]*$ ]] || die "--max_attempts must be a positive integer, got '${MAX_ATTEMPTS}'"
+[[ "${RETRY_WAIT_SECONDS}" =~ ^[0-9]+$ ]] || die "--retry_wait_seconds must be a whole number, got '${RETRY_WAIT_SECONDS}'"
 [[ -n "${RUNTIME_VERSION}" ]] || RUNTIME_VERSION="$(default_runtime_version "${ACCELERATOR_TYPE}")"
 if [[ "${COMMAND}" == run || "${COMMAND}" == relaunch ]]; then
   [[ -n "${WORKDIR}" ]] || die "--workdir is required for ${COMMAND} (a gs:// URL)"
@@ -289,8 +291,8 @@ relaunch() {
     if tpu_is_ready && [[ "${status}" != 255 ]]; then
       die "train.py failed with exit status ${status} on a healthy TPU; not relaunching"
     fi
-    echo "relaunch: TPU state '${TPU_STATE:-deleted}', exit status ${status}; retrying in ${RELAUNCH_WAIT_SECONDS} s" >&2
-    sleep "${RELAUNCH_WAIT_SECONDS}"
+    echo "relaunch: TPU state '${TPU_STATE:-deleted}', exit status ${status}; retrying in ${RETRY_WAIT_SECONDS} s" >&2
+    sleep "${RETRY_WAIT_SECONDS}"
   done
   die "gave up after ${MAX_ATTEMPTS} attempts"
 }

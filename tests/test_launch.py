@@ -169,6 +169,81 @@ def test_tpu_remote_run_and_logs_scripts_work_in_a_shell(tmp_path):
       "arg: --config.data.wav_dir=it's here"]
 
 
+# A stand-in for gcloud: logs each call, keeps the TPU's state in a file, and answers each
+# `logs` ssh (the one that runs `tail --pid`) with the next exit status from log_exits; 255
+# (ssh lost) also marks the TPU as preempted when `preempt` is there.
+_FAKE_GCLOUD = r"""#!/usr/bin/env bash
+dir="$(dirname "$0")"
+echo "$*" >> "$dir/calls"
+case "$3 $4" in
+  "tpu-vm describe")
+    if [[ -f "$dir/state" ]]; then cat "$dir/state"; else echo "NOT_FOUND: $5" >&2; exit 1; fi ;;
+  "tpu-vm create") echo READY > "$dir/state" ;;
+  "tpu-vm delete") rm -f "$dir/state" ;;
+  "tpu-vm ssh")
+    if [[ "$*" == *"tail --pid"* ]]; then
+      status="$(head -n 1 "$dir/log_exits")"
+      sed -i 1d "$dir/log_exits"
+      if [[ "$status" == 255 && -f "$dir/preempt" ]]; then echo PREEMPTED > "$dir/state"; fi
+      exit "$status"
+    fi ;;
+esac
+"""
+
+
+def _relaunch_with_fake_gcloud(tmp_path, state, log_exits, preempt):
+  """Runs `tpu_vm.sh relaunch` against _FAKE_GCLOUD; returns (result, gcloud calls)."""
+  bin_dir = tmp_path / 'bin'
+  bin_dir.mkdir()
+  gcloud = bin_dir / 'gcloud'
+  gcloud.write_text(_FAKE_GCLOUD)
+  gcloud.chmod(0o755)
+  if state:
+    (bin_dir / 'state').write_text(state + '\n')
+  (bin_dir / 'log_exits').write_text(''.join(f'{s}\n' for s in log_exits))
+  if preempt:
+    (bin_dir / 'preempt').touch()
+  result = _run(['bash', 'launch/tpu_vm.sh', 'relaunch', *TPU, '--workdir=gs://b/w',
+                 '--retry_wait_seconds=0', '--max_attempts=3'],
+                env={'PATH': f'{bin_dir}:{os.environ["PATH"]}', 'TMPDIR': str(tmp_path)})
+  calls = (bin_dir / 'calls').read_text().splitlines()
+  kinds = []
+  for call in calls:
+    words = call.split()
+    kind = words[3] if words[2] == 'tpu-vm' and words[3] != 'ssh' else 'ssh'
+    if kind == 'ssh':
+      kind = ('logs' if 'tail --pid' in call else 'start' if 'nohup' in call else 'setup')
+    kinds.append(kind)
+  return result, kinds
+
+
+def test_tpu_relaunch_recreates_a_preempted_tpu_and_runs_again(tmp_path):
+  result, calls = _relaunch_with_fake_gcloud(tmp_path, 'READY', [255, 0], preempt=True)
+  assert result.returncode == 0, result.stderr
+  assert calls == ['describe', 'scp', 'setup', 'start', 'logs', 'describe',  # Preempted.
+                   'describe', 'delete', 'create', 'scp', 'setup', 'start', 'logs']
+
+
+def test_tpu_relaunch_reattaches_when_only_ssh_was_lost(tmp_path):
+  result, calls = _relaunch_with_fake_gcloud(tmp_path, '', [255, 0], preempt=False)
+  assert result.returncode == 0, result.stderr
+  assert calls == ['describe', 'create', 'scp', 'setup', 'start', 'logs', 'describe',
+                   'describe', 'start', 'logs']
+
+
+def test_tpu_relaunch_stops_when_train_py_fails_on_a_healthy_tpu(tmp_path):
+  result, calls = _relaunch_with_fake_gcloud(tmp_path, 'READY', [1], preempt=False)
+  assert result.returncode == 2
+  assert 'train.py failed with exit status 1 on a healthy TPU' in result.stderr
+  assert calls == ['describe', 'scp', 'setup', 'start', 'logs', 'describe']
+
+
+def test_tpu_relaunch_gives_up_after_max_attempts(tmp_path):
+  result, calls = _relaunch_with_fake_gcloud(tmp_path, 'READY', [255] * 3, preempt=True)
+  assert result.returncode == 2 and 'gave up after 3 attempts' in result.stderr
+  assert calls.count('create') == 2 and calls.count('logs') == 3
+
+
 # ---------------------------------------------------------------------------------------------
 # SLURM
 
