@@ -67,7 +67,8 @@ def test_evaluate_cli_scores_a_folder_with_speakers_and_mel(tmp_path):
   assert score['num_files'] == 2 and score['num_samples'] == sum(lengths) - 2
   assert 0.0 < score['bits_per_sample'] < 10.0
 
-  (folder / 'metadata.csv').write_text(f'file,speaker\n{os.listdir(folder)[0]},nobody\n')
+  first_file = sorted(name for name in os.listdir(folder) if name.endswith('.flac'))[0]
+  (folder / 'metadata.csv').write_text(f'file,speaker\n{first_file},nobody\n')
   result = subprocess.run(
       [sys.executable, 'evaluate.py', f'--workdir={workdir}', f'--wav_dir={folder}'],
       cwd=training_runs.REPO, env=training_runs.run_env(), capture_output=True, text=True,
