@@ -133,3 +133,17 @@ def test_bad_inputs_raise_one_line_errors():
   with pytest.raises(ValueError, match='temperature'):
     generate(model, variables, rng, num_samples=4, batch_size=2, temperature=-1.0,
              local_cond=local_cond)
+
+
+@pytest.mark.parametrize('temperature', [1.0, 0.5])
+def test_sample_categorical_follows_the_tempered_softmax(temperature):
+  probabilities = np.array([0.1, 0.2, 0.0, 0.3, 0.4])
+  num_draws = 100_000
+  logits = jnp.broadcast_to(jnp.log(jnp.asarray(probabilities, jnp.float32)), (num_draws, 5))
+  uniform = jax.random.uniform(jax.random.key(0), (num_draws,))
+  samples = sampler.sample_categorical(logits, jnp.float32(temperature), uniform)
+  assert samples.dtype == jnp.int32
+  frequencies = np.bincount(np.asarray(samples), minlength=5) / num_draws
+  expected = probabilities**(1 / temperature) / np.sum(probabilities**(1 / temperature))
+  assert frequencies[2] == 0.0
+  np.testing.assert_allclose(frequencies, expected, atol=0.006)

@@ -17,9 +17,12 @@ offsets[l] + t mod (k-1) d_l. A step at time t:
      own output head: logits [batch, num_classes] for x[t + 1].
 Steps run inside `jax.jit` as a `jax.lax.scan` over time.
 
-Sampling is Gumbel-max: x[t + 1] = argmax(logits + temperature * g_t), with the
-noise g_t drawn from `fold_in(rng, t + 1)`: it depends on the absolute position
-only, so generating in chunks gives exactly the samples of one long call.
+Sampling inverts the cumulative distribution of softmax(logits / temperature)
+at one uniform number u_s per sample (one random number per sample instead of
+one per class, as Gumbel-max would need). The uniforms are drawn NOISE_BLOCK
+samples at a time, block i from `fold_in(rng, i)`, so u_s depends on the
+absolute position s only: generating in chunks gives exactly the samples of one
+long call.
 
 Local conditioning features are upsampled one frame at a time with the model's
 own upsampler (every frame spreads over exactly its own hop_length samples), so
@@ -44,6 +47,12 @@ from wavenet_jax.models import ResidualLayer, WaveNet, gated_unit
 
 Array = jax.Array
 
+# Samples per block of sampling noise drawn at once (noise of sample s: row
+# s % NOISE_BLOCK of the block drawn from fold_in(rng, s // NOISE_BLOCK)).
+NOISE_BLOCK = 256
+# lax.scan unroll of the step loop.
+SCAN_UNROLL = 4
+
 
 @flax.struct.dataclass
 class SamplerWeights:
@@ -54,10 +63,11 @@ class SamplerWeights:
     input_table: [num_classes, gate] embedding @ current tap of layer 0.
     past_kernels: [layers, (kernel_size - 1) * residual, gate] the taps on past
       inputs (oldest first), one block per layer.
-    current_kernels: [layers, residual, gate] the tap on the current input
-      (layer 0's is used through `input_table`).
-    residual_kernels: [layers - 1, gate / 2, residual].
-    residual_biases: [layers - 1, residual].
+    current_kernels: per layer from layer 1 on, [residual, gate]: the tap on the
+      current input (layer 0's is folded into `input_table`). Tuples of separate
+      arrays, so that the step does not slice stacked weights on every sample.
+    residual_kernels: per layer but the last, [gate / 2, residual].
+    residual_biases: per layer but the last, [residual].
     skip_kernel: [layers * gate / 2, skip] over the concatenated gate outputs.
     skip_bias: [skip].
     local_kernel: [local_cond_channels, layers * gate], or None (unconditioned).
@@ -66,9 +76,9 @@ class SamplerWeights:
   embedding: Array
   input_table: Array
   past_kernels: Array
-  current_kernels: Array
-  residual_kernels: Array
-  residual_biases: Array
+  current_kernels: tuple[Array, ...]
+  residual_kernels: tuple[Array, ...]
+  residual_biases: tuple[Array, ...]
   skip_kernel: Array
   skip_bias: Array
   local_kernel: Optional[Array]
@@ -181,11 +191,11 @@ def sampler_weights(model: WaveNet, variables: Any) -> SamplerWeights:
       embedding=embedding,
       input_table=embedding @ kernels[0, k - 1],
       past_kernels=kernels[:, :k - 1].reshape(model.num_layers, (k - 1) * residual, gate),
-      current_kernels=kernels[:, k - 1],
-      residual_kernels=jnp.stack(
-          [layer['residual_proj']['kernel'] for layer in layers[:-1]]).astype(dtype),
-      residual_biases=jnp.stack(
-          [layer['residual_proj']['bias'] for layer in layers[:-1]]).astype(dtype),
+      current_kernels=tuple(kernels[1:, k - 1]),
+      residual_kernels=tuple(layer['residual_proj']['kernel'].astype(dtype)
+                             for layer in layers[:-1]),
+      residual_biases=tuple(layer['residual_proj']['bias'].astype(dtype)
+                            for layer in layers[:-1]),
       skip_kernel=params['skip_kernel'].reshape(-1, model.skip_channels).astype(dtype),
       skip_bias=params['skip_bias'].astype(dtype),
       local_kernel=local_kernel,
@@ -358,7 +368,7 @@ def _step(model: WaveNet, weights: SamplerWeights, gate_bias: Array, ring: Array
   layer_inputs, gate_outputs = [], []
   for l in range(num_layers):
     if l > 0:
-      z = z_past[l] + h @ weights.current_kernels[l]
+      z = z_past[l] + h @ weights.current_kernels[l - 1]
     gate_out = gated_unit(z)
     layer_inputs.append(h)
     gate_outputs.append(gate_out)
@@ -369,12 +379,46 @@ def _step(model: WaveNet, weights: SamplerWeights, gate_bias: Array, ring: Array
   return ring, model.apply(weights.variables, skips, method=WaveNet.head)
 
 
-# choose(time, logits [batch, num_classes], per-step input) -> (x[time + 1] int32 [batch], output).
-ChooseFn = Callable[[Array, Array, Any], tuple[Array, Any]]
+def sample_categorical(logits: Array, temperature: Array, uniform: Array) -> Array:
+  """Draws from softmax(logits / temperature) by inverting its cumulative distribution.
+
+  Args:
+    logits: float32 [batch, classes].
+    temperature: float32 scalar > 0.
+    uniform: float32 [batch] in [0, 1).
+
+  Returns:
+    int32 [batch]: class c such that cdf[c - 1] <= uniform * cdf[-1] < cdf[c].
+  """
+  scaled = (logits - jnp.max(logits, axis=-1, keepdims=True)) / temperature
+  cdf = jnp.cumsum(jnp.exp(scaled), axis=-1)
+  threshold = uniform[:, None] * cdf[:, -1:]
+  # Rounding can put threshold at cdf[-1] (probability ~2^-24); keep the class in range.
+  return jnp.minimum(jnp.sum(cdf <= threshold, axis=-1), logits.shape[-1] - 1).astype(jnp.int32)
+
+
+# choose(carry, time, logits [batch, num_classes], step input) -> (carry, x[time + 1] int32
+# [batch], step output): picks the next input (sampling, or teacher forcing).
+ChooseFn = Callable[[Any, Array, Array, Any], tuple[Any, Array, Any]]
+
+
+def _current_row(block: Array, position: Array, block_size: int,
+                 draw: Callable[[Array], Array]) -> tuple[Array, Array]:
+  """Row `position % block_size` of the block of rows holding `position`.
+
+  Blocks cover positions [i * block_size, (i + 1) * block_size); `draw(i)` makes
+  block i ([batch, block_size, ...]) and is called when `position` enters it.
+
+  Returns:
+    (the block holding `position`, its row [batch, ...]).
+  """
+  block = jax.lax.cond(position % block_size == 0, draw, lambda _: block, position // block_size)
+  return block, jax.lax.dynamic_index_in_dim(block, position % block_size, axis=1,
+                                             keepdims=False)
 
 
 def _scan_steps(model: WaveNet, weights: SamplerWeights, conditioning: SamplerConditioning,
-                cache: SamplerCache, num_steps: int, choose: ChooseFn,
+                cache: SamplerCache, num_steps: int, choose: ChooseFn, choose_carry: Any,
                 step_inputs: Any = None) -> tuple[SamplerCache, Any]:
   """Runs `num_steps` cached steps; `choose` picks each next input from the logits.
 
@@ -382,28 +426,26 @@ def _scan_steps(model: WaveNet, weights: SamplerWeights, conditioning: SamplerCo
     (cache after the steps, the stacked per-step outputs of `choose`, time-major).
   """
   frames = conditioning.local_frames
-  hop = model.hop_length
 
   def upsample_frame(frame_index: Array) -> Array:
     frame = jax.lax.dynamic_slice_in_dim(frames, frame_index, 1, axis=1)
     return model.apply(weights.variables, frame, method=lambda m, f: m.upsampler(f))
 
   def body(carry, step_input):
-    cache, local_block = carry
+    cache, local_block, choose_carry = carry
     local_feature = None
     if frames is not None:
-      local_block = jax.lax.cond(cache.time % hop == 0, upsample_frame, lambda _: local_block,
-                                 cache.time // hop)
-      local_feature = jax.lax.dynamic_index_in_dim(local_block, cache.time % hop, axis=1,
-                                                   keepdims=False)
+      local_block, local_feature = _current_row(local_block, cache.time, model.hop_length,
+                                                upsample_frame)
     ring, logits = _step(model, weights, conditioning.gate_bias, cache.ring, cache.time,
                          cache.last_sample, local_feature)
-    next_sample, output = choose(cache.time, logits, step_input)
+    choose_carry, next_sample, output = choose(choose_carry, cache.time, logits, step_input)
     cache = SamplerCache(ring=ring, time=cache.time + 1, last_sample=next_sample)
-    return (cache, local_block), output
+    return (cache, local_block, choose_carry), output
 
-  local_block = None if frames is None else upsample_frame(cache.time // hop)
-  (cache, _), outputs = jax.lax.scan(body, (cache, local_block), step_inputs, length=num_steps)
+  local_block = None if frames is None else upsample_frame(cache.time // model.hop_length)
+  (cache, _, _), outputs = jax.lax.scan(body, (cache, local_block, choose_carry), step_inputs,
+                                        length=num_steps, unroll=SCAN_UNROLL)
   return cache, outputs
 
 
@@ -411,17 +453,23 @@ def _scan_steps(model: WaveNet, weights: SamplerWeights, conditioning: SamplerCo
 def _generate_chunk(model: WaveNet, weights: SamplerWeights, conditioning: SamplerConditioning,
                     cache: SamplerCache, rng: Array, temperature: Array, num_samples: int,
                     greedy: bool) -> tuple[SamplerCache, Array]:
+  batch_size = cache.last_sample.shape[0]
 
-  def choose(time, logits, _):
+  def draw_noise(block_index: Array) -> Array:
+    """Uniforms of samples [i * NOISE_BLOCK, (i + 1) * NOISE_BLOCK): [batch, NOISE_BLOCK]."""
+    return jax.random.uniform(jax.random.fold_in(rng, block_index), (batch_size, NOISE_BLOCK))
+
+  def choose(noise_block, time, logits, _):
     if greedy:
-      next_sample = jnp.argmax(logits, axis=-1)
+      next_sample = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     else:
-      noise = jax.random.gumbel(jax.random.fold_in(rng, time + 1), logits.shape, jnp.float32)
-      next_sample = jnp.argmax(logits + temperature * noise, axis=-1)
-    next_sample = next_sample.astype(jnp.int32)
-    return next_sample, next_sample
+      noise_block, uniform = _current_row(noise_block, time + 1, NOISE_BLOCK, draw_noise)
+      next_sample = sample_categorical(logits, temperature, uniform)
+    return noise_block, next_sample, next_sample
 
-  cache, samples = _scan_steps(model, weights, conditioning, cache, num_samples, choose)
+  noise_block = None if greedy else draw_noise((cache.time + 1) // NOISE_BLOCK)
+  cache, samples = _scan_steps(model, weights, conditioning, cache, num_samples, choose,
+                               noise_block)
   return cache, samples.T
 
 
@@ -490,11 +538,11 @@ def _teacher_forced_logits(model: WaveNet, weights: SamplerWeights,
                            conditioning: SamplerConditioning, cache: SamplerCache,
                            next_inputs: Array) -> Array:
 
-  def choose(_, logits, next_input):
-    return next_input, logits
+  def choose(_, time, logits, next_input):
+    return None, next_input, logits
 
   _, logits = _scan_steps(model, weights, conditioning, cache, next_inputs.shape[0], choose,
-                          next_inputs)
+                          None, next_inputs)
   return jnp.swapaxes(logits, 0, 1)
 
 
