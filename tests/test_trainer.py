@@ -61,8 +61,10 @@ def test_unconditional_run_writes_checkpoints_metrics_eval_and_clip(tmp_path):
 @pytest.mark.parametrize('conditioning, param', [('global_conditioning', 'speaker_embedding'),
                                                  ('local_conditioning', 'upsampler')])
 def test_conditioned_run(tmp_path, conditioning, param):
-  config = training_runs.tiny_config(train__num_steps=2, **{f'model__{conditioning}': True})
+  config = training_runs.tiny_config(train__num_steps=2, train__sample_every_steps=2,
+                                     **{f'model__{conditioning}': True})
   state = trainer.train_and_evaluate(config, str(tmp_path))
+  assert os.path.exists(os.path.join(str(tmp_path), 'samples', 'step_00000002.wav'))
   names = traverse_util.flatten_dict(state.params, sep='/')
   assert any(name.startswith(param) for name in names), sorted(names)
   assert_params_changed(config, state, str(tmp_path), prefixes=(param, 'layer_0/global_proj',

@@ -362,6 +362,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   p_eval_step = jax.jit(lambda p, b: eval_step(p, b, model=model),
                         in_shardings=(state_shardings.params, batch_sharding))
 
+  has_validation = info.num_validation_examples > 0
+  if is_chief and not has_validation:
+    logging.warning('The dataset has no validation split: no periodic evaluation.')
+
   def eval_params(current: TrainState) -> Any:
     return current.ema_params if use_ema else current.params
 
@@ -432,7 +436,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           logging.warning('Preempted: saved checkpoint %d in %s; exiting.', step,
                           checkpointing.checkpoint_dir(workdir))
         return state
-      if step % config.train.eval_every_steps == 0 or step == num_steps:
+      if has_validation and (step % config.train.eval_every_steps == 0 or step == num_steps):
         eval_bits = _evaluate(p_eval_step, eval_params(state), validation_batches())
         if is_chief:
           writer.scalar('eval/bits_per_sample', eval_bits, step)
@@ -441,9 +445,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         params, rng_data = multihost_utils.process_allgather((eval_params(state), state.rng),
                                                              tiled=True)
         if is_chief:
-          conditioning = next(input_pipeline.eval_batches(
-              config.data, info, num_batches=1, process_index=0, process_count=1,
-              **data_kwargs))
+          conditioning = next(
+              input_pipeline.eval_batches(config.data, info, num_batches=1, process_index=0,
+                                          process_count=1, **data_kwargs)
+              if has_validation else
+              input_pipeline.train_batches(config.data, info, seed=config.seed,
+                                           process_index=0, process_count=1, **data_kwargs))
           clip = _generate_clip(
               model, params, jax.random.fold_in(jax.random.wrap_key_data(rng_data), step),
               int(config.train.sample_seconds * info.sample_rate), conditioning)
