@@ -373,7 +373,9 @@ def _step(model: WaveNet, weights: SamplerWeights, gate_bias: Array, ring: Array
     layer_inputs.append(h)
     gate_outputs.append(gate_out)
     if l < num_layers - 1:
-      h = h + gate_out @ weights.residual_kernels[l] + weights.residual_biases[l]
+      # Bias add first, then the residual: XLA then fuses the add into the matmul instead of
+      # recomputing the whole residual sum inside every later layer's fusion.
+      h = (gate_out @ weights.residual_kernels[l] + weights.residual_biases[l]) + h
   ring = ring.at[write_rows].set(jnp.stack(layer_inputs))
   skips = jnp.concatenate(gate_outputs, axis=-1) @ weights.skip_kernel + weights.skip_bias
   return ring, model.apply(weights.variables, skips, method=WaveNet.head)
