@@ -6,7 +6,8 @@ and many processes: the state is created already sharded over the mesh (sharding
 process feeds its own rows of the global batch, and the jitted step donates the state.
 
 Loss: the masked mean cross-entropy, in nats, of logits[:, :-1] against audio[:, 1:] with
-weights mask[:, 1:] (1 = real audio). bits/sample = nats / ln 2.
+weights mask[:, 1:] (1 = real audio). bits/sample = nats / ln 2. samples/s counts the audio
+samples the model reads: global batch x (receptive field + segment length) per step.
 """
 import math
 import os
