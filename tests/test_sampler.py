@@ -22,6 +22,18 @@ def test_cached_step_matches_parallel_forward(name, kernel_size):
   assert np.abs(logits - expected).max() < 1e-4
 
 
+@pytest.mark.parametrize('name', ['global', 'local_transposed'])
+def test_cached_step_matches_parallel_forward_for_large_batches(name):
+  """Batches above BATCHED_PAST_TAPS_MAX_BATCH take the per-layer past-tap path."""
+  model = tiny_model(**CONDITIONINGS[name])
+  batch_size = sampler.BATCHED_PAST_TAPS_MAX_BATCH + 1
+  audio, global_cond, local_cond = model_inputs(model, batch_size, model.receptive_field + 5)
+  variables = model.init(jax.random.key(1), audio, global_cond, local_cond)
+  expected = model.apply(variables, audio, global_cond, local_cond)
+  logits = sampler.cached_logits(model, variables, audio, global_cond, local_cond)
+  assert np.abs(logits - expected).max() < 1e-4
+
+
 def greedy_by_full_forwards(model, variables, prompt, num_samples, global_cond, local_cond):
   """Greedy decoding by one full forward pass per new sample.
 

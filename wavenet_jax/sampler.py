@@ -52,6 +52,8 @@ Array = jax.Array
 NOISE_BLOCK = 256
 # lax.scan unroll of the step loop.
 SCAN_UNROLL = 4
+# Largest batch whose past taps are one batched matmul (larger: one matmul per layer).
+BATCHED_PAST_TAPS_MAX_BATCH = 16
 
 
 @flax.struct.dataclass
@@ -358,11 +360,17 @@ def _step(model: WaveNet, weights: SamplerWeights, gate_bias: Array, ring: Array
   read_rows, write_rows = _ring_rows(model, time)
   past = ring[read_rows].reshape(num_layers, model.kernel_size - 1, batch_size, -1)
   past = jnp.swapaxes(past, 1, 2).reshape(num_layers, batch_size, -1)
-  # All layers' past taps in one batched matmul: [L, B, (k-1) R] @ [L, (k-1) R, G].
-  z_past = jnp.einsum('lbr,lrg->lbg', past, weights.past_kernels) + gate_bias
+  # The past taps do not depend on x[time]: all layers' in one batched matmul
+  # [L, B, (k-1) R] @ [L, (k-1) R, G], or per layer for large batches, where XLA's CPU
+  # batched matmul is much slower than separate ones (measured: 1.5x slower step at batch 32).
+  if batch_size <= BATCHED_PAST_TAPS_MAX_BATCH:
+    z_past = jnp.einsum('lbr,lrg->lbg', past, weights.past_kernels) + gate_bias
+  else:
+    z_past = [past[l] @ weights.past_kernels[l] + gate_bias[l] for l in range(num_layers)]
   if local_feature is not None:
     local = local_feature.astype(model.dtype) @ weights.local_kernel
-    z_past = z_past + jnp.swapaxes(local.reshape(batch_size, num_layers, -1), 0, 1)
+    local = local.reshape(batch_size, num_layers, -1)
+    z_past = [z_past[l] + local[:, l] for l in range(num_layers)]
   h = weights.embedding[sample]
   z = z_past[0] + weights.input_table[sample]
   layer_inputs, gate_outputs = [], []
