@@ -8,8 +8,9 @@ step costs O(layers) work, independent of the receptive field.
 All layers' caches live in one ring buffer `ring` [rows, batch, residual]: layer
 l owns rows offsets[l] .. offsets[l] + (k-1) d_l, and h_l[t] sits in row
 offsets[l] + t mod (k-1) d_l. A step at time t:
-  1. gathers every layer's past taps and multiplies them with their kernels in
-     one batched matmul (they do not depend on the sample being fed);
+  1. gathers every layer's past taps and multiplies them with their kernels
+     before the layers run (they do not depend on the sample being fed): one
+     batched matmul up to batch BATCHED_PAST_TAPS_MAX_BATCH, one per layer above;
   2. runs the layers on the current sample x[t] (the embedding is folded into
      the first layer's current tap: a table [num_classes, gate]);
   3. scatters the new layer inputs h_l[t] into the ring;
@@ -30,8 +31,15 @@ memory stays O(hop_length) however long the output is.
 
 Sequence convention: the generated samples follow `prompt` (int32 [batch, P]);
 without a prompt, generation starts from one silent sample (class num_classes / 2,
-μ-law 0.0) at time 0 that is not returned. The step at time t uses local features of time t,
-exactly as `logits[:, t]` of the parallel forward does.
+μ-law 0.0) at time 0 that is not returned. The step at time t uses the local
+features of time t, exactly as `logits[:, t]` of the parallel forward does.
+
+Speed levers measured on a 2-core x86 CPU (B1, see experiments/benchmarks/sampling.py)
+and kept: per-layer weight arrays (no slicing of stacked weights inside the loop),
+inverse-CDF sampling from block-drawn uniforms (threefry Gumbel noise for every
+class cost more than the network at batch 256), scan unroll 4, the embedding folded
+into layer 0, one skip matmul, one shared ring buffer, and the bias added before
+the residual (otherwise XLA recomputes the residual sum inside every layer).
 """
 import dataclasses
 import functools
