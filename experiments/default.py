@@ -56,9 +56,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.grad_clip_norm = 1.0
   config.train.ema_decay = 0.9999  # 0 disables the parameter EMA.
   config.train.log_every_steps = 100
-  config.train.eval_every_steps = 5000
+  config.train.eval_every_steps = 5000  # 0 disables periodic evaluation.
   config.train.eval_batches = 16
-  config.train.sample_every_steps = 20_000
+  config.train.sample_every_steps = 20_000  # 0 disables the generated clips.
   config.train.sample_seconds = 1.0
 
   config.checkpoint = ml_collections.ConfigDict()

@@ -121,3 +121,21 @@ def test_config_typo_is_a_one_line_error(tmp_path):
   assert 'Traceback' not in result.stderr
   assert 'batch_sizee' in result.stderr.strip().splitlines()[-1]
   assert not glob.glob(os.path.join(str(tmp_path), 'checkpoints', '*'))
+
+
+def test_zero_intervals_disable_eval_and_clips(tmp_path):
+  config = training_runs.tiny_config(train__num_steps=2, train__eval_every_steps=0,
+                                     train__sample_every_steps=0)
+  state = trainer.train_and_evaluate(config, str(tmp_path))
+  assert int(state.step) == 2
+  assert not os.path.exists(os.path.join(str(tmp_path), 'samples'))
+  assert 'eval/bits_per_sample' not in _scalar_tags(str(tmp_path)).Tags()['tensors']
+
+
+@pytest.mark.parametrize('key', ['train__sample_every_steps', 'train__eval_every_steps',
+                                 'train__log_every_steps', 'checkpoint__every_steps'])
+def test_bad_interval_is_a_config_error(tmp_path, key):
+  config = training_runs.tiny_config(**{key: -1})
+  with pytest.raises(ValueError, match=key.replace('__', '.')):
+    trainer.train_and_evaluate(config, str(tmp_path))
+  assert not os.listdir(tmp_path)

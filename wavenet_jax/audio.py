@@ -11,9 +11,11 @@ the middle of that hop interval (samples outside the audio are zeros). A span of
 `time` samples has ceil(time / hop) frames.
 """
 import functools
+import io
 import os
 from typing import Any
 
+from etils import epath
 import librosa
 import numpy as np
 import soundfile
@@ -68,9 +70,16 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 
 def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> None:
-  """Writes float32 [time] audio in [-1, 1] as a 16-bit PCM mono WAV file (clipped)."""
+  """Writes float32 [time] audio in [-1, 1] as a 16-bit PCM mono WAV file (clipped).
+
+  `path` is a local path or a URL such as gs://bucket/run/x.wav; its folder is created.
+  """
   pcm = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-  soundfile.write(os.fspath(path), pcm, sample_rate, subtype='PCM_16')
+  encoded = io.BytesIO()
+  soundfile.write(encoded, pcm, sample_rate, subtype='PCM_16', format='WAV')
+  path = epath.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_bytes(encoded.getvalue())
 
 
 def float_to_pcm16(audio: np.ndarray) -> np.ndarray:

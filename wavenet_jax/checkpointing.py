@@ -9,9 +9,9 @@ three are complete, so a run killed mid-save restarts from the previous step):
 `restore_for_inference` rebuilds the model from a workdir alone (for evaluate.py, sampling).
 """
 import json
-import os
 from typing import Any, Optional
 
+from etils import epath
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
@@ -30,11 +30,13 @@ class NoCheckpointError(FileNotFoundError):
   """The workdir holds no (complete) checkpoint; the message names the directory."""
 
 
-def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), 'checkpoints')
+def checkpoint_dir(workdir: str | epath.PathLike) -> epath.Path:
+  """WORKDIR/checkpoints, absolute; workdir is a local path or a URL such as gs://bucket/run."""
+  path = epath.Path(workdir)
+  return (path if path.is_absolute() else path.absolute()) / 'checkpoints'
 
 
-def create_checkpoint_manager(workdir: str, checkpoint_config: ml_collections.ConfigDict,
+def create_checkpoint_manager(workdir: str | epath.PathLike, checkpoint_config: ml_collections.ConfigDict,
                               *, read_only: bool = False) -> ocp.CheckpointManager:
   """A manager that saves (asynchronously) every `every_steps` steps and at preemption.
 
@@ -93,7 +95,7 @@ def _config_from_json(config_json: dict[str, Any]) -> ml_collections.ConfigDict:
 
 
 def restore_for_inference(
-    workdir: str, step: Optional[int] = None
+    workdir: str | epath.PathLike, step: Optional[int] = None
 ) -> tuple[ml_collections.ConfigDict, 'input_pipeline.DatasetInfo', WaveNet, dict[str, Any]]:
   """Loads a trained model from a workdir, on this process's first device.
 
@@ -109,7 +111,7 @@ def restore_for_inference(
     NoCheckpointError: if the workdir has no checkpoint (or not `step`).
   """
   directory = checkpoint_dir(workdir)
-  if not os.path.isdir(directory):
+  if not directory.is_dir():
     raise NoCheckpointError(f'{workdir}: no checkpoint (no directory {directory}).')
   manager = ocp.CheckpointManager(
       directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False),

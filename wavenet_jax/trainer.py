@@ -10,7 +10,6 @@ weights mask[:, 1:] (1 = real audio). bits/sample = nats / ln 2. samples/s count
 samples the model reads: global batch x (receptive field + segment length) per step.
 """
 import math
-import os
 import signal
 import threading
 import time
@@ -24,6 +23,7 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
+from etils import epath
 from jax.experimental import multihost_utils
 
 from wavenet_jax import audio as audio_lib
@@ -233,6 +233,19 @@ def _check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> N
                      f'got {config.model.dtype!r}.')
   if not 0.0 <= config.train.ema_decay < 1.0:
     raise ValueError(f'config.train.ema_decay must be in [0, 1), got {config.train.ema_decay}.')
+  for key, value in (('train.log_every_steps', config.train.log_every_steps),
+                     ('checkpoint.every_steps', config.checkpoint.every_steps)):
+    if value < 1:
+      raise ValueError(f'config.{key} must be >= 1, got {value}.')
+  for key, value in (('train.eval_every_steps', config.train.eval_every_steps),
+                     ('train.sample_every_steps', config.train.sample_every_steps)):
+    if value < 0:
+      raise ValueError(f'config.{key} must be >= 0 (0 disables it), got {value}.')
+
+
+def _is_due(step: int, every_steps: int) -> bool:
+  """Whether a periodic action with interval every_steps (0 = never) runs at step."""
+  return every_steps > 0 and step % every_steps == 0
 
 
 def _prepare_dataset(data_config: ml_collections.ConfigDict) -> 'input_pipeline.DatasetInfo':
@@ -317,7 +330,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   _check_config(config, sharding.num_batch_shards(mesh, rules))
   global_batch_size = config.train.batch_size
   if is_chief:
-    os.makedirs(workdir, exist_ok=True)
+    epath.Path(workdir).mkdir(parents=True, exist_ok=True)
     logging.info('Mesh %s over %d devices, %d processes; workdir %s.', dict(mesh.shape),
                  jax.device_count(), jax.process_count(), workdir)
 
@@ -437,12 +450,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           logging.warning('Preempted: saved checkpoint %d in %s; exiting.', step,
                           checkpointing.checkpoint_dir(workdir))
         return state
-      if has_validation and (step % config.train.eval_every_steps == 0 or step == num_steps):
+      eval_every_steps = config.train.eval_every_steps
+      if has_validation and (_is_due(step, eval_every_steps)
+                             or (eval_every_steps > 0 and step == num_steps)):
         eval_bits = _evaluate(p_eval_step, eval_params(state), validation_batches())
         if is_chief:
           writer.scalar('eval/bits_per_sample', eval_bits, step)
           logging.info('step %d  validation %.4f bits/sample', step, eval_bits)
-      if step % config.train.sample_every_steps == 0:
+      if _is_due(step, config.train.sample_every_steps):
         params, rng_data = multihost_utils.process_allgather((eval_params(state), state.rng),
                                                              tiled=True)
         if is_chief:
@@ -455,8 +470,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           clip = _generate_clip(
               model, params, jax.random.fold_in(jax.random.wrap_key_data(rng_data), step),
               int(config.train.sample_seconds * info.sample_rate), conditioning)
-          path = os.path.join(workdir, 'samples', f'step_{step:08d}.wav')
-          os.makedirs(os.path.dirname(path), exist_ok=True)
+          path = epath.Path(workdir) / 'samples' / f'step_{step:08d}.wav'
           audio_lib.write_wav(path, clip, info.sample_rate)
           writer.audio('generated', clip[None, :, None], step, sample_rate=info.sample_rate)
           logging.info('step %d  wrote %.2f s generated clip %s', step,
