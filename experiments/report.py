@@ -1,0 +1,414 @@
+r"""Computes the reported figures of a training run from its workdir alone.
+
+  python experiments/report.py --workdir=runs/speech_cpu --output_dir=experiments/results/speech
+
+Restores the latest checkpoint (config, dataset info, EMA parameters when the run kept them)
+and computes, on this host's first device:
+
+  every model      validation bits/sample: the whole held-out files of the run's validation
+                   split (the examples of the prepared TFDS 'validation' split, read back
+                   as stored, silence-trimmed as in training when config.data.top_db > 0),
+                   scored teacher-forced with wavenet_jax.evaluation.score_classes, the code
+                   of evaluate.py. Training wall time, last logged training and validation
+                   (crop) bits/sample from the run's TensorBoard events.
+  unconditional    --num_clips clips of --seconds sampled from silence; the first
+                   --clip_seconds of the first one written as WAV + PNG.
+  speaker-cond.    --num_clips clips per speaker; mean f0 over the voiced frames of all of
+                   a speaker's clips (librosa.pyin, fmin=60, fmax=400, as speakers.csv was
+                   measured) next to speakers.csv's mean_f0_hz; WAV + PNG per speaker.
+  mel-cond.        resynthesis of the first --num_utterances validation utterances (cut to
+                   the shortest of them) from their log-mel spectrograms, and Griffin-Lim
+                   (librosa.feature.inverse.mel_to_audio) from the same mel; log-mel
+                   spectral distance and mel-cepstral distortion of each against the
+                   original; WAV + PNG of original, WaveNet and Griffin-Lim for one.
+
+Prints markdown tables, then as the last line JSON with every figure.
+"""
+import glob
+import json
+import math
+import os
+import time
+from typing import Any, Optional
+
+from absl import app
+from absl import flags
+import jax
+import librosa
+import ml_collections
+import numpy as np
+import scipy.fft
+
+from wavenet_jax import audio as audio_lib
+from wavenet_jax import checkpointing
+from wavenet_jax import cli
+from wavenet_jax import datasets
+from wavenet_jax import evaluation
+from wavenet_jax import input_pipeline
+from wavenet_jax import mulaw
+from wavenet_jax import plotting
+from wavenet_jax import synthesis
+from wavenet_jax.models import WaveNet
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Training run directory.', required=True)
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Folder for the WAV and PNG files.',
+                                  required=True)
+_SECONDS = flags.DEFINE_float('seconds', 3.0, 'Seconds per generated clip (measured).')
+_CLIP_SECONDS = flags.DEFINE_float('clip_seconds', 1.5, 'Seconds of each clip written as WAV.')
+_NUM_CLIPS = flags.DEFINE_integer('num_clips', 4, 'Generated clips (per speaker if conditioned).')
+_NUM_UTTERANCES = flags.DEFINE_integer('num_utterances', 4,
+                                       'Validation utterances resynthesised (vocoders).')
+_GRIFFIN_LIM_ITERS = flags.DEFINE_integer('griffin_lim_iters', 32, 'Griffin-Lim iterations.')
+_TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Sampling temperature.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sampling noise.')
+_SPEAKERS_CSV = flags.DEFINE_string(
+    'speakers_csv', None, "CSV with 'speaker' and 'mean_f0_hz' columns (default: "
+    'speakers.csv in the run\'s config.data.wav_dir).')
+_MAX_VALIDATION_FILES = flags.DEFINE_integer(
+    'max_validation_files', None, 'Score only the first N validation files (default: all).')
+
+# f0 search range of librosa.pyin, as ../shared/data/speech/speakers.csv was measured.
+F0_MIN_HZ = 60.0
+F0_MAX_HZ = 400.0
+# Mel-cepstral coefficients compared by the MCD (c_1 .. c_24; c_0, the energy, is left out).
+MCD_COEFFICIENTS = 24
+_DB_PER_NEPER = 20.0 / math.log(10.0)  # 20 log10(x) = _DB_PER_NEPER * ln(x).
+
+
+# ------------------------------------------------------------------------------------------
+# Metrics.
+# ------------------------------------------------------------------------------------------
+
+
+def _paired_log_mels(reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
+                     mel_config: Any) -> tuple[np.ndarray, np.ndarray]:
+  """ln |mel| of both signals over their common length: float32 [frames, n_mels] each."""
+  length = min(len(reference), len(estimate))
+  return (audio_lib.log_mel(reference[:length], sample_rate, mel_config),
+          audio_lib.log_mel(estimate[:length], sample_rate, mel_config))
+
+
+def log_mel_distance_db(reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
+                        mel_config: Any) -> float:
+  """Log-mel spectral distance in dB: mean over frames of the RMS over mel bins of
+  20 log10 |mel_estimate| - 20 log10 |mel_reference| (audio.log_mel features, frames aligned
+  sample for sample, over the common length).
+
+  Args:
+    reference, estimate: float32 [time] waveforms at sample_rate.
+    mel_config: n_mels, hop_length, n_fft, fmin, fmax (config.data.mel).
+  """
+  reference_mel, estimate_mel = _paired_log_mels(reference, estimate, sample_rate, mel_config)
+  difference_db = _DB_PER_NEPER * (estimate_mel - reference_mel)
+  return float(np.mean(np.sqrt(np.mean(np.square(difference_db), axis=1))))
+
+
+def mel_cepstra(log_mel: np.ndarray, num_coefficients: int = MCD_COEFFICIENTS) -> np.ndarray:
+  """Mel cepstra c_1 .. c_num_coefficients: orthonormal DCT-II of ln |mel| over the mel bins.
+
+  Args:
+    log_mel: float32 [frames, n_mels] (audio.log_mel).
+
+  Returns:
+    float64 [frames, num_coefficients].
+  """
+  return scipy.fft.dct(log_mel.astype(np.float64), type=2, norm='ortho',
+                       axis=1)[:, 1:num_coefficients + 1]
+
+
+def mel_cepstral_distortion_db(reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
+                               mel_config: Any,
+                               num_coefficients: int = MCD_COEFFICIENTS) -> float:
+  """Mel-cepstral distortion in dB: mean over frames of (10 / ln 10) sqrt(2 Σ_d Δc_d²).
+
+  c_d: `mel_cepstra` of the audio.log_mel features (DCT of the log mel filterbank, not
+  SPTK's all-pole mel-cepstrum, so values compare between systems of one table, not with
+  published MCDs); frames aligned sample for sample; c_0 (the level) left out.
+
+  Args:
+    reference, estimate: float32 [time] waveforms at sample_rate.
+    mel_config: config.data.mel.
+  """
+  reference_mel, estimate_mel = _paired_log_mels(reference, estimate, sample_rate, mel_config)
+  difference = mel_cepstra(estimate_mel, num_coefficients) - mel_cepstra(reference_mel,
+                                                                          num_coefficients)
+  per_frame = 10.0 / math.log(10.0) * np.sqrt(2.0 * np.sum(np.square(difference), axis=1))
+  return float(np.mean(per_frame))
+
+
+def voiced_f0_hz(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+  """f0 of the voiced frames of a waveform: librosa.pyin(fmin=60, fmax=400); float [voiced]."""
+  f0, voiced, _ = librosa.pyin(audio.astype(np.float32), fmin=F0_MIN_HZ, fmax=F0_MAX_HZ,
+                               sr=sample_rate)
+  return f0[voiced & np.isfinite(f0)]
+
+
+def griffin_lim_from_log_mel(log_mel: np.ndarray, sample_rate: int, mel_config: Any,
+                             num_samples: int, num_iters: int) -> np.ndarray:
+  """Griffin-Lim reconstruction (librosa.feature.inverse.mel_to_audio) of audio.log_mel frames.
+
+  audio.log_mel centres frame k on samples k * hop + hop / 2; librosa centres it on
+  k * hop, so the reconstruction is delayed by hop / 2 to line up with the original.
+
+  Args:
+    log_mel: float32 [frames, n_mels] ln |mel| (not normalised).
+    num_samples: length of the returned waveform.
+
+  Returns:
+    float32 [num_samples].
+  """
+  hop = int(mel_config.hop_length)
+  waveform = librosa.feature.inverse.mel_to_audio(
+      np.exp(log_mel.T), sr=sample_rate, n_fft=int(mel_config.n_fft), hop_length=hop,
+      power=1.0, n_iter=num_iters, fmin=float(mel_config.fmin), fmax=float(mel_config.fmax))
+  delayed = np.concatenate([np.zeros(hop // 2, np.float32), waveform.astype(np.float32)])
+  return np.pad(delayed, (0, max(0, num_samples - len(delayed))))[:num_samples]
+
+
+# ------------------------------------------------------------------------------------------
+# The run's validation split and training log.
+# ------------------------------------------------------------------------------------------
+
+
+def validation_examples(config: ml_collections.ConfigDict, info: input_pipeline.DatasetInfo,
+                        max_files: Optional[int] = None) -> list[tuple[str, np.ndarray, int]]:
+  """(file, waveform float32 [time], speaker id) of the run's held-out files, in split order.
+
+  The waveforms are those of the prepared TFDS validation split (the split the trainer
+  evaluated on), silence-trimmed as in training when config.data.top_db > 0.
+
+  Raises:
+    ValueError: if the run's dataset has no validation split.
+  """
+  source = datasets.audio_source(config.data)
+  examples = source.data_source(source.validation_split)
+  if not len(examples):
+    raise ValueError(f'the dataset of config.data.wav_dir={config.data.wav_dir!r} has no '
+                     f'validation split (config.data.validation_fraction='
+                     f'{config.data.validation_fraction}).')
+  count = len(examples) if max_files is None else min(max_files, len(examples))
+  held_out = []
+  for index in range(count):
+    example = examples[index]
+    waveform = source.waveform(example, info.sample_rate)
+    if config.data.top_db > 0:
+      waveform = audio_lib.trim_silence(waveform, config.data.top_db)
+    file = example.get('file', str(index))
+    held_out.append((file.decode() if isinstance(file, bytes) else str(file), waveform,
+                     source.speaker_id(example)))
+  return held_out
+
+
+def score_examples(model: WaveNet, variables: Any, config: ml_collections.ConfigDict,
+                   info: input_pipeline.DatasetInfo,
+                   examples: list[tuple[str, np.ndarray, int]]) -> evaluation.Score:
+  """Teacher-forced score of whole files with the model's conditioning (as evaluate.py)."""
+  nats, num_samples = 0.0, 0
+  for _, waveform, speaker in examples:
+    mel = (synthesis.vocoder_features(waveform, config.data, info)
+           if model.local_cond_channels else None)
+    nats += evaluation.score_classes(model, variables, mulaw.encode(waveform),
+                                     speaker if model.num_speakers else None, mel)
+    num_samples += len(waveform) - 1
+  return evaluation.Score(nats=nats, num_samples=num_samples, num_files=len(examples))
+
+
+def training_log(workdir: str) -> dict[str, float]:
+  """From the run's TensorBoard events: wall seconds between the first and last event, and
+  the last 'train/bits_per_sample', 'train/steps_per_s' and 'eval/bits_per_sample'."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top; slow, only needed here.
+  wall_times, last = [], {}
+  for path in sorted(glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      wall_times.append(event.wall_time)
+      for value in event.summary.value:
+        if value.tag in ('train/bits_per_sample', 'train/steps_per_s', 'eval/bits_per_sample'):
+          last[value.tag] = (event.step, float(tf.make_ndarray(value.tensor)))
+  log = {'logged_seconds': (max(wall_times) - min(wall_times)) if wall_times else float('nan')}
+  for tag, (step, value) in last.items():
+    log[tag] = value
+    log[tag + '@step'] = step
+  return log
+
+
+# ------------------------------------------------------------------------------------------
+# Generation.
+# ------------------------------------------------------------------------------------------
+
+
+def _write_clip(output_dir: str, name: str, waveform: np.ndarray, sample_rate: int,
+                mel_config: Any, seconds: float) -> str:
+  """Writes the first `seconds` of a waveform as NAME.wav and NAME.png; returns the WAV path."""
+  clip = waveform[:round(seconds * sample_rate)]
+  path = os.path.join(output_dir, f'{name}.wav')
+  audio_lib.write_wav(path, clip, sample_rate)
+  plotting.save_waveform_and_spectrogram(os.path.join(output_dir, f'{name}.png'), clip,
+                                         sample_rate, mel_config, title=name)
+  return path
+
+
+def generate(model: WaveNet, variables: Any, num_samples: int, seed: int, temperature: float,
+             global_cond: Optional[np.ndarray] = None,
+             local_cond: Optional[np.ndarray] = None, batch_size: int = 1) -> np.ndarray:
+  """float32 [batch, 1 + num_samples] sampled from one silent start sample (synthesis.synthesize)."""
+  if global_cond is not None:
+    batch_size = len(global_cond)
+  if local_cond is not None:
+    batch_size = len(local_cond)
+  return synthesis.synthesize(model, variables, jax.random.key(seed), num_samples=num_samples,
+                              batch_size=batch_size, temperature=temperature,
+                              global_cond=global_cond, local_cond=local_cond)
+
+
+def speaker_f0_table(model: WaveNet, variables: Any, info: input_pipeline.DatasetInfo,
+                     corpus_f0_hz: dict[str, float], num_clips: int, seconds: float, seed: int,
+                     temperature: float) -> tuple[list[dict[str, Any]], np.ndarray]:
+  """Per speaker: mean f0 of num_clips generated clips against the corpus's mean f0.
+
+  Returns:
+    (rows {'speaker', 'corpus_f0_hz', 'generated_f0_hz', 'voiced_fraction'}, the generated
+    float32 [num_speakers * num_clips, time] waveforms, speaker-major).
+  """
+  speakers = np.repeat(np.arange(len(info.speakers), dtype=np.int32), num_clips)
+  waveforms = generate(model, variables, round(seconds * info.sample_rate), seed, temperature,
+                       global_cond=speakers)
+  rows = []
+  for speaker_index, name in enumerate(info.speakers):
+    clips = waveforms[speakers == speaker_index]
+    f0 = np.concatenate([voiced_f0_hz(clip, info.sample_rate) for clip in clips])
+    num_frames = sum(1 + len(clip) // 512 for clip in clips)  # pyin's default hop: 512.
+    rows.append({'speaker': name, 'corpus_f0_hz': corpus_f0_hz.get(name, float('nan')),
+                 'generated_f0_hz': float(np.mean(f0)) if len(f0) else float('nan'),
+                 'voiced_fraction': len(f0) / num_frames})
+  return rows, waveforms
+
+
+def read_corpus_f0(path: str) -> dict[str, float]:
+  """speaker -> mean_f0_hz of a speakers.csv (../shared/data/speech/speakers.csv format)."""
+  import csv  # pylint: disable=g-import-not-at-top
+  try:
+    with open(path, newline='', encoding='utf-8') as f:
+      return {row['speaker']: float(row['mean_f0_hz']) for row in csv.DictReader(f)}
+  except (OSError, KeyError, ValueError) as error:
+    raise ValueError(f'--speakers_csv={path}: cannot read speaker and mean_f0_hz columns '
+                     f'({error!r}).') from error
+
+
+def vocoder_table(model: WaveNet, variables: Any, config: ml_collections.ConfigDict,
+                  info: input_pipeline.DatasetInfo, examples: list[tuple[str, np.ndarray, int]],
+                  griffin_lim_iters: int, seed: int, temperature: float
+                  ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray, np.ndarray]:
+  """WaveNet resynthesis and Griffin-Lim of utterances (cut to the shortest) from their mel.
+
+  Returns:
+    (rows {'file', 'wavenet_log_mel_db', 'griffin_lim_log_mel_db', 'wavenet_mcd_db',
+    'griffin_lim_mcd_db'}, originals, WaveNet and Griffin-Lim waveforms, each float32
+    [utterances, time]).
+  """
+  length = min(len(waveform) for _, waveform, _ in examples)
+  originals = np.stack([waveform[:length] for _, waveform, _ in examples])
+  features = np.stack([synthesis.vocoder_features(original, config.data, info)
+                       for original in originals])
+  wavenet = generate(model, variables, length - 1, seed, temperature, local_cond=features)
+  mel_config = config.data.mel
+  griffin_lim = np.stack([
+      griffin_lim_from_log_mel(audio_lib.log_mel(original, info.sample_rate, mel_config),
+                               info.sample_rate, mel_config, length, griffin_lim_iters)
+      for original in originals])
+  rows = []
+  for (file, _, _), original, resynthesis, reconstruction in zip(examples, originals, wavenet,
+                                                                 griffin_lim):
+    rows.append({
+        'file': file,
+        'wavenet_log_mel_db': log_mel_distance_db(original, resynthesis, info.sample_rate,
+                                                  mel_config),
+        'griffin_lim_log_mel_db': log_mel_distance_db(original, reconstruction,
+                                                      info.sample_rate, mel_config),
+        'wavenet_mcd_db': mel_cepstral_distortion_db(original, resynthesis, info.sample_rate,
+                                                     mel_config),
+        'griffin_lim_mcd_db': mel_cepstral_distortion_db(original, reconstruction,
+                                                         info.sample_rate, mel_config),
+    })
+  return rows, originals, wavenet, griffin_lim
+
+
+# ------------------------------------------------------------------------------------------
+# The report.
+# ------------------------------------------------------------------------------------------
+
+
+def _markdown_table(rows: list[dict[str, Any]]) -> list[str]:
+  header = list(rows[0])
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
+  for row in rows:
+    lines.append('| ' + ' | '.join(f'{row[key]:.2f}' if isinstance(row[key], float)
+                                   else str(row[key]) for key in header) + ' |')
+  return lines
+
+
+@cli.exit_on_error(checkpointing.NoCheckpointError, audio_lib.AudioFileError, ValueError)
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  began = time.perf_counter()
+  workdir, output_dir = _WORKDIR.value, _OUTPUT_DIR.value
+  config, info, model, variables = checkpointing.restore_for_inference(workdir)
+  step = max(int(name) for name in os.listdir(checkpointing.checkpoint_dir(workdir))
+             if name.isdigit())
+  os.makedirs(output_dir, exist_ok=True)
+  sample_rate, mel_config = info.sample_rate, config.data.mel
+  figures: dict[str, Any] = {'workdir': workdir, 'step': step}
+
+  log = training_log(workdir)
+  examples = validation_examples(config, info, _MAX_VALIDATION_FILES.value)
+  score = score_examples(model, variables, config, info, examples)
+  figures.update(validation_bits_per_sample=score.bits_per_sample,
+                 validation_files=score.num_files, validation_samples=score.num_samples,
+                 training_log=log)
+  print(f'validation files scored ({score.num_files}): '
+        + ', '.join(file for file, _, _ in examples))
+  tables = [_markdown_table([{
+      'run': os.path.basename(os.path.normpath(workdir)),
+      'steps': step,
+      'logged training time (min)': log['logged_seconds'] / 60.0,
+      'last train bits/sample': log.get('train/bits_per_sample', float('nan')),
+      'last validation bits/sample (crops)': log.get('eval/bits_per_sample', float('nan')),
+      'validation bits/sample (whole held-out files)': score.bits_per_sample,
+  }])]
+
+  num_samples = round(_SECONDS.value * sample_rate)
+  if model.local_cond_channels:
+    rows, originals, wavenet, griffin_lim = vocoder_table(
+        model, variables, config, info, examples[:_NUM_UTTERANCES.value],
+        _GRIFFIN_LIM_ITERS.value, _SEED.value, _TEMPERATURE.value)
+    means = {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key != 'file'}
+    tables.append(_markdown_table(rows + [{'file': 'mean', **means}]))
+    figures.update(vocoder=rows, vocoder_mean=means)
+    for name, waveform in (('original', originals[0]), ('wavenet', wavenet[0]),
+                           ('griffin_lim', griffin_lim[0])):
+      _write_clip(output_dir, name, waveform, sample_rate, mel_config, _CLIP_SECONDS.value)
+  elif model.num_speakers:
+    speakers_csv = _SPEAKERS_CSV.value or os.path.join(config.data.wav_dir, 'speakers.csv')
+    rows, waveforms = speaker_f0_table(model, variables, info, read_corpus_f0(speakers_csv),
+                                       _NUM_CLIPS.value, _SECONDS.value, _SEED.value,
+                                       _TEMPERATURE.value)
+    tables.append(_markdown_table(rows))
+    figures['speaker_f0'] = rows
+    for index, name in enumerate(info.speakers):
+      _write_clip(output_dir, f'speaker_{name}', waveforms[index * _NUM_CLIPS.value],
+                  sample_rate, mel_config, _CLIP_SECONDS.value)
+  else:
+    waveforms = generate(model, variables, num_samples, _SEED.value, _TEMPERATURE.value,
+                         batch_size=_NUM_CLIPS.value)
+    _write_clip(output_dir, 'generated', waveforms[0], sample_rate, mel_config,
+                _CLIP_SECONDS.value)
+    figures['generated_rms'] = [float(np.sqrt(np.mean(np.square(w)))) for w in waveforms]
+
+  for table in tables:
+    print('\n'.join(table) + '\n')
+  figures['report_seconds'] = time.perf_counter() - began
+  print(json.dumps(figures))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,45 @@
+"""Unconditional speech WaveNet sized to train in about 30 minutes on one CPU core.
+
+experiments/tiny.py (10 layers, dilations 1..512, residual/gate/skip channels 32/64/128,
+receptive field 1024 samples) with 4000-sample crops, a higher learning rate and 800 steps, on
+the 5-speaker speech corpus of ../shared/data/speech (25 min of 16 kHz audio, 5 % of the
+files held out as the validation split). No conditioning: the paper's section 3.1 model
+without the speaker id.
+
+Command (two runs side by side on the 2-core machine, one core each):
+  taskset -c 0 python train.py --config=experiments/speech_cpu.py --workdir=runs/speech_cpu
+  python experiments/report.py --workdir=runs/speech_cpu --output_dir=experiments/results/speech
+Hardware: one core of a shared 2-core x86 CPU (`taskset -c 0`; the other core ran a second
+training run, and other processes used the machine too).
+Training time measured: see experiments/results/README.md.
+Result measured: see experiments/results/README.md (validation bits/sample; the goal of
+<= 3.0 and the order-2 count-model baseline of ~4.4).
+"""
+import os
+
+import ml_collections
+
+from experiments import tiny
+
+# ../shared/data of the repository (this file is REPO/experiments/speech_cpu.py).
+SHARED_DATA_DIR = os.path.normpath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'data'))
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = tiny.get_config()
+  config.data.wav_dir = os.path.join(SHARED_DATA_DIR, 'speech')
+  config.data.validation_fraction = 0.05
+  config.data.segment_length = 4000
+  config.data.read_threads = 1
+  config.train.batch_size = 4
+  config.train.num_steps = 800
+  config.train.learning_rate = 2e-3
+  config.train.warmup_steps = 50
+  config.train.log_every_steps = 25
+  config.train.eval_every_steps = 200
+  config.train.eval_batches = 8
+  config.train.sample_every_steps = config.train.num_steps
+  config.train.sample_seconds = 0.5
+  config.checkpoint.every_steps = 200
+  return config

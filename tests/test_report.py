@@ -1,0 +1,78 @@
+"""Tests of experiments/report.py's metric functions (synthetic signals, seconds)."""
+import ml_collections
+import numpy as np
+import pytest
+
+from experiments import report
+
+SAMPLE_RATE = 16000
+
+
+def mel_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(
+      dict(n_mels=80, hop_length=256, n_fft=1024, fmin=0.0, fmax=8000.0))
+
+
+def noise(seconds: float = 0.5, seed: int = 0) -> np.ndarray:
+  return (0.1 * np.random.default_rng(seed).standard_normal(round(seconds * SAMPLE_RATE))
+          ).astype(np.float32)
+
+
+def sine(hz: float, seconds: float = 1.0, amplitude: float = 0.5) -> np.ndarray:
+  t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+  return (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def test_log_mel_distance_of_identical_signals_is_zero():
+  audio = noise()
+  assert report.log_mel_distance_db(audio, audio, SAMPLE_RATE, mel_config()) == 0.0
+
+
+def test_log_mel_distance_of_a_gain_is_the_gain_in_db():
+  audio = noise()
+  distance = report.log_mel_distance_db(audio, 0.5 * audio, SAMPLE_RATE, mel_config())
+  assert distance == pytest.approx(20 * np.log10(2.0), abs=0.01)
+
+
+def test_log_mel_distance_uses_the_common_length():
+  audio = noise(1.0)
+  assert report.log_mel_distance_db(audio, audio[:8000], SAMPLE_RATE, mel_config()) == 0.0
+
+
+def test_mel_cepstral_distortion_ignores_level_but_not_timbre():
+  audio = noise()
+  config = mel_config()
+  assert report.mel_cepstral_distortion_db(audio, audio, SAMPLE_RATE, config) == 0.0
+  # A gain shifts every ln |mel| bin equally: only c_0, which the MCD leaves out, changes.
+  assert report.mel_cepstral_distortion_db(audio, 0.5 * audio, SAMPLE_RATE, config) == (
+      pytest.approx(0.0, abs=1e-3))
+  other = report.mel_cepstral_distortion_db(audio, sine(440.0, 0.5), SAMPLE_RATE, config)
+  assert other > 10.0
+
+
+def test_mel_cepstra_of_a_flat_log_mel_are_zero():
+  cepstra = report.mel_cepstra(np.full((3, 80), -2.0, np.float32), num_coefficients=24)
+  assert cepstra.shape == (3, 24)
+  np.testing.assert_allclose(cepstra, 0.0, atol=1e-9)
+
+
+@pytest.mark.parametrize('hz', [110.0, 220.0])
+def test_voiced_f0_of_a_sine_is_its_frequency(hz):
+  f0 = report.voiced_f0_hz(sine(hz), SAMPLE_RATE)
+  assert len(f0) > 10
+  assert np.mean(f0) == pytest.approx(hz, rel=0.02)
+
+
+def test_voiced_f0_of_silence_is_empty():
+  assert len(report.voiced_f0_hz(np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)) == 0
+
+
+def test_griffin_lim_is_aligned_with_the_original():
+  audio = noise(1.0) * np.repeat(np.random.default_rng(1).uniform(0, 1, 16), 1000)
+  config = mel_config()
+  log_mel = report.audio_lib.log_mel(audio.astype(np.float32), SAMPLE_RATE, config)
+  reconstruction = report.griffin_lim_from_log_mel(log_mel, SAMPLE_RATE, config, len(audio), 16)
+  assert reconstruction.shape == audio.shape
+  aligned = report.log_mel_distance_db(audio, reconstruction, SAMPLE_RATE, config)
+  shifted = report.log_mel_distance_db(audio, np.roll(reconstruction, 512), SAMPLE_RATE, config)
+  assert aligned < shifted
