@@ -1,6 +1,9 @@
-"""Two train.py processes on 127.0.0.1 (jax.distributed, CPU) match one process."""
+"""Two train.py processes on 127.0.0.1 (jax.distributed, CPU): same result as one, preemption."""
+import os
+import signal
 import socket
 import subprocess
+import time
 
 import training_runs
 from wavenet_jax import trainer
@@ -36,3 +39,36 @@ def test_two_processes_give_the_same_params_as_one(tmp_path):
   assert 'over 2 devices, 2 processes' in logs[0]
   training_runs.assert_params_close(training_runs.checkpoint_params(two_processes),
                                     training_runs.checkpoint_params(one_process))
+
+
+def test_sigterm_on_every_process_saves_at_a_common_step_and_exits(tmp_path):
+  """The multi-host preemption path: orbax's sync point, not the single-process SIGTERM flag."""
+  workdir = str(tmp_path)
+  address = f'127.0.0.1:{_free_port()}'
+  processes = [
+      subprocess.Popen(
+          training_runs.train_command(workdir, f'--coordinator_address={address}',
+                                      '--num_processes=2', f'--process_id={process_id}',
+                                      **dict(OVERRIDES, train__num_steps=100_000)),
+          cwd=training_runs.REPO, env=training_runs.run_env(), stdout=subprocess.DEVNULL,
+          stderr=subprocess.PIPE, text=True)
+      for process_id in range(2)]
+  first_checkpoint = os.path.join(workdir, 'checkpoints', '2', 'commit_success.txt')
+  deadline = time.monotonic() + 240
+  while not os.path.exists(first_checkpoint):
+    for process in processes:
+      assert process.poll() is None, process.stderr.read()[-3000:]
+    assert time.monotonic() < deadline, 'no checkpoint after 240 s'
+    time.sleep(0.05)
+  for process in processes:
+    process.send_signal(signal.SIGTERM)
+  logs = []
+  for process in processes:
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 0, stderr[-3000:]
+    assert 'Traceback' not in stderr
+    logs.append(stderr)
+  steps = sorted(int(name) for name in os.listdir(os.path.join(workdir, 'checkpoints'))
+                 if name.isdigit())
+  assert steps[-1] > 2
+  assert f'Preempted: saved checkpoint {steps[-1]} in' in logs[0]
