@@ -18,6 +18,7 @@ import time
 
 from absl import app
 from absl import flags
+from etils import epath
 import jax
 import numpy as np
 import soundfile
@@ -66,13 +67,30 @@ def _output_paths(output: str, batch_size: int) -> list[str]:
   return [f'{stem}_{i}{extension or ".wav"}' for i in range(batch_size)]
 
 
+def _check_flags() -> None:
+  """Raises ValueError naming the first flag with a value out of range."""
+  for flag, value, lowest in (('batch_size', _BATCH_SIZE.value, 1),
+                              ('chunk_size', _CHUNK_SIZE.value, 1),
+                              ('temperature', _TEMPERATURE.value, 0)):
+    if value < lowest:
+      raise ValueError(f'--{flag} must be >= {lowest}, got {value}.')
+
+
+def _make_output_folder() -> None:
+  """Creates --output's folder (before generating: a bad path fails at once)."""
+  try:
+    epath.Path(_OUTPUT.value).parent.mkdir(parents=True, exist_ok=True)
+  except OSError as error:
+    raise ValueError(f'--output={_OUTPUT.value}: cannot create its folder ({error}).') from error
+
+
 @cli.exit_on_error(checkpointing.NoCheckpointError, audio_lib.AudioFileError, ValueError)
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  cli.hide_library_info_logs()
   began = time.perf_counter()
-  if _BATCH_SIZE.value < 1:
-    raise ValueError(f'--batch_size must be >= 1, got {_BATCH_SIZE.value}.')
+  _check_flags()
   config, info, model, variables = checkpointing.restore_for_inference(_WORKDIR.value, _STEP.value)
   sample_rate = info.sample_rate
   batch_size = _BATCH_SIZE.value
@@ -108,6 +126,7 @@ def main(argv):
   if num_samples < 1:
     raise ValueError('nothing to generate: --seconds (or the --mel_from input) is too short.')
 
+  _make_output_folder()
   load_seconds = time.perf_counter() - began
   progress = []
 
@@ -124,7 +143,6 @@ def main(argv):
   generate_seconds = progress[-1].seconds
   total_seconds = time.perf_counter() - began
 
-  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
   for path, waveform in zip(_output_paths(_OUTPUT.value, batch_size), waveforms):
     audio_lib.write_wav(path, waveform, sample_rate)
     plotting.save_waveform_and_spectrogram(os.path.splitext(path)[0] + '.png', waveform,
@@ -133,11 +151,12 @@ def main(argv):
 
   audio_seconds = num_samples / sample_rate
   steady = _steady_state_rate(progress)
-  print(f'real-time factor (wall seconds per second of audio, per clip): '
-        f'end to end {total_seconds / audio_seconds:.2f} (load {load_seconds:.1f} s, '
-        f'generation incl. compile {generate_seconds:.1f} s); steady state '
-        + (f'{sample_rate / steady:.2f} ({steady * batch_size:,.0f} samples/s over the batch)'
-           if steady else 'n/a (one chunk; lower --chunk_size to measure it)'))
+  print(f'real-time factor: end_to_end={total_seconds / audio_seconds:.3f} steady_state='
+        + (f'{sample_rate / steady:.3f}' if steady else 'n/a')
+        + f' (wall seconds per second of generated audio per clip; end to end = setup (checkpoint, '
+        f'inputs) {load_seconds:.1f} s + generation incl. compile {generate_seconds:.1f} s; steady state '
+        + (f'= the chunks after the first, {steady * batch_size:,.0f} samples/s over the batch)'
+           if steady else 'needs several chunks: lower --chunk_size)'))
 
 
 def _steady_state_rate(progress: list[synthesis.Progress]) -> float | None:

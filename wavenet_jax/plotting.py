@@ -1,7 +1,9 @@
 """Pictures of audio: waveform above log-mel spectrogram, written as PNG."""
+import io
 import os
 from typing import Any
 
+from etils import epath
 import matplotlib
 
 matplotlib.use('Agg')  # Files only: no display on servers and TPU hosts.
@@ -16,7 +18,8 @@ def save_waveform_and_spectrogram(path: str | os.PathLike[str], audio: np.ndarra
   """Writes a PNG: the waveform on top, its log-mel spectrogram below.
 
   Args:
-    path: the PNG file to write.
+    path: the PNG file to write: a local path or a URL such as gs://bucket/run/x.png; its
+      folder is created.
     audio: float32 [time] waveform in [-1, 1].
     sample_rate: in Hz.
     mel_config: n_mels, hop_length, n_fft, fmin, fmax (config.data.mel).
@@ -36,5 +39,9 @@ def save_waveform_and_spectrogram(path: str | os.PathLike[str], audio: np.ndarra
   mel_axes.set_xlabel('time (s)')
   mel_axes.set_ylabel('mel bin')
   figure.colorbar(image, ax=[wave_axes, mel_axes], label='ln |mel|', pad=0.01)
-  figure.savefig(os.fspath(path), dpi=100)
+  encoded = io.BytesIO()
+  figure.savefig(encoded, format='png', dpi=100)
   plt.close(figure)
+  path = epath.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_bytes(encoded.getvalue())

@@ -1,9 +1,9 @@
 """Generating audio from a trained model: conditioning inputs and chunked generation.
 
-The library behind `sample.py` (and the trainer's periodic clips): resolves a
-speaker given by name or id, computes vocoder features from a WAV with the
-checkpoint's settings, and runs the cached sampler chunk by chunk so that memory
-stays bounded by the caches and the output, reporting progress as it goes.
+The library behind `sample.py`: resolves a speaker given by name or id, computes
+vocoder features from a WAV with the checkpoint's settings, and runs the cached
+sampler chunk by chunk so that memory stays bounded by the caches and the output,
+reporting progress as it goes.
 """
 import dataclasses
 import time
@@ -85,6 +85,8 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
     float32 [batch_size, start + num_samples] waveform: the prompt (or the one
     silent start sample) followed by the generated samples.
   """
+  if num_samples < 1 or chunk_size < 1:
+    raise ValueError(f'num_samples ({num_samples}) and chunk_size ({chunk_size}) must be >= 1.')
   start = 1 if prompt is None else prompt.shape[1]
   chunk_size = min(chunk_size, num_samples)
   num_chunks = -(-num_samples // chunk_size)

@@ -1,0 +1,260 @@
+"""sample.py and wavenet_jax/synthesis.py: generation from tiny trained runs, in every mode.
+
+Three runs are trained once for the module (unconditional, speaker-conditioned, vocoder).
+sample.py's `main` runs in this process (its compiled sampler is shared between calls, which
+keeps the file fast); two tests run the script as a subprocess, the way users call it.
+"""
+import dataclasses
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+from absl import flags
+import numpy as np
+import pytest
+import soundfile
+
+import training_runs
+from wavenet_jax import audio as audio_lib
+from wavenet_jax import mulaw
+from wavenet_jax import trainer
+from wavenet_jax.datasets import EMBEDDED_CORPUS_DIR
+
+SAMPLE_RATE = 16000
+SECONDS = 0.05
+NUM_SAMPLES = round(SECONDS * SAMPLE_RATE)  # The silent start sample + the generated ones.
+SPEECH_SAMPLES = 900  # The --mel_from input: 3.5 mel frames of 256 samples.
+PROMPT_SAMPLES = 320
+
+_spec = importlib.util.spec_from_file_location('sample', os.path.join(training_runs.REPO,
+                                                                      'sample.py'))
+sample = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sample)
+
+
+@dataclasses.dataclass
+class Result:
+  returncode: int
+  stdout: str
+  stderr: str
+
+  @property
+  def last_error_line(self) -> str:
+    return self.stderr.strip().splitlines()[-1]
+
+
+def _run_main(capsys, *args: str) -> Result:
+  """sample.py's main with these flags, in this process."""
+  flags.FLAGS.unparse_flags()
+  argv = flags.FLAGS(['sample.py', *args])
+  try:
+    sample.main(argv)
+    returncode = 0
+  except SystemExit as exit_:
+    returncode = exit_.code
+  captured = capsys.readouterr()
+  return Result(returncode, captured.out, captured.err)
+
+
+def _run_script(*args: str) -> Result:
+  result = subprocess.run([sys.executable, 'sample.py', *args], cwd=training_runs.REPO,
+                          env=training_runs.run_env(), capture_output=True, text=True,
+                          timeout=300)
+  return Result(result.returncode, result.stdout, result.stderr)
+
+
+def _train(tmp_path_factory, name: str, **overrides) -> str:
+  workdir = str(tmp_path_factory.mktemp(name))
+  trainer.train_and_evaluate(
+      training_runs.tiny_config(train__num_steps=1, checkpoint__every_steps=1,
+                                train__sample_every_steps=0, **overrides), workdir)
+  return workdir
+
+
+@pytest.fixture(scope='module')
+def unconditional_run(tmp_path_factory):
+  return _train(tmp_path_factory, 'unconditional')
+
+
+@pytest.fixture(scope='module')
+def speaker_run(tmp_path_factory):
+  return _train(tmp_path_factory, 'speaker', model__global_conditioning=True)
+
+
+@pytest.fixture(scope='module')
+def vocoder_run(tmp_path_factory):
+  return _train(tmp_path_factory, 'vocoder', model__local_conditioning=True)
+
+
+@pytest.fixture(scope='module')
+def inputs(tmp_path_factory):
+  """Input files: a speech clip, a prompt at the model's rate and at 8 kHz, a text file."""
+  folder = tmp_path_factory.mktemp('inputs')
+  name = sorted(os.listdir(EMBEDDED_CORPUS_DIR / 'slt'))[0]
+  speech = audio_lib.load_audio(EMBEDDED_CORPUS_DIR / 'slt' / name, SAMPLE_RATE)
+  middle = len(speech) // 2
+  audio_lib.write_wav(folder / 'speech.wav', speech[middle:middle + SPEECH_SAMPLES], SAMPLE_RATE)
+  prompt = speech[middle:middle + PROMPT_SAMPLES]
+  audio_lib.write_wav(folder / 'prompt.wav', prompt, SAMPLE_RATE)
+  audio_lib.write_wav(folder / 'prompt_8k.wav',
+                      audio_lib.resample(prompt, SAMPLE_RATE, 8000), 8000)
+  (folder / 'not_audio.wav').write_text('this is not a WAV file\n')
+  return folder
+
+
+def _read_wav(path) -> np.ndarray:
+  """The float32 samples of a written WAV, after checking its rate and its PNG."""
+  audio, rate = soundfile.read(path, dtype='float32')
+  assert rate == SAMPLE_RATE
+  assert np.all(np.isfinite(audio))
+  assert os.path.getsize(os.path.splitext(path)[0] + '.png') > 0
+  return audio
+
+
+def _real_time_factors(stdout: str) -> tuple[float, float | None]:
+  """(end to end, steady state or None) from sample.py's real-time factor line."""
+  match = re.search(r'real-time factor: end_to_end=(\S+) steady_state=(\S+)', stdout)
+  assert match, stdout
+  return float(match.group(1)), None if match.group(2) == 'n/a' else float(match.group(2))
+
+
+def test_unconditional(unconditional_run, tmp_path, capsys):
+  output = tmp_path / 'out.wav'
+  result = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={output}',
+                     f'--seconds={SECONDS}')
+  assert result.returncode == 0, result.stderr
+  audio = _read_wav(output)
+  assert audio.shape == (NUM_SAMPLES,)
+  assert abs(audio[0]) < 1e-3  # The silent start sample (μ-law class 128).
+  end_to_end, steady_state = _real_time_factors(result.stdout)
+  assert end_to_end > 0 and steady_state is None  # One chunk.
+
+
+def test_batch_writes_one_wav_per_clip(unconditional_run, tmp_path, capsys):
+  result = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={tmp_path}/out.wav',
+                     f'--seconds={SECONDS}', '--batch_size=2')
+  assert result.returncode == 0, result.stderr
+  assert sorted(os.listdir(tmp_path)) == ['out_0.png', 'out_0.wav', 'out_1.png', 'out_1.wav']
+  clips = [_read_wav(tmp_path / f'out_{i}.wav') for i in range(2)]
+  assert all(clip.shape == (NUM_SAMPLES,) for clip in clips)
+  assert not np.array_equal(clips[0], clips[1])  # Each clip draws its own noise.
+
+
+def test_samples_do_not_depend_on_chunk_size(unconditional_run, tmp_path, capsys):
+  clips = {}
+  for chunk_size in (64, 1000):
+    output = tmp_path / f'chunks_{chunk_size}.wav'
+    result = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={output}',
+                       f'--seconds={SECONDS}', f'--chunk_size={chunk_size}', '--seed=3')
+    assert result.returncode == 0, result.stderr
+    clips[chunk_size] = _read_wav(output)
+  np.testing.assert_array_equal(clips[64], clips[1000])
+  _, steady_state = _real_time_factors(result.stdout)
+  assert steady_state is None  # 1000 > the samples to generate: one chunk.
+
+
+def test_steady_state_is_measured_over_several_chunks(unconditional_run, tmp_path, capsys):
+  result = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={tmp_path}/o.wav',
+                     f'--seconds={SECONDS}', '--chunk_size=200')
+  assert result.returncode == 0, result.stderr
+  _, steady_state = _real_time_factors(result.stdout)
+  assert steady_state is not None and steady_state > 0
+  assert f'generated {NUM_SAMPLES - 1:,}/{NUM_SAMPLES - 1:,} samples' in result.stderr
+
+
+def test_prompt_is_continued(unconditional_run, inputs, tmp_path, capsys):
+  output = tmp_path / 'more.wav'
+  result = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={output}',
+                     f'--seconds={SECONDS}', f'--prompt={inputs / "prompt.wav"}')
+  assert result.returncode == 0, result.stderr
+  audio = _read_wav(output)
+  assert audio.shape == (PROMPT_SAMPLES + NUM_SAMPLES,)
+  prompt = audio_lib.load_audio(inputs / 'prompt.wav', SAMPLE_RATE)
+  np.testing.assert_allclose(audio[:PROMPT_SAMPLES], mulaw.decode(mulaw.encode(prompt)),
+                             atol=1e-4)
+  assert 'resampled' not in result.stdout
+
+
+def test_prompt_at_another_rate_is_resampled_with_a_note(unconditional_run, inputs, tmp_path,
+                                                          capsys):
+  output = tmp_path / 'more.wav'
+  result = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={output}',
+                     f'--seconds={SECONDS}', f'--prompt={inputs / "prompt_8k.wav"}')
+  assert result.returncode == 0, result.stderr
+  assert 'prompt_8k.wav is 8000 Hz; resampled to' in result.stdout
+  assert _read_wav(output).shape == (PROMPT_SAMPLES + NUM_SAMPLES,)
+
+
+def test_speaker_by_name_and_by_id(speaker_run, tmp_path, capsys):
+  clips = {}
+  for speaker in ('slt', '1', 'awb'):  # Speaker ids follow the sorted names: 0 awb, 1 slt.
+    output = tmp_path / f'{speaker}.wav'
+    result = _run_main(capsys, f'--workdir={speaker_run}', f'--output={output}',
+                       f'--seconds={SECONDS}', f'--speaker={speaker}')
+    assert result.returncode == 0, result.stderr
+    clips[speaker] = _read_wav(output)
+    assert clips[speaker].shape == (NUM_SAMPLES,)
+  np.testing.assert_array_equal(clips['slt'], clips['1'])
+  assert not np.array_equal(clips['slt'], clips['awb'])
+
+
+def test_vocoder_output_is_as_long_as_its_input(vocoder_run, inputs, tmp_path, capsys):
+  output = tmp_path / 'resynth.wav'
+  result = _run_main(capsys, f'--workdir={vocoder_run}', f'--output={output}',
+                     f'--mel_from={inputs / "speech.wav"}', '--batch_size=2')
+  assert result.returncode == 0, result.stderr
+  for i in range(2):
+    assert _read_wav(tmp_path / f'resynth_{i}.wav').shape == (SPEECH_SAMPLES,)
+
+
+@pytest.mark.parametrize('run, extra_flags, message', [
+    ('unconditional_run', ['--speaker=slt'], '--speaker given, but this model is not '
+     'speaker-conditioned'),
+    ('speaker_run', [], 'this model is speaker-conditioned: pass --speaker; known speakers: '
+     'awb, slt'),
+    ('speaker_run', ['--speaker=nobody'], "unknown speaker 'nobody'; known speakers (id: name): "
+     '0: awb, 1: slt'),
+    ('speaker_run', ['--speaker=2'], "unknown speaker '2'"),
+    ('unconditional_run', ['--mel_from={inputs}/speech.wav'], '--mel_from given, but this model '
+     'has no local (mel) conditioning'),
+    ('vocoder_run', [], 'this model is a vocoder (mel-conditioned): pass --mel_from=IN.wav'),
+    ('unconditional_run', ['--prompt={inputs}/not_audio.wav'], 'not_audio.wav: cannot decode '
+     'audio'),
+    ('vocoder_run', ['--mel_from={inputs}/missing.wav'], 'missing.wav: cannot decode audio'),
+    ('unconditional_run', ['--batch_size=0'], '--batch_size must be >= 1, got 0.'),
+    ('unconditional_run', ['--chunk_size=0'], '--chunk_size must be >= 1, got 0.'),
+    ('unconditional_run', ['--temperature=-1'], '--temperature must be >= 0, got -1.0.'),
+    ('unconditional_run', ['--output=/dev/null/out.wav'], '--output=/dev/null/out.wav: cannot '
+     'create its folder'),
+    ('unconditional_run', ['--seconds=0'], 'nothing to generate'),
+    ('unconditional_run', ['--step=7'], 'no checkpoint for step 7 (have [1])'),
+])
+def test_bad_input_is_a_one_line_error(request, inputs, tmp_path, capsys, run, extra_flags,
+                                       message):
+  workdir = request.getfixturevalue(run)
+  result = _run_main(capsys, f'--workdir={workdir}', f'--output={tmp_path}/out.wav',
+                     f'--seconds={SECONDS}', *[flag.format(inputs=inputs) for flag in extra_flags])
+  assert result.returncode == 1
+  assert 'Traceback' not in result.stderr + result.stdout
+  assert message in result.last_error_line, result.stderr
+  assert not os.path.exists(tmp_path / 'out.wav')
+
+
+def test_script_generates_and_its_errors_are_one_line(speaker_run, tmp_path):
+  """The script as users run it: a speaker-conditioned batch, then a workdir without checkpoint."""
+  result = _run_script(f'--workdir={speaker_run}', f'--output={tmp_path}/out.wav',
+                       f'--seconds={SECONDS}', '--speaker=awb', '--batch_size=2')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert [_read_wav(tmp_path / f'out_{i}.wav').shape for i in range(2)] == [(NUM_SAMPLES,)] * 2
+  _real_time_factors(result.stdout)
+  assert len(result.stderr.splitlines()) < 8, 'library INFO logs bury the output'
+
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  result = _run_script(f'--workdir={empty}', f'--output={tmp_path}/none.wav')
+  assert result.returncode == 1
+  assert 'Traceback' not in result.stderr + result.stdout
+  assert re.fullmatch(r'sample\.py: error: .*empty: no checkpoint .*', result.last_error_line)
+  assert not os.path.exists(tmp_path / 'none.wav')
