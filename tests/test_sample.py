@@ -12,13 +12,17 @@ import subprocess
 import sys
 
 from absl import flags
+import jax
 import numpy as np
 import pytest
 import soundfile
 
 import training_runs
 from wavenet_jax import audio as audio_lib
+from wavenet_jax import checkpointing
 from wavenet_jax import mulaw
+from wavenet_jax import sampler
+from wavenet_jax import synthesis
 from wavenet_jax import trainer
 from wavenet_jax.datasets import EMBEDDED_CORPUS_DIR
 
@@ -162,6 +166,16 @@ def test_steady_state_is_measured_over_several_chunks(unconditional_run, tmp_pat
   _, steady_state = _real_time_factors(result.stdout)
   assert steady_state is not None and steady_state > 0
   assert f'generated {NUM_SAMPLES - 1:,}/{NUM_SAMPLES - 1:,} samples' in result.stderr
+
+
+def test_chunks_after_the_first_do_not_compile_again(unconditional_run):
+  """A checkpoint's weights are committed to a device; the first chunk's cache must be too."""
+  _, _, model, variables = checkpointing.restore_for_inference(unconditional_run)
+  compiled = sampler._generate_chunk._cache_size()  # pylint: disable=protected-access
+  waveforms = synthesis.synthesize(model, variables, jax.random.key(0), num_samples=3 * 48,
+                                   chunk_size=48)
+  assert waveforms.shape == (1, 1 + 3 * 48)
+  assert sampler._generate_chunk._cache_size() == compiled + 1  # pylint: disable=protected-access
 
 
 def test_prompt_is_continued(unconditional_run, inputs, tmp_path, capsys):
