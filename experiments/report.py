@@ -33,10 +33,12 @@ from typing import Any, Optional
 
 from absl import app
 from absl import flags
+from absl import logging
 import jax
 import librosa
 import ml_collections
 import numpy as np
+import PIL.Image
 import scipy.fft
 
 from wavenet_jax import audio as audio_lib
@@ -54,7 +56,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Training run directory.', requi
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Folder for the WAV and PNG files.',
                                   required=True)
 _SECONDS = flags.DEFINE_float('seconds', 3.0, 'Seconds per generated clip (measured).')
-_CLIP_SECONDS = flags.DEFINE_float('clip_seconds', 1.5, 'Seconds of each clip written as WAV.')
+_CLIP_SECONDS = flags.DEFINE_float('clip_seconds', 1.0, 'Seconds of each clip written as WAV.')
 _NUM_CLIPS = flags.DEFINE_integer('num_clips', 4, 'Generated clips (per speaker if conditioned).')
 _NUM_UTTERANCES = flags.DEFINE_integer('num_utterances', 4,
                                        'Validation utterances resynthesised (vocoders).')
@@ -64,6 +66,9 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sampling noise.')
 _SPEAKERS_CSV = flags.DEFINE_string(
     'speakers_csv', None, "CSV with 'speaker' and 'mean_f0_hz' columns (default: "
     'speakers.csv in the run\'s config.data.wav_dir).')
+_COUNT_BASELINE = flags.DEFINE_bool(
+    'count_baseline', True, 'Also score the held-out files under an order-2 count model of '
+    'the training files\' μ-law classes (add-0.5 smoothing).')
 _MAX_VALIDATION_FILES = flags.DEFINE_integer(
     'max_validation_files', None, 'Score only the first N validation files (default: all).')
 
@@ -73,6 +78,8 @@ F0_MAX_HZ = 400.0
 # Mel-cepstral coefficients compared by the MCD (c_1 .. c_24; c_0, the energy, is left out).
 MCD_COEFFICIENTS = 24
 _DB_PER_NEPER = 20.0 / math.log(10.0)  # 20 log10(x) = _DB_PER_NEPER * ln(x).
+PNG_COLOURS = 32
+PNG_SCALE = 0.7
 
 
 # ------------------------------------------------------------------------------------------
@@ -170,33 +177,68 @@ def griffin_lim_from_log_mel(log_mel: np.ndarray, sample_rate: int, mel_config: 
 # ------------------------------------------------------------------------------------------
 
 
-def validation_examples(config: ml_collections.ConfigDict, info: input_pipeline.DatasetInfo,
-                        max_files: Optional[int] = None) -> list[tuple[str, np.ndarray, int]]:
-  """(file, waveform float32 [time], speaker id) of the run's held-out files, in split order.
+def split_examples(config: ml_collections.ConfigDict, info: input_pipeline.DatasetInfo,
+                   split: str, max_files: Optional[int] = None
+                   ) -> list[tuple[str, np.ndarray, int]]:
+  """(file, waveform float32 [time], speaker id) of a split of the run's dataset, in order.
 
-  The waveforms are those of the prepared TFDS validation split (the split the trainer
-  evaluated on), silence-trimmed as in training when config.data.top_db > 0.
+  Args:
+    split: 'train' or 'validation': the run's training or held-out files.
+    max_files: read only the first max_files (default: all).
+
+  The waveforms are those of the prepared TFDS split (the one the trainer read),
+  silence-trimmed as in training when config.data.top_db > 0.
 
   Raises:
-    ValueError: if the run's dataset has no validation split.
+    ValueError: if the split is empty (no validation split: validation_fraction = 0).
   """
   source = datasets.audio_source(config.data)
-  examples = source.data_source(source.validation_split)
+  examples = source.data_source(
+      source.validation_split if split == 'validation' else source.train_split)
   if not len(examples):
     raise ValueError(f'the dataset of config.data.wav_dir={config.data.wav_dir!r} has no '
-                     f'validation split (config.data.validation_fraction='
+                     f'{split} split (config.data.validation_fraction='
                      f'{config.data.validation_fraction}).')
   count = len(examples) if max_files is None else min(max_files, len(examples))
-  held_out = []
+  read = []
   for index in range(count):
     example = examples[index]
     waveform = source.waveform(example, info.sample_rate)
     if config.data.top_db > 0:
       waveform = audio_lib.trim_silence(waveform, config.data.top_db)
     file = example.get('file', str(index))
-    held_out.append((file.decode() if isinstance(file, bytes) else str(file), waveform,
-                     source.speaker_id(example)))
-  return held_out
+    read.append((file.decode() if isinstance(file, bytes) else str(file), waveform,
+                 source.speaker_id(example)))
+  return read
+
+
+def _context_and_target(classes: np.ndarray, order: int) -> np.ndarray:
+  """int64 [T - order]: x[t - order .. t] of every position t >= order as one base-256 number."""
+  classes = classes.astype(np.int64)
+  index = np.zeros(len(classes) - order, np.int64)
+  for offset in range(order + 1):
+    index = index * mulaw.NUM_CLASSES + classes[offset:len(classes) - order + offset]
+  return index
+
+
+def count_model_bits_per_sample(train: list[np.ndarray], held_out: list[np.ndarray],
+                                order: int = 2, alpha: float = 0.5) -> float:
+  """Bits/sample of an order-`order` count model of μ-law classes (the issue's baseline).
+
+  p(x_t | x_{t-order} .. x_{t-1}) = (c(context, x_t) + alpha) / (c(context) + 256 alpha),
+  counted on `train`, scored on the positions t >= order of `held_out`.
+
+  Args:
+    train, held_out: lists of int [time] μ-law class sequences.
+  """
+  size = mulaw.NUM_CLASSES ** (order + 1)
+  counts = np.bincount(np.concatenate([_context_and_target(c, order) for c in train]),
+                       minlength=size)
+  context_counts = counts.reshape(-1, mulaw.NUM_CLASSES).sum(axis=1)
+  index = np.concatenate([_context_and_target(c, order) for c in held_out])
+  probabilities = ((counts[index] + alpha)
+                   / (context_counts[index // mulaw.NUM_CLASSES] + mulaw.NUM_CLASSES * alpha))
+  return float(-np.mean(np.log2(probabilities)))
 
 
 def score_examples(model: WaveNet, variables: Any, config: ml_collections.ConfigDict,
@@ -213,9 +255,10 @@ def score_examples(model: WaveNet, variables: Any, config: ml_collections.Config
   return evaluation.Score(nats=nats, num_samples=num_samples, num_files=len(examples))
 
 
-def training_log(workdir: str) -> dict[str, float]:
-  """From the run's TensorBoard events: wall seconds between the first and last event, and
-  the last 'train/bits_per_sample', 'train/steps_per_s' and 'eval/bits_per_sample'."""
+def training_log(workdir: str) -> dict[str, Any]:
+  """From the run's TensorBoard events: wall seconds between the first and last event (None
+  without events), and the last 'train/bits_per_sample', 'train/steps_per_s' and
+  'eval/bits_per_sample' with the step each was logged at."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top; slow, only needed here.
   wall_times, last = [], {}
   for path in sorted(glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))):
@@ -224,7 +267,7 @@ def training_log(workdir: str) -> dict[str, float]:
       for value in event.summary.value:
         if value.tag in ('train/bits_per_sample', 'train/steps_per_s', 'eval/bits_per_sample'):
           last[value.tag] = (event.step, float(tf.make_ndarray(value.tensor)))
-  log = {'logged_seconds': (max(wall_times) - min(wall_times)) if wall_times else float('nan')}
+  log = {'logged_seconds': (max(wall_times) - min(wall_times)) if wall_times else None}
   for tag, (step, value) in last.items():
     log[tag] = value
     log[tag + '@step'] = step
@@ -238,12 +281,21 @@ def training_log(workdir: str) -> dict[str, float]:
 
 def _write_clip(output_dir: str, name: str, waveform: np.ndarray, sample_rate: int,
                 mel_config: Any, seconds: float) -> str:
-  """Writes the first `seconds` of a waveform as NAME.wav and NAME.png; returns the WAV path."""
+  """Writes the first `seconds` of a waveform as NAME.wav and NAME.png; returns the WAV path.
+
+  The PNG is scaled to PNG_SCALE and reduced to a PNG_COLOURS palette (a sixth of the size)
+  to be small enough to commit.
+  """
   clip = waveform[:round(seconds * sample_rate)]
   path = os.path.join(output_dir, f'{name}.wav')
   audio_lib.write_wav(path, clip, sample_rate)
-  plotting.save_waveform_and_spectrogram(os.path.join(output_dir, f'{name}.png'), clip,
-                                         sample_rate, mel_config, title=name)
+  png_path = os.path.join(output_dir, f'{name}.png')
+  plotting.save_waveform_and_spectrogram(png_path, clip, sample_rate, mel_config, title=name)
+  with PIL.Image.open(png_path) as image:
+    size = (round(image.width * PNG_SCALE), round(image.height * PNG_SCALE))
+    palette_image = (image.convert('RGB').resize(size, PIL.Image.Resampling.LANCZOS)
+                     .quantize(colors=PNG_COLOURS))
+  palette_image.save(png_path, optimize=True)
   return path
 
 
@@ -266,7 +318,8 @@ def speaker_f0_table(model: WaveNet, variables: Any, info: input_pipeline.Datase
   """Per speaker: mean f0 of num_clips generated clips against the corpus's mean f0.
 
   Returns:
-    (rows {'speaker', 'corpus_f0_hz', 'generated_f0_hz', 'voiced_fraction'}, the generated
+    (rows {'speaker', 'corpus_f0_hz', 'generated_f0_hz' (None without a voiced frame),
+    'voiced_fraction'}, the generated
     float32 [num_speakers * num_clips, time] waveforms, speaker-major).
   """
   speakers = np.repeat(np.arange(len(info.speakers), dtype=np.int32), num_clips)
@@ -277,8 +330,8 @@ def speaker_f0_table(model: WaveNet, variables: Any, info: input_pipeline.Datase
     clips = waveforms[speakers == speaker_index]
     f0 = np.concatenate([voiced_f0_hz(clip, info.sample_rate) for clip in clips])
     num_frames = sum(1 + len(clip) // 512 for clip in clips)  # pyin's default hop: 512.
-    rows.append({'speaker': name, 'corpus_f0_hz': corpus_f0_hz.get(name, float('nan')),
-                 'generated_f0_hz': float(np.mean(f0)) if len(f0) else float('nan'),
+    rows.append({'speaker': name, 'corpus_f0_hz': corpus_f0_hz.get(name),
+                 'generated_f0_hz': float(np.mean(f0)) if len(f0) else None,
                  'voiced_fraction': len(f0) / num_frames})
   return rows, waveforms
 
@@ -337,12 +390,17 @@ def vocoder_table(model: WaveNet, variables: Any, config: ml_collections.ConfigD
 # ------------------------------------------------------------------------------------------
 
 
+def _cell(value: Any) -> str:
+  if value is None:
+    return 'n/a'
+  return f'{value:.2f}' if isinstance(value, float) else str(value)
+
+
 def _markdown_table(rows: list[dict[str, Any]]) -> list[str]:
   header = list(rows[0])
   lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
   for row in rows:
-    lines.append('| ' + ' | '.join(f'{row[key]:.2f}' if isinstance(row[key], float)
-                                   else str(row[key]) for key in header) + ' |')
+    lines.append('| ' + ' | '.join(_cell(row[key]) for key in header) + ' |')
   return lines
 
 
@@ -350,6 +408,7 @@ def _markdown_table(rows: list[dict[str, Any]]) -> list[str]:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logging.set_verbosity(logging.WARNING)  # orbax and TFDS log dozens of INFO lines.
   began = time.perf_counter()
   workdir, output_dir = _WORKDIR.value, _OUTPUT_DIR.value
   config, info, model, variables = checkpointing.restore_for_inference(workdir)
@@ -360,20 +419,27 @@ def main(argv: list[str]) -> None:
   figures: dict[str, Any] = {'workdir': workdir, 'step': step}
 
   log = training_log(workdir)
-  examples = validation_examples(config, info, _MAX_VALIDATION_FILES.value)
+  examples = split_examples(config, info, 'validation', _MAX_VALIDATION_FILES.value)
   score = score_examples(model, variables, config, info, examples)
   figures.update(validation_bits_per_sample=score.bits_per_sample,
                  validation_files=score.num_files, validation_samples=score.num_samples,
                  training_log=log)
   print(f'validation files scored ({score.num_files}): '
         + ', '.join(file for file, _, _ in examples))
+  baseline = None
+  if _COUNT_BASELINE.value:
+    baseline = count_model_bits_per_sample(
+        [mulaw.encode(waveform) for _, waveform, _ in split_examples(config, info, 'train')],
+        [mulaw.encode(waveform) for _, waveform, _ in examples])
+    figures['order2_count_model_bits_per_sample'] = baseline
   tables = [_markdown_table([{
       'run': os.path.basename(os.path.normpath(workdir)),
       'steps': step,
-      'logged training time (min)': log['logged_seconds'] / 60.0,
-      'last train bits/sample': log.get('train/bits_per_sample', float('nan')),
-      'last validation bits/sample (crops)': log.get('eval/bits_per_sample', float('nan')),
+      'logged training time (min)': log['logged_seconds'] and log['logged_seconds'] / 60.0,
+      'last train bits/sample': log.get('train/bits_per_sample'),
+      'last validation bits/sample (crops)': log.get('eval/bits_per_sample'),
       'validation bits/sample (whole held-out files)': score.bits_per_sample,
+      'order-2 count model, same files': baseline,
   }])]
 
   num_samples = round(_SECONDS.value * sample_rate)

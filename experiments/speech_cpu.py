@@ -1,7 +1,7 @@
 """Unconditional speech WaveNet sized to train in about 30 minutes on one CPU core.
 
 experiments/tiny.py (10 layers, dilations 1..512, residual/gate/skip channels 32/64/128,
-receptive field 1024 samples) with 4000-sample crops, a higher learning rate and 800 steps, on
+receptive field 1024 samples) with 4000-sample crops, a higher learning rate and 700 steps, on
 the 5-speaker speech corpus of ../shared/data/speech (25 min of 16 kHz audio, 5 % of the
 files held out as the validation split). No conditioning: the paper's section 3.1 model
 without the speaker id.
@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.segment_length = 4000
   config.data.read_threads = 1
   config.train.batch_size = 4
-  config.train.num_steps = 800
+  config.train.num_steps = 700
   config.train.learning_rate = 2e-3
   config.train.warmup_steps = 50
   config.train.log_every_steps = 25

@@ -1,0 +1,49 @@
+"""Mel-spectrogram vocoder WaveNet sized to train in about 30 minutes on one CPU core.
+
+experiments/vocoder.py (local conditioning on 80-bin log-mel frames, hop 256, learned
+transposed-convolution upsampling, kernel 3) shrunk to 10 layers = 2 stacks of dilations
+1..16 (receptive field 125 samples), residual/gate/skip channels 32/64/64, 4096-sample crops
+and 600 steps, trained on ../shared/data/speech (all 5 speakers,
+5 % of the files held out). experiments/report.py resynthesises held-out utterances from
+their mel spectrograms and compares them with Griffin-Lim from the same mel.
+
+Command (two runs side by side on the 2-core machine, one core each):
+  taskset -c 0 python train.py --config=experiments/vocoder_cpu.py --workdir=runs/vocoder_cpu
+  python experiments/report.py --workdir=runs/vocoder_cpu --output_dir=experiments/results/vocoder
+Hardware: one core of a shared 2-core x86 CPU (`taskset -c 0`; the other core ran a second
+training run, and other processes used the machine too).
+Training time measured: see experiments/results/README.md.
+Result measured: see experiments/results/README.md (validation bits/sample, log-mel
+distance and mel-cepstral distortion against Griffin-Lim).
+"""
+import os
+
+import ml_collections
+
+from experiments import speech_cpu
+from experiments import vocoder
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = vocoder.get_config()
+  config.data.wav_dir = os.path.join(speech_cpu.SHARED_DATA_DIR, 'speech')
+  config.data.validation_fraction = 0.05
+  config.data.segment_length = 4096  # 16 mel frames of 256 samples.
+  config.data.read_threads = 1
+  config.model.num_layers = 10
+  config.model.num_stacks = 2
+  config.model.residual_channels = 32
+  config.model.gate_channels = 64
+  config.model.skip_channels = 64
+  config.train.batch_size = 4
+  config.train.num_steps = 600
+  config.train.learning_rate = 2e-3
+  config.train.warmup_steps = 50
+  config.train.ema_decay = 0.0
+  config.train.log_every_steps = 25
+  config.train.eval_every_steps = 200
+  config.train.eval_batches = 8
+  config.train.sample_every_steps = config.train.num_steps
+  config.train.sample_seconds = 0.5
+  config.checkpoint.every_steps = 200
+  return config
