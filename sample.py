@@ -32,7 +32,8 @@ from wavenet_jax import synthesis
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training run directory.', required=True)
 _OUTPUT = flags.DEFINE_string('output', None, 'WAV file to write.', required=True)
-_SECONDS = flags.DEFINE_float('seconds', 2.0, 'Seconds to generate (after the prompt).')
+_SECONDS = flags.DEFINE_float('seconds', 2.0, 'Seconds to generate (after the prompt); with '
+                               '--mel_from the output is as long as the input instead.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 1, 'Clips generated together.')
 _TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Softmax temperature; 0 is greedy.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sampling noise.')
