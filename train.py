@@ -6,7 +6,6 @@ latest checkpoint in --workdir. Multi-process: pass --coordinator_address, --num
 tasks is detected and initialised automatically, and anything else runs as one process.
 """
 import glob
-import logging as python_logging
 import os
 import re
 import sys
@@ -17,6 +16,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from wavenet_jax import cli
 from wavenet_jax import trainer
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
@@ -30,16 +30,6 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 # PCI vendor id of Google TPU chips (how JAX recognises a Cloud TPU VM).
 _TPU_PCI_VENDOR = '0x1ae0'
-# Libraries whose INFO lines (dozens per checkpoint) would bury the progress lines.
-_QUIET_LIBRARIES = (f'{os.sep}orbax{os.sep}', f'{os.sep}tensorflow_datasets{os.sep}',
-                    f'{os.sep}grain{os.sep}')
-
-
-def _not_library_info(record: python_logging.LogRecord) -> bool:
-  return (record.levelno >= python_logging.WARNING
-          or not any(library in record.pathname for library in _QUIET_LIBRARIES))
-
-
 def _multi_process_environment() -> str:
   """'SLURM' or 'TPU' when launched as one of several processes by either, else ''."""
   if 'SLURM_JOB_ID' in os.environ and int(os.environ.get('SLURM_NTASKS', '1')) > 1:
@@ -89,7 +79,7 @@ def parse_flags(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  logging.get_absl_handler().addFilter(_not_library_info)
+  cli.hide_library_info_logs()
   initialize_distributed()
   try:
     trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

@@ -29,9 +29,8 @@ from jax.experimental import multihost_utils
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
 from wavenet_jax import input_pipeline
-from wavenet_jax import mulaw
-from wavenet_jax import sampler
 from wavenet_jax import sharding
+from wavenet_jax import synthesis
 from wavenet_jax.models import WaveNet, model_from_config
 
 Batch = dict[str, jax.Array]
@@ -294,19 +293,18 @@ def _generate_clip(model: WaveNet, params: Any, rng: jax.Array, num_samples: int
   """A float32 [num_samples] waveform sampled from the model on this process alone.
 
   Args:
-    conditioning_batch: a host-local validation batch; its first row's speaker and mel
-      condition the clip (for conditioned models).
+    conditioning_batch: a host-local batch; its first row's speaker and mel condition the
+      clip (for conditioned models), which then lasts at most as long as that mel.
   """
   global_cond = local_cond = None
   if model.num_speakers:
-    global_cond = jnp.asarray(conditioning_batch['speaker'][:1])
+    global_cond = conditioning_batch['speaker'][:1]
   if model.local_cond_channels:
-    mel = conditioning_batch['mel'][:1]
-    num_samples = min(num_samples, mel.shape[1] * model.hop_length)
-    local_cond = jnp.asarray(mel)
-  classes = sampler.generate(model, {'params': params}, rng, num_samples=num_samples,
-                             global_cond=global_cond, local_cond=local_cond)
-  return np.asarray(mulaw.decode(np.asarray(classes[0])))
+    local_cond = conditioning_batch['mel'][:1]
+    num_samples = min(num_samples, local_cond.shape[1] * model.hop_length)
+  # The waveform starts with the sampler's silent start sample.
+  return synthesis.synthesize(model, {'params': params}, rng, num_samples=num_samples - 1,
+                              global_cond=global_cond, local_cond=local_cond)[0]
 
 
 # ------------------------------------------------------------------------------------------
