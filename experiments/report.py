@@ -26,7 +26,6 @@ Prints markdown tables, then as the last line JSON with every figure.
 """
 import glob
 import json
-import math
 import os
 import time
 from typing import Any, Optional
@@ -35,13 +34,12 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-import librosa
 import ml_collections
 import numpy as np
 import PIL.Image
-import scipy.fft
 
 from wavenet_jax import audio as audio_lib
+from wavenet_jax import audio_metrics
 from wavenet_jax import checkpointing
 from wavenet_jax import cli
 from wavenet_jax import datasets
@@ -72,104 +70,8 @@ _COUNT_BASELINE = flags.DEFINE_bool(
 _MAX_VALIDATION_FILES = flags.DEFINE_integer(
     'max_validation_files', None, 'Score only the first N validation files (default: all).')
 
-# f0 search range of librosa.pyin, as ../shared/data/speech/speakers.csv was measured.
-F0_MIN_HZ = 60.0
-F0_MAX_HZ = 400.0
-# Mel-cepstral coefficients compared by the MCD (c_1 .. c_24; c_0, the energy, is left out).
-MCD_COEFFICIENTS = 24
-_DB_PER_NEPER = 20.0 / math.log(10.0)  # 20 log10(x) = _DB_PER_NEPER * ln(x).
 PNG_COLOURS = 32
 PNG_SCALE = 0.7
-
-
-# ------------------------------------------------------------------------------------------
-# Metrics.
-# ------------------------------------------------------------------------------------------
-
-
-def _paired_log_mels(reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
-                     mel_config: Any) -> tuple[np.ndarray, np.ndarray]:
-  """ln |mel| of both signals over their common length: float32 [frames, n_mels] each."""
-  length = min(len(reference), len(estimate))
-  return (audio_lib.log_mel(reference[:length], sample_rate, mel_config),
-          audio_lib.log_mel(estimate[:length], sample_rate, mel_config))
-
-
-def log_mel_distance_db(reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
-                        mel_config: Any) -> float:
-  """Log-mel spectral distance in dB: mean over frames of the RMS over mel bins of
-  20 log10 |mel_estimate| - 20 log10 |mel_reference| (audio.log_mel features, frames aligned
-  sample for sample, over the common length).
-
-  Args:
-    reference, estimate: float32 [time] waveforms at sample_rate.
-    mel_config: n_mels, hop_length, n_fft, fmin, fmax (config.data.mel).
-  """
-  reference_mel, estimate_mel = _paired_log_mels(reference, estimate, sample_rate, mel_config)
-  difference_db = _DB_PER_NEPER * (estimate_mel - reference_mel)
-  return float(np.mean(np.sqrt(np.mean(np.square(difference_db), axis=1))))
-
-
-def mel_cepstra(log_mel: np.ndarray, num_coefficients: int = MCD_COEFFICIENTS) -> np.ndarray:
-  """Mel cepstra c_1 .. c_num_coefficients: orthonormal DCT-II of ln |mel| over the mel bins.
-
-  Args:
-    log_mel: float32 [frames, n_mels] (audio.log_mel).
-
-  Returns:
-    float64 [frames, num_coefficients].
-  """
-  return scipy.fft.dct(log_mel.astype(np.float64), type=2, norm='ortho',
-                       axis=1)[:, 1:num_coefficients + 1]
-
-
-def mel_cepstral_distortion_db(reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
-                               mel_config: Any,
-                               num_coefficients: int = MCD_COEFFICIENTS) -> float:
-  """Mel-cepstral distortion in dB: mean over frames of (10 / ln 10) sqrt(2 Σ_d Δc_d²).
-
-  c_d: `mel_cepstra` of the audio.log_mel features (DCT of the log mel filterbank, not
-  SPTK's all-pole mel-cepstrum, so values compare between systems of one table, not with
-  published MCDs); frames aligned sample for sample; c_0 (the level) left out.
-
-  Args:
-    reference, estimate: float32 [time] waveforms at sample_rate.
-    mel_config: config.data.mel.
-  """
-  reference_mel, estimate_mel = _paired_log_mels(reference, estimate, sample_rate, mel_config)
-  difference = mel_cepstra(estimate_mel, num_coefficients) - mel_cepstra(reference_mel,
-                                                                          num_coefficients)
-  per_frame = 10.0 / math.log(10.0) * np.sqrt(2.0 * np.sum(np.square(difference), axis=1))
-  return float(np.mean(per_frame))
-
-
-def voiced_f0_hz(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-  """f0 of the voiced frames of a waveform: librosa.pyin(fmin=60, fmax=400); float [voiced]."""
-  f0, voiced, _ = librosa.pyin(audio.astype(np.float32), fmin=F0_MIN_HZ, fmax=F0_MAX_HZ,
-                               sr=sample_rate)
-  return f0[voiced & np.isfinite(f0)]
-
-
-def griffin_lim_from_log_mel(log_mel: np.ndarray, sample_rate: int, mel_config: Any,
-                             num_samples: int, num_iters: int) -> np.ndarray:
-  """Griffin-Lim reconstruction (librosa.feature.inverse.mel_to_audio) of audio.log_mel frames.
-
-  audio.log_mel centres frame k on samples k * hop + hop / 2; librosa centres it on
-  k * hop, so the reconstruction is delayed by hop / 2 to line up with the original.
-
-  Args:
-    log_mel: float32 [frames, n_mels] ln |mel| (not normalised).
-    num_samples: length of the returned waveform.
-
-  Returns:
-    float32 [num_samples].
-  """
-  hop = int(mel_config.hop_length)
-  waveform = librosa.feature.inverse.mel_to_audio(
-      np.exp(log_mel.T), sr=sample_rate, n_fft=int(mel_config.n_fft), hop_length=hop,
-      power=1.0, n_iter=num_iters, fmin=float(mel_config.fmin), fmax=float(mel_config.fmax))
-  delayed = np.concatenate([np.zeros(hop // 2, np.float32), waveform.astype(np.float32)])
-  return np.pad(delayed, (0, max(0, num_samples - len(delayed))))[:num_samples]
 
 
 # ------------------------------------------------------------------------------------------
@@ -210,35 +112,6 @@ def split_examples(config: ml_collections.ConfigDict, info: input_pipeline.Datas
     read.append((file.decode() if isinstance(file, bytes) else str(file), waveform,
                  source.speaker_id(example)))
   return read
-
-
-def _context_and_target(classes: np.ndarray, order: int) -> np.ndarray:
-  """int64 [T - order]: x[t - order .. t] of every position t >= order as one base-256 number."""
-  classes = classes.astype(np.int64)
-  index = np.zeros(len(classes) - order, np.int64)
-  for offset in range(order + 1):
-    index = index * mulaw.NUM_CLASSES + classes[offset:len(classes) - order + offset]
-  return index
-
-
-def count_model_bits_per_sample(train: list[np.ndarray], held_out: list[np.ndarray],
-                                order: int = 2, alpha: float = 0.5) -> float:
-  """Bits/sample of an order-`order` count model of μ-law classes (the issue's baseline).
-
-  p(x_t | x_{t-order} .. x_{t-1}) = (c(context, x_t) + alpha) / (c(context) + 256 alpha),
-  counted on `train`, scored on the positions t >= order of `held_out`.
-
-  Args:
-    train, held_out: lists of int [time] μ-law class sequences.
-  """
-  size = mulaw.NUM_CLASSES ** (order + 1)
-  counts = np.bincount(np.concatenate([_context_and_target(c, order) for c in train]),
-                       minlength=size)
-  context_counts = counts.reshape(-1, mulaw.NUM_CLASSES).sum(axis=1)
-  index = np.concatenate([_context_and_target(c, order) for c in held_out])
-  probabilities = ((counts[index] + alpha)
-                   / (context_counts[index // mulaw.NUM_CLASSES] + mulaw.NUM_CLASSES * alpha))
-  return float(-np.mean(np.log2(probabilities)))
 
 
 def score_examples(model: WaveNet, variables: Any, config: ml_collections.ConfigDict,
@@ -302,7 +175,7 @@ def _write_clip(output_dir: str, name: str, waveform: np.ndarray, sample_rate: i
 def generate(model: WaveNet, variables: Any, num_samples: int, seed: int, temperature: float,
              global_cond: Optional[np.ndarray] = None,
              local_cond: Optional[np.ndarray] = None, batch_size: int = 1) -> np.ndarray:
-  """float32 [batch, 1 + num_samples] sampled from one silent start sample (synthesis.synthesize)."""
+  """float32 [batch, 1 + num_samples]: synthesis.synthesize from one silent start sample."""
   if global_cond is not None:
     batch_size = len(global_cond)
   if local_cond is not None:
@@ -328,7 +201,8 @@ def speaker_f0_table(model: WaveNet, variables: Any, info: input_pipeline.Datase
   rows = []
   for speaker_index, name in enumerate(info.speakers):
     clips = waveforms[speakers == speaker_index]
-    f0 = np.concatenate([voiced_f0_hz(clip, info.sample_rate) for clip in clips])
+    f0 = np.concatenate([audio_metrics.voiced_f0_hz(clip, info.sample_rate)
+                         for clip in clips])
     num_frames = sum(1 + len(clip) // 512 for clip in clips)  # pyin's default hop: 512.
     rows.append({'speaker': name, 'corpus_f0_hz': corpus_f0_hz.get(name),
                  'generated_f0_hz': float(np.mean(f0)) if len(f0) else None,
@@ -365,23 +239,20 @@ def vocoder_table(model: WaveNet, variables: Any, config: ml_collections.ConfigD
   wavenet = generate(model, variables, length - 1, seed, temperature, local_cond=features)
   mel_config = config.data.mel
   griffin_lim = np.stack([
-      griffin_lim_from_log_mel(audio_lib.log_mel(original, info.sample_rate, mel_config),
-                               info.sample_rate, mel_config, length, griffin_lim_iters)
+      audio_metrics.griffin_lim_from_log_mel(
+          audio_lib.log_mel(original, info.sample_rate, mel_config), info.sample_rate,
+          mel_config, length, griffin_lim_iters)
       for original in originals])
   rows = []
   for (file, _, _), original, resynthesis, reconstruction in zip(examples, originals, wavenet,
                                                                  griffin_lim):
-    rows.append({
-        'file': file,
-        'wavenet_log_mel_db': log_mel_distance_db(original, resynthesis, info.sample_rate,
-                                                  mel_config),
-        'griffin_lim_log_mel_db': log_mel_distance_db(original, reconstruction,
-                                                      info.sample_rate, mel_config),
-        'wavenet_mcd_db': mel_cepstral_distortion_db(original, resynthesis, info.sample_rate,
-                                                     mel_config),
-        'griffin_lim_mcd_db': mel_cepstral_distortion_db(original, reconstruction,
-                                                         info.sample_rate, mel_config),
-    })
+    row = {'file': file}
+    for system, estimate in (('wavenet', resynthesis), ('griffin_lim', reconstruction)):
+      row[f'{system}_log_mel_db'] = audio_metrics.log_mel_distance_db(
+          original, estimate, info.sample_rate, mel_config)
+      row[f'{system}_mcd_db'] = audio_metrics.mel_cepstral_distortion_db(
+          original, estimate, info.sample_rate, mel_config)
+    rows.append(row)
   return rows, originals, wavenet, griffin_lim
 
 
@@ -428,7 +299,7 @@ def main(argv: list[str]) -> None:
         + ', '.join(file for file, _, _ in examples))
   baseline = None
   if _COUNT_BASELINE.value:
-    baseline = count_model_bits_per_sample(
+    baseline = audio_metrics.count_model_bits_per_sample(
         [mulaw.encode(waveform) for _, waveform, _ in split_examples(config, info, 'train')],
         [mulaw.encode(waveform) for _, waveform, _ in examples])
     figures['order2_count_model_bits_per_sample'] = baseline
