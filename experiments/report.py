@@ -9,8 +9,9 @@ and computes, on this host's first device:
                    split (the examples of the prepared TFDS 'validation' split, read back
                    as stored, silence-trimmed as in training when config.data.top_db > 0),
                    scored teacher-forced with wavenet_jax.evaluation.score_classes, the code
-                   of evaluate.py. Training wall time, last logged training and validation
-                   (crop) bits/sample from the run's TensorBoard events.
+                   of evaluate.py; the same files under an order-2 count model of the
+                   training files (--count_baseline). Training wall time, last logged
+                   training and validation (crop) bits/sample from the TensorBoard events.
   unconditional    --num_clips clips of --seconds sampled from silence; the first
                    --clip_seconds of the first one written as WAV + PNG.
   speaker-cond.    --num_clips clips per speaker; mean f0 over the voiced frames of all of
@@ -20,7 +21,9 @@ and computes, on this host's first device:
                    the shortest of them) from their log-mel spectrograms, and Griffin-Lim
                    (librosa.feature.inverse.mel_to_audio) from the same mel; log-mel
                    spectral distance and mel-cepstral distortion of each against the
-                   original; WAV + PNG of original, WaveNet and Griffin-Lim for one.
+                   original (|mel| floored at --floor_db), with the original through the
+                   8-bit μ-law codec as the best an 8-bit vocoder can do; WAV + PNG of
+                   original, WaveNet and Griffin-Lim for one.
 
 Prints markdown tables, then as the last line JSON with every figure.
 """
@@ -59,6 +62,9 @@ _NUM_CLIPS = flags.DEFINE_integer('num_clips', 4, 'Generated clips (per speaker 
 _NUM_UTTERANCES = flags.DEFINE_integer('num_utterances', 4,
                                        'Validation utterances resynthesised (vocoders).')
 _GRIFFIN_LIM_ITERS = flags.DEFINE_integer('griffin_lim_iters', 32, 'Griffin-Lim iterations.')
+_FLOOR_DB = flags.DEFINE_float(
+    'floor_db', -80.0, 'Vocoder distances: |mel| floor in dB for both signals (the corpus\'s '
+    'digital-silence padding would otherwise dominate: any output noise there is ~100 dB off).')
 _TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Sampling temperature.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sampling noise.')
 _SPEAKERS_CSV = flags.DEFINE_string(
@@ -223,14 +229,17 @@ def read_corpus_f0(path: str) -> dict[str, float]:
 
 def vocoder_table(model: WaveNet, variables: Any, config: ml_collections.ConfigDict,
                   info: input_pipeline.DatasetInfo, examples: list[tuple[str, np.ndarray, int]],
-                  griffin_lim_iters: int, seed: int, temperature: float
+                  griffin_lim_iters: int, seed: int, temperature: float, floor_db: float
                   ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray, np.ndarray]:
   """WaveNet resynthesis and Griffin-Lim of utterances (cut to the shortest) from their mel.
 
+  Next to both, the original itself through the 8-bit μ-law codec: the distance any 8-bit
+  μ-law vocoder (WaveNet included) keeps even when it is perfect.
+
   Returns:
-    (rows {'file', 'wavenet_log_mel_db', 'griffin_lim_log_mel_db', 'wavenet_mcd_db',
-    'griffin_lim_mcd_db'}, originals, WaveNet and Griffin-Lim waveforms, each float32
-    [utterances, time]).
+    (rows {'file', '{system}_log_mel_db', '{system}_mcd_db' for system in wavenet,
+    griffin_lim, mulaw_original}, originals, WaveNet and Griffin-Lim waveforms, each
+    float32 [utterances, time]).
   """
   length = min(len(waveform) for _, waveform, _ in examples)
   originals = np.stack([waveform[:length] for _, waveform, _ in examples])
@@ -247,11 +256,12 @@ def vocoder_table(model: WaveNet, variables: Any, config: ml_collections.ConfigD
   for (file, _, _), original, resynthesis, reconstruction in zip(examples, originals, wavenet,
                                                                  griffin_lim):
     row = {'file': file}
-    for system, estimate in (('wavenet', resynthesis), ('griffin_lim', reconstruction)):
+    for system, estimate in (('wavenet', resynthesis), ('griffin_lim', reconstruction),
+                             ('mulaw_original', mulaw.decode(mulaw.encode(original)))):
       row[f'{system}_log_mel_db'] = audio_metrics.log_mel_distance_db(
-          original, estimate, info.sample_rate, mel_config)
+          original, estimate, info.sample_rate, mel_config, floor_db=floor_db)
       row[f'{system}_mcd_db'] = audio_metrics.mel_cepstral_distortion_db(
-          original, estimate, info.sample_rate, mel_config)
+          original, estimate, info.sample_rate, mel_config, floor_db=floor_db)
     rows.append(row)
   return rows, originals, wavenet, griffin_lim
 
@@ -317,7 +327,7 @@ def main(argv: list[str]) -> None:
   if model.local_cond_channels:
     rows, originals, wavenet, griffin_lim = vocoder_table(
         model, variables, config, info, examples[:_NUM_UTTERANCES.value],
-        _GRIFFIN_LIM_ITERS.value, _SEED.value, _TEMPERATURE.value)
+        _GRIFFIN_LIM_ITERS.value, _SEED.value, _TEMPERATURE.value, _FLOOR_DB.value)
     means = {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key != 'file'}
     tables.append(_markdown_table(rows + [{'file': 'mean', **means}]))
     figures.update(vocoder=rows, vocoder_mean=means)

@@ -39,6 +39,21 @@ def test_log_mel_distance_uses_the_common_length():
   assert audio_metrics.log_mel_distance_db(audio, audio[:8000], SAMPLE_RATE, mel_config()) == 0.0
 
 
+def test_floor_hides_differences_below_it_only():
+  config = mel_config()
+  silence = np.zeros(8000, np.float32)
+  hiss = 3e-4 * noise(0.5)  # |mel| between audio.log_mel's floor (-100 dB) and -80 dB.
+  assert audio_metrics.log_mel_distance_db(silence, hiss, SAMPLE_RATE, config) > 3.0
+  assert audio_metrics.log_mel_distance_db(silence, hiss, SAMPLE_RATE, config,
+                                           floor_db=-80.0) == 0.0
+  assert audio_metrics.mel_cepstral_distortion_db(silence, hiss, SAMPLE_RATE, config,
+                                                  floor_db=-80.0) == 0.0
+  audio = noise()
+  distance = audio_metrics.log_mel_distance_db(audio, 0.5 * audio, SAMPLE_RATE, config,
+                                               floor_db=-80.0)
+  assert distance == pytest.approx(20 * np.log10(2.0), abs=0.01)
+
+
 def test_mel_cepstral_distortion_ignores_level_but_not_timbre():
   audio = noise()
   config = mel_config()

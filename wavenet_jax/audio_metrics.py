@@ -6,7 +6,7 @@ mel as the reference vocoder, the f0 of voiced frames, and the bits/sample of an
 count model of μ-law classes (the baseline a WaveNet must beat).
 """
 import math
-from typing import Any
+from typing import Any, Optional
 
 import librosa
 import numpy as np
@@ -24,15 +24,23 @@ _DB_PER_NEPER = 20.0 / math.log(10.0)  # 20 log10(x) = _DB_PER_NEPER * ln(x).
 
 
 def _paired_log_mels(reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
-                     mel_config: Any) -> tuple[np.ndarray, np.ndarray]:
-  """ln |mel| of both signals over their common length: float32 [frames, n_mels] each."""
+                     mel_config: Any, floor_db: Optional[float]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """ln |mel| of both signals over their common length: float32 [frames, n_mels] each.
+
+  floor_db: |mel| below 10^(floor_db / 20) is raised to it in both (None: audio.log_mel's
+  floor, -100 dB).
+  """
   length = min(len(reference), len(estimate))
-  return (audio_lib.log_mel(reference[:length], sample_rate, mel_config),
-          audio_lib.log_mel(estimate[:length], sample_rate, mel_config))
+  log_mels = (audio_lib.log_mel(reference[:length], sample_rate, mel_config),
+              audio_lib.log_mel(estimate[:length], sample_rate, mel_config))
+  if floor_db is None:
+    return log_mels
+  return tuple(np.maximum(log_mel, floor_db / _DB_PER_NEPER) for log_mel in log_mels)
 
 
 def log_mel_distance_db(reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
-                        mel_config: Any) -> float:
+                        mel_config: Any, floor_db: Optional[float] = None) -> float:
   """Log-mel spectral distance in dB: mean over frames of the RMS over mel bins of
   20 log10 |mel_estimate| - 20 log10 |mel_reference| (audio.log_mel features, frames aligned
   sample for sample, over the common length).
@@ -40,8 +48,11 @@ def log_mel_distance_db(reference: np.ndarray, estimate: np.ndarray, sample_rate
   Args:
     reference, estimate: float32 [time] waveforms at sample_rate.
     mel_config: n_mels, hop_length, n_fft, fmin, fmax (config.data.mel).
+    floor_db: |mel| floor in dB applied to both (None: audio.log_mel's, -100 dB). Digital
+      silence against low-level noise otherwise dominates the mean.
   """
-  reference_mel, estimate_mel = _paired_log_mels(reference, estimate, sample_rate, mel_config)
+  reference_mel, estimate_mel = _paired_log_mels(reference, estimate, sample_rate, mel_config,
+                                                 floor_db)
   difference_db = _DB_PER_NEPER * (estimate_mel - reference_mel)
   return float(np.mean(np.sqrt(np.mean(np.square(difference_db), axis=1))))
 
@@ -60,8 +71,8 @@ def mel_cepstra(log_mel: np.ndarray, num_coefficients: int = MCD_COEFFICIENTS) -
 
 
 def mel_cepstral_distortion_db(reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
-                               mel_config: Any,
-                               num_coefficients: int = MCD_COEFFICIENTS) -> float:
+                               mel_config: Any, num_coefficients: int = MCD_COEFFICIENTS,
+                               floor_db: Optional[float] = None) -> float:
   """Mel-cepstral distortion in dB: mean over frames of (10 / ln 10) sqrt(2 Σ_d Δc_d²).
 
   c_d: `mel_cepstra` of the audio.log_mel features (DCT of the log mel filterbank, not
@@ -71,8 +82,10 @@ def mel_cepstral_distortion_db(reference: np.ndarray, estimate: np.ndarray, samp
   Args:
     reference, estimate: float32 [time] waveforms at sample_rate.
     mel_config: config.data.mel.
+    floor_db: as in `log_mel_distance_db`.
   """
-  reference_mel, estimate_mel = _paired_log_mels(reference, estimate, sample_rate, mel_config)
+  reference_mel, estimate_mel = _paired_log_mels(reference, estimate, sample_rate, mel_config,
+                                                 floor_db)
   difference = mel_cepstra(estimate_mel, num_coefficients) - mel_cepstra(reference_mel,
                                                                           num_coefficients)
   per_frame = 10.0 / math.log(10.0) * np.sqrt(2.0 * np.sum(np.square(difference), axis=1))
