@@ -12,9 +12,10 @@ Command (two runs side by side on the 2-core machine, one core each):
       --output_dir=experiments/results/multispeaker
 Hardware: one core of a shared 2-core x86 CPU (`taskset -c 1`; the other core ran a second
 training run, and other processes used the machine too).
-Training time measured: see experiments/results/README.md.
-Result measured: see experiments/results/README.md (validation bits/sample, generated f0
-per speaker against speakers.csv).
+Training time measured: 30.8 min wall (1847 s, 700 steps).
+Result measured: 4.27 bits/sample on the 30 held-out files (unconditional speech_cpu: 4.23).
+  Generated clips are unvoiced speech-like noise: pyin finds voiced frames for kal only (3 %), so
+  the per-speaker f0 goal is not met. See experiments/results/README.md.
 """
 import ml_collections
 

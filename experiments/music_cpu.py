@@ -11,9 +11,9 @@ Command (two runs side by side on the 2-core machine, one core each):
   python experiments/report.py --workdir=runs/music_cpu --output_dir=experiments/results/music
 Hardware: one core of a shared 2-core x86 CPU (`taskset -c 1`; the other core ran a second
 training run, and other processes used the machine too).
-Training time measured: see experiments/results/README.md.
-Result measured: see experiments/results/README.md (validation bits/sample against the
-goal of <= 4.0).
+Training time measured: 20.4 min wall (1224 s, 500 steps).
+Result measured: 5.29 bits/sample on the held-out piece (nyquist_piano_demo; order-2 count model:
+  5.62). The <= 4.0 goal is missed. See experiments/results/README.md.
 """
 import os
 

@@ -12,9 +12,10 @@ Command (two runs side by side on the 2-core machine, one core each):
   python experiments/report.py --workdir=runs/vocoder_cpu --output_dir=experiments/results/vocoder
 Hardware: one core of a shared 2-core x86 CPU (`taskset -c 0`; the other core ran a second
 training run, and other processes used the machine too).
-Training time measured: see experiments/results/README.md.
-Result measured: see experiments/results/README.md (validation bits/sample, log-mel
-distance and mel-cepstral distortion against Griffin-Lim).
+Training time measured: 21.7 min wall (1299 s, 600 steps).
+Result measured: 4.10 bits/sample on the 30 held-out files; resynthesis log-mel distance 16.6 dB
+  against Griffin-Lim's 2.1 dB (MCD 56.1 vs 8.6 dB): the WaveNet vocoder does not beat Griffin-Lim
+  after this little training. See experiments/results/README.md.
 """
 import os
 
