@@ -291,8 +291,9 @@ def _prompt_ring(model: WaveNet, variables: Any, audio: Array, global_cond: Opti
   _, intermediates = model.apply(variables, audio[:, start:], global_cond, local_cond,
                                  capture_intermediates=_is_cache_source)
   intermediates = intermediates['intermediates']
+  # [batch, time, residual]: the embedding, then the (channel-major) layer outputs.
   layer_inputs = [intermediates['embedding']['__call__'][0]]
-  layer_inputs += [intermediates[f'layer_{l}']['__call__'][0][0]
+  layer_inputs += [jnp.transpose(intermediates[f'layer_{l}']['__call__'][0][0], (1, 2, 0))
                    for l in range(model.num_layers - 1)]
   offsets, sizes = _ring_layout(model)
   rows, values = [], []
