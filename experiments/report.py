@@ -27,6 +27,7 @@ and computes, on this host's first device:
 
 Prints markdown tables, then as the last line JSON with every figure.
 """
+import csv
 import glob
 import json
 import os
@@ -90,12 +91,12 @@ def split_examples(config: ml_collections.ConfigDict, info: input_pipeline.Datas
                    ) -> list[tuple[str, np.ndarray, int]]:
   """(file, waveform float32 [time], speaker id) of a split of the run's dataset, in order.
 
+  The waveforms are those of the prepared TFDS split (the one the trainer read),
+  silence-trimmed as in training when config.data.top_db > 0.
+
   Args:
     split: 'train' or 'validation': the run's training or held-out files.
     max_files: read only the first max_files (default: all).
-
-  The waveforms are those of the prepared TFDS split (the one the trainer read),
-  silence-trimmed as in training when config.data.top_db > 0.
 
   Raises:
     ValueError: if the split is empty (no validation split: validation_fraction = 0).
@@ -198,8 +199,8 @@ def speaker_f0_table(model: WaveNet, variables: Any, info: input_pipeline.Datase
 
   Returns:
     (rows {'speaker', 'corpus_f0_hz', 'generated_f0_hz' (None without a voiced frame),
-    'voiced_fraction'}, the generated
-    float32 [num_speakers * num_clips, time] waveforms, speaker-major).
+    'voiced_fraction'}, the generated float32 [num_speakers * num_clips, time] waveforms,
+    speaker-major).
   """
   speakers = np.repeat(np.arange(len(info.speakers), dtype=np.int32), num_clips)
   waveforms = generate(model, variables, round(seconds * info.sample_rate), seed, temperature,
@@ -218,7 +219,6 @@ def speaker_f0_table(model: WaveNet, variables: Any, info: input_pipeline.Datase
 
 def read_corpus_f0(path: str) -> dict[str, float]:
   """speaker -> mean_f0_hz of a speakers.csv (../shared/data/speech/speakers.csv format)."""
-  import csv  # pylint: disable=g-import-not-at-top
   try:
     with open(path, newline='', encoding='utf-8') as f:
       return {row['speaker']: float(row['mean_f0_hz']) for row in csv.DictReader(f)}
