@@ -17,6 +17,7 @@ import jax
 from ml_collections import config_flags
 
 from wavenet_jax import cli
+from wavenet_jax import host_memory
 from wavenet_jax import trainer
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
@@ -80,6 +81,9 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   cli.hide_library_info_logs()
+  # Before JAX's first computation: XLA:CPU's per-step temporary buffer is then reused instead
+  # of page-faulted in again every step (see host_memory).
+  host_memory.retain_freed_host_memory()
   initialize_distributed()
   try:
     trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
