@@ -26,20 +26,31 @@ SHARED_DATA_DIR = os.path.normpath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'data'))
 
 
-def get_config() -> ml_collections.ConfigDict:
-  config = tiny.get_config()
-  config.data.wav_dir = os.path.join(SHARED_DATA_DIR, 'speech')
+def one_core_run(config: ml_collections.ConfigDict, corpus: str, *, segment_length: int,
+                 num_steps: int, eval_every_steps: int = 200) -> ml_collections.ConfigDict:
+  """The settings the four *_cpu.py experiments share, applied to `config` (returned).
+
+  Data from ../shared/data/<corpus> with 5 % of the files held out, batch 4 crops, AdamW at
+  2e-3 after 50 warm-up steps without EMA, evaluation and a checkpoint every
+  eval_every_steps, one 0.5 s generated clip at the end.
+  """
+  config.data.wav_dir = os.path.join(SHARED_DATA_DIR, corpus)
   config.data.validation_fraction = 0.05
-  config.data.segment_length = 4000
+  config.data.segment_length = segment_length
   config.data.read_threads = 1
   config.train.batch_size = 4
-  config.train.num_steps = 700
+  config.train.num_steps = num_steps
   config.train.learning_rate = 2e-3
   config.train.warmup_steps = 50
+  config.train.ema_decay = 0.0
   config.train.log_every_steps = 25
-  config.train.eval_every_steps = 200
+  config.train.eval_every_steps = eval_every_steps
   config.train.eval_batches = 8
-  config.train.sample_every_steps = config.train.num_steps
+  config.train.sample_every_steps = num_steps
   config.train.sample_seconds = 0.5
-  config.checkpoint.every_steps = 200
+  config.checkpoint.every_steps = eval_every_steps
   return config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  return one_core_run(tiny.get_config(), 'speech', segment_length=4000, num_steps=700)

@@ -17,8 +17,6 @@ Result measured: 4.10 bits/sample on the 30 held-out files; resynthesis log-mel 
   against Griffin-Lim's 2.1 dB (MCD 56.1 vs 8.6 dB): the WaveNet vocoder does not beat Griffin-Lim
   after this little training. See experiments/results/README.md.
 """
-import os
-
 import ml_collections
 
 from experiments import speech_cpu
@@ -26,25 +24,12 @@ from experiments import vocoder
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = vocoder.get_config()
-  config.data.wav_dir = os.path.join(speech_cpu.SHARED_DATA_DIR, 'speech')
-  config.data.validation_fraction = 0.05
-  config.data.segment_length = 4096  # 16 mel frames of 256 samples.
-  config.data.read_threads = 1
+  config = speech_cpu.one_core_run(vocoder.get_config(), 'speech',
+                                   segment_length=4096,  # 16 mel frames of 256 samples.
+                                   num_steps=600)
   config.model.num_layers = 10
   config.model.num_stacks = 2
   config.model.residual_channels = 32
   config.model.gate_channels = 64
   config.model.skip_channels = 64
-  config.train.batch_size = 4
-  config.train.num_steps = 600
-  config.train.learning_rate = 2e-3
-  config.train.warmup_steps = 50
-  config.train.ema_decay = 0.0
-  config.train.log_every_steps = 25
-  config.train.eval_every_steps = 200
-  config.train.eval_batches = 8
-  config.train.sample_every_steps = config.train.num_steps
-  config.train.sample_seconds = 0.5
-  config.checkpoint.every_steps = 200
   return config
