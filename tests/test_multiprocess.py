@@ -18,17 +18,22 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def test_two_processes_give_the_same_params_as_one(tmp_path):
-  two_processes = str(tmp_path / 'two')
+def _start_two_processes(workdir: str, **overrides) -> list[subprocess.Popen]:
+  """train.py as processes 0 and 1 of a 2-process run on 127.0.0.1 (stderr piped)."""
   address = f'127.0.0.1:{_free_port()}'
-  processes = [
+  return [
       subprocess.Popen(
-          training_runs.train_command(two_processes, f'--coordinator_address={address}',
+          training_runs.train_command(workdir, f'--coordinator_address={address}',
                                       '--num_processes=2', f'--process_id={process_id}',
-                                      **OVERRIDES),
+                                      **overrides),
           cwd=training_runs.REPO, env=training_runs.run_env(), stdout=subprocess.DEVNULL,
           stderr=subprocess.PIPE, text=True)
       for process_id in range(2)]
+
+
+def test_two_processes_give_the_same_params_as_one(tmp_path):
+  two_processes = str(tmp_path / 'two')
+  processes = _start_two_processes(two_processes, **OVERRIDES)
   one_process = str(tmp_path / 'one')
   trainer.train_and_evaluate(training_runs.tiny_config(**OVERRIDES), one_process)
   logs = []
@@ -44,15 +49,7 @@ def test_two_processes_give_the_same_params_as_one(tmp_path):
 def test_sigterm_on_every_process_saves_at_a_common_step_and_exits(tmp_path):
   """The multi-host preemption path: orbax's sync point, not the single-process SIGTERM flag."""
   workdir = str(tmp_path)
-  address = f'127.0.0.1:{_free_port()}'
-  processes = [
-      subprocess.Popen(
-          training_runs.train_command(workdir, f'--coordinator_address={address}',
-                                      '--num_processes=2', f'--process_id={process_id}',
-                                      **dict(OVERRIDES, train__num_steps=100_000)),
-          cwd=training_runs.REPO, env=training_runs.run_env(), stdout=subprocess.DEVNULL,
-          stderr=subprocess.PIPE, text=True)
-      for process_id in range(2)]
+  processes = _start_two_processes(workdir, **dict(OVERRIDES, train__num_steps=100_000))
   first_checkpoint = os.path.join(workdir, 'checkpoints', '2', 'commit_success.txt')
   deadline = time.monotonic() + 240
   while not os.path.exists(first_checkpoint):
