@@ -1,9 +1,9 @@
 """Generating audio from a trained model: conditioning inputs and chunked generation.
 
-The library behind `sample.py`: resolves a speaker given by name or id, computes
-vocoder features from a WAV with the checkpoint's settings, and runs the cached
-sampler chunk by chunk so that memory stays bounded by the caches and the output,
-reporting progress as it goes.
+The library behind `sample.py` and the trainer's periodic clips: resolves a speaker
+given by name or id, computes vocoder features from a WAV with the checkpoint's
+settings, and runs the cached sampler chunk by chunk so that memory stays bounded by
+the caches and the output, reporting progress as it goes.
 """
 import dataclasses
 import time
