@@ -152,12 +152,13 @@ def main(argv):
 
   audio_seconds = num_samples / sample_rate
   steady = _steady_state_rate(progress)
+  steady_text = (f'= the chunks after the first, {steady * batch_size:,.0f} samples/s over the '
+                 'batch)' if steady else 'needs several chunks: lower --chunk_size)')
   print(f'real-time factor: end_to_end={total_seconds / audio_seconds:.3f} steady_state='
         + (f'{sample_rate / steady:.3f}' if steady else 'n/a')
-        + f' (wall seconds per second of generated audio per clip; end to end = setup (checkpoint, '
-        f'inputs) {load_seconds:.1f} s + generation incl. compile {generate_seconds:.1f} s; steady state '
-        + (f'= the chunks after the first, {steady * batch_size:,.0f} samples/s over the batch)'
-           if steady else 'needs several chunks: lower --chunk_size)'))
+        + ' (wall seconds per second of generated audio per clip; end to end = setup '
+        f'(checkpoint, inputs) {load_seconds:.1f} s + generation incl. compile '
+        f'{generate_seconds:.1f} s; steady state {steady_text}')
 
 
 def _steady_state_rate(progress: list[synthesis.Progress]) -> float | None:
