@@ -108,7 +108,8 @@ def test_griffin_lim_is_aligned_with_the_original():
   audio = noise(1.0) * np.repeat(np.random.default_rng(1).uniform(0, 1, 16), 1000)
   config = mel_config()
   log_mel = audio_metrics.audio_lib.log_mel(audio.astype(np.float32), SAMPLE_RATE, config)
-  reconstruction = audio_metrics.griffin_lim_from_log_mel(log_mel, SAMPLE_RATE, config, len(audio), 16)
+  reconstruction = audio_metrics.griffin_lim_from_log_mel(log_mel, SAMPLE_RATE, config,
+                                                          len(audio), 16)
   assert reconstruction.shape == audio.shape
   aligned = audio_metrics.log_mel_distance_db(audio, reconstruction, SAMPLE_RATE, config)
   for shift in (-128, 128):  # Half a hop either way: librosa's and audio.log_mel's framing.

@@ -36,7 +36,8 @@ def checkpoint_dir(workdir: str | epath.PathLike) -> epath.Path:
   return (path if path.is_absolute() else path.absolute()) / 'checkpoints'
 
 
-def create_checkpoint_manager(workdir: str | epath.PathLike, checkpoint_config: ml_collections.ConfigDict,
+def create_checkpoint_manager(workdir: str | epath.PathLike,
+                              checkpoint_config: ml_collections.ConfigDict,
                               *, read_only: bool = False) -> ocp.CheckpointManager:
   """A manager that saves (asynchronously) every `every_steps` steps and at preemption.
 

@@ -22,7 +22,9 @@ def hide_library_info_logs() -> None:
   logging.get_absl_handler().addFilter(_not_library_info)
 
 
-def exit_on_error(*errors: type[BaseException]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def exit_on_error(
+    *errors: type[BaseException]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
   """Decorates an absl `main`: the listed exceptions print one line and exit with status 1.
 
   Bad input (a missing checkpoint, an unreadable file, a flag the model cannot use)

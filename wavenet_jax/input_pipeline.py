@@ -124,7 +124,8 @@ def _compute_mel_statistics(source: datasets.AudioSource, examples: Sequence[Map
   return mean.astype(np.float32), np.maximum(std, _MEL_STD_FLOOR).astype(np.float32)
 
 
-def _mel_statistics(source: datasets.AudioSource, data_config: Any) -> tuple[np.ndarray, np.ndarray]:
+def _mel_statistics(source: datasets.AudioSource,
+                    data_config: Any) -> tuple[np.ndarray, np.ndarray]:
   """Mel mean/std of the training split, computed once and stored beside the dataset.
 
   Stored in <data_dir>/mel_stats/<dataset full name>/<settings hash>.json: in the

@@ -65,7 +65,8 @@ class TrainState:
 
 
 def create_learning_rate_fn(train_config: ml_collections.ConfigDict) -> optax.Schedule:
-  """Linear warmup from 0 to learning_rate (if warmup_steps > 0), then cosine decay to 0 or constant."""
+  """Linear warmup from 0 to learning_rate (if warmup_steps > 0), then cosine decay to 0 or
+  constant."""
   peak = train_config.learning_rate
   warmup_steps = int(train_config.warmup_steps)
   if train_config.decay == 'cosine':
