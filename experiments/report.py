@@ -127,10 +127,8 @@ def score_examples(model: WaveNet, variables: Any, config: ml_collections.Config
   """Teacher-forced score of whole files with the model's conditioning (as evaluate.py)."""
   nats, num_samples = 0.0, 0
   for _, waveform, speaker in examples:
-    mel = (synthesis.vocoder_features(waveform, config.data, info)
-           if model.local_cond_channels else None)
-    nats += evaluation.score_classes(model, variables, mulaw.encode(waveform),
-                                     speaker if model.num_speakers else None, mel)
+    nats += evaluation.score_waveform(model, variables, waveform, info, config.data,
+                                      speaker if model.num_speakers else None)
     num_samples += len(waveform) - 1
   return evaluation.Score(nats=nats, num_samples=num_samples, num_files=len(examples))
 

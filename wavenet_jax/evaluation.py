@@ -24,6 +24,7 @@ import numpy as np
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import input_pipeline
 from wavenet_jax import mulaw
+from wavenet_jax import synthesis
 from wavenet_jax.datasets import audio_folder
 from wavenet_jax.models import WaveNet
 
@@ -96,6 +97,22 @@ def score_classes(model: WaveNet, variables: Any, classes: np.ndarray,
   return total
 
 
+def score_waveform(model: WaveNet, variables: Any, waveform: np.ndarray,
+                   dataset_info: 'input_pipeline.DatasetInfo', data_config: Any,
+                   speaker: Optional[int] = None,
+                   chunk_length: int = DEFAULT_CHUNK_LENGTH) -> float:
+  """Total nats of one waveform's T - 1 next-sample predictions, with its own mel for vocoders.
+
+  Args:
+    waveform: float32 [T] at dataset_info.sample_rate, T >= 2.
+    dataset_info, data_config: of the checkpoint (mel statistics, mel settings).
+    speaker: the speaker id, for speaker-conditioned models.
+  """
+  mel = (synthesis.vocoder_features(waveform, data_config, dataset_info)
+         if model.local_cond_channels else None)
+  return score_classes(model, variables, mulaw.encode(waveform), speaker, mel, chunk_length)
+
+
 def score_folder(model: WaveNet, variables: Any, dataset_info: 'input_pipeline.DatasetInfo',
                  data_config: Any, wav_dir: str,
                  chunk_length: int = DEFAULT_CHUNK_LENGTH) -> Score:
@@ -118,16 +135,13 @@ def score_folder(model: WaveNet, variables: Any, dataset_info: 'input_pipeline.D
     waveform = audio_lib.load_audio(path, dataset_info.sample_rate)
     if waveform.size < 2:
       raise ValueError(f'{path}: needs at least 2 samples to score, has {waveform.size}.')
-    speaker = mel = None
+    speaker = None
     if model.num_speakers:
       if entry.speaker not in dataset_info.speakers:
         raise ValueError(f'{path}: speaker {entry.speaker!r} is not one the model knows '
                          f'({", ".join(dataset_info.speakers)}).')
       speaker = dataset_info.speakers.index(entry.speaker)
-    if model.local_cond_channels:
-      mel = audio_lib.normalize_mel(
-          audio_lib.log_mel(waveform, dataset_info.sample_rate, data_config.mel),
-          dataset_info.mel_mean, dataset_info.mel_std)
-    nats += score_classes(model, variables, mulaw.encode(waveform), speaker, mel, chunk_length)
+    nats += score_waveform(model, variables, waveform, dataset_info, data_config, speaker,
+                           chunk_length)
     num_samples += waveform.size - 1
   return Score(nats=nats, num_samples=num_samples, num_files=len(entries))
