@@ -1,10 +1,15 @@
 """Tests of the cached sampler (wavenet_jax/sampler.py) against the parallel forward pass."""
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from test_models import CONDITIONINGS, NUM_CLASSES, model_inputs, tiny_model
+from training_runs import run_env
 from wavenet_jax import generate, sampler
 
 
@@ -159,3 +164,13 @@ def test_sample_categorical_follows_the_tempered_softmax(temperature):
   expected = probabilities**(1 / temperature) / np.sum(probabilities**(1 / temperature))
   assert frequencies[2] == 0.0
   np.testing.assert_allclose(frequencies, expected, atol=0.006)
+
+
+def test_batch_split_over_devices_gives_the_same_samples_without_communication():
+  """Runs tests/sharded_sampling.py on 4 CPU devices (a process of its own)."""
+  tests_dir = os.path.dirname(os.path.abspath(__file__))
+  result = subprocess.run([sys.executable, os.path.join(tests_dir, 'sharded_sampling.py')],
+                          cwd=tests_dir, env=run_env(JAX_NUM_CPU_DEVICES='4'),
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'all checks passed' in result.stdout

@@ -25,6 +25,11 @@ samples at a time, block i from `fold_in(rng, i)`, so u_s depends on the
 absolute position s only: generating in chunks gives exactly the samples of one
 long call.
 
+Batch parallelism: given a mesh (see `batch_mesh`), `init_state` splits the batch
+over all its devices and replicates the weights; every step is then per-sequence
+work only, so the devices run without communicating (on a CPU host, one device per
+core: JAX_NUM_CPU_DEVICES=2 gives a 2-core machine two).
+
 Local conditioning features are upsampled one frame at a time with the model's
 own upsampler (every frame spreads over exactly its own hop_length samples), so
 memory stays O(hop_length) however long the output is.
@@ -43,13 +48,14 @@ the residual (otherwise XLA recomputes the residual sum inside every layer).
 """
 import dataclasses
 import functools
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from wavenet_jax.models import ResidualLayer, WaveNet, gated_unit
 
@@ -306,9 +312,42 @@ def _prompt_ring(model: WaveNet, variables: Any, audio: Array, global_cond: Opti
   return ring.at[np.concatenate(rows)].set(jnp.concatenate(values).astype(model.dtype))
 
 
+def batch_mesh(batch_size: int, devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+  """A one-axis mesh ('batch',) over the most of `devices` that split batch_size evenly.
+
+  Args:
+    batch_size: sequences generated together.
+    devices: candidates, in order; default this process's devices.
+  """
+  devices = list(jax.local_devices() if devices is None else devices)
+  count = max(n for n in range(1, len(devices) + 1) if batch_size % n == 0)
+  return Mesh(np.asarray(devices[:count]), ('batch',))
+
+
+def _shard_over_batch(state: SamplerState, mesh: Mesh) -> SamplerState:
+  """The state with its batch dimensions split over all of `mesh`'s devices, the rest replicated."""
+
+  def batch_at(dim: int) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec(*(None,) * dim, mesh.axis_names))
+
+  replicated = NamedSharding(mesh, PartitionSpec())
+  conditioning = state.conditioning
+  return dataclasses.replace(
+      state,
+      weights=jax.device_put(state.weights, replicated),
+      conditioning=SamplerConditioning(
+          gate_bias=jax.device_put(conditioning.gate_bias, batch_at(1)),
+          local_frames=(None if conditioning.local_frames is None
+                        else jax.device_put(conditioning.local_frames, batch_at(0)))),
+      cache=SamplerCache(ring=jax.device_put(state.cache.ring, batch_at(1)),
+                         time=jax.device_put(state.cache.time, replicated),
+                         last_sample=jax.device_put(state.cache.last_sample, batch_at(0))))
+
+
 def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
                prompt: Optional[Array] = None, global_cond: Optional[Array] = None,
-               local_cond: Optional[Array] = None) -> SamplerState:
+               local_cond: Optional[Array] = None,
+               mesh: Optional[Mesh] = None) -> SamplerState:
   """Prepares a generation: weights, conditioning, and caches filled from the prompt.
 
   Args:
@@ -321,11 +360,16 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
     local_cond: float [batch_size, frames, local_cond_channels] at hop_length
       samples per frame from the prompt's first sample on (locally conditioned
       models); it must cover prompt_len + all samples to be generated.
+    mesh: split the batch over all devices of this mesh (e.g. `batch_mesh(batch_size)`);
+      None: one device. The samples are the same either way.
 
   Returns:
     The state for `generate_chunk`.
   """
   _check_inputs(model, batch_size, prompt, global_cond, local_cond)
+  if mesh is not None and batch_size % mesh.size:
+    raise ValueError(f'batch_size {batch_size} does not split evenly over the mesh\'s '
+                     f'{mesh.size} devices.')
   variables = _unbox(variables)
   if prompt is None:
     prompt = jnp.full((batch_size, 1), model.num_classes // 2, jnp.int32)
@@ -345,13 +389,14 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
   # The cache that generate_chunk returns is committed to the weights' device (a checkpoint's
   # weights are committed); commit the first one there too, or the second chunk compiles again.
   cache = jax.device_put(cache, weights.input_table.sharding)
-  return SamplerState(
+  state = SamplerState(
       model=model,
       weights=weights,
       conditioning=SamplerConditioning(
           gate_bias=_gate_bias(model, variables, batch_size, global_cond),
           local_frames=None if local_cond is None else jnp.asarray(local_cond)),
       cache=cache)
+  return state if mesh is None else _shard_over_batch(state, mesh)
 
 
 # ---------------------------------------------------------------------------
@@ -531,7 +576,8 @@ def generate_chunk(state: SamplerState, rng: Array, num_samples: int,
 
 def generate(model: WaveNet, variables: Any, rng: Array, *, num_samples: int,
              batch_size: int = 1, temperature: float = 1.0, prompt: Optional[Array] = None,
-             global_cond: Optional[Array] = None, local_cond: Optional[Array] = None) -> Array:
+             global_cond: Optional[Array] = None, local_cond: Optional[Array] = None,
+             mesh: Optional[Mesh] = None) -> Array:
   """Samples from a WaveNet with the cached (fast) algorithm.
 
   Args:
@@ -546,12 +592,13 @@ def generate(model: WaveNet, variables: Any, rng: Array, *, num_samples: int,
     global_cond: int32 speaker ids [batch_size].
     local_cond: float [batch_size, frames, local_cond_channels] covering
       prompt_len + num_samples samples at hop_length samples per frame.
+    mesh: split the batch over this mesh's devices (see `init_state`).
 
   Returns:
     int32 μ-law classes [batch_size, num_samples]: the samples after the prompt.
   """
   state = init_state(model, variables, batch_size=batch_size, prompt=prompt,
-                     global_cond=global_cond, local_cond=local_cond)
+                     global_cond=global_cond, local_cond=local_cond, mesh=mesh)
   _, samples = generate_chunk(state, rng, num_samples, temperature)
   return samples
 

@@ -4,10 +4,16 @@ B1: 20 layers = 2 stacks of dilations 1..512, kernel 2, residual 64, gate 128, s
 256 classes, random-init parameters (speed does not depend on the values).
 
 Cached: `wavenet_jax.sampler.generate_chunk` (per-layer caches, one jitted lax.scan per
-chunk), at each batch size of --batch_sizes. Naive: one full forward pass over the last
-receptive_field (2047) samples per new sample, the loop jitted as a lax.scan, batch 1.
-Compile time is excluded: every measurement runs one warm-up call first, then times calls
-(ending in block_until_ready) until --seconds have passed.
+chunk), at each batch size of --batch_sizes, the batch split over `sampler.batch_mesh`:
+the most devices that divide it. On a CPU, JAX makes --cpu_devices devices (default one
+per core), so a batch of 16 runs as 2 x 8 on a 2-core machine (--cpu_devices=1: one
+device, the batch in one sequence of matmuls that XLA threads only where they are large).
+Naive: one full forward pass over the last receptive_field (2047) samples per new sample,
+the loop jitted as a lax.scan, batch 1.
+Compile time is excluded: every measurement runs one warm-up call first, then times
+--windows windows of calls (each ending in block_until_ready) of --seconds / --windows
+each, and reports the median window's rate (shared machines are noisy; the range is
+printed too).
 
 Command:
   python experiments/benchmarks/sampling.py
@@ -20,6 +26,8 @@ Output: a line per measurement, then as the last line JSON
 (samples/s, in total over the batch; one key per --batch_sizes entry).
 """
 import json
+import os
+import statistics
 import time
 from typing import Any, Callable
 
@@ -33,7 +41,10 @@ from wavenet_jax.models import WaveNet
 
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '16', '256'],
                                  'Batch sizes of cached generation.')
+_CPU_DEVICES = flags.DEFINE_integer('cpu_devices', os.cpu_count(),
+                                    'CPU devices JAX makes (on a CPU host; default one per core).')
 _SECONDS = flags.DEFINE_float('seconds', 5.0, 'Timed seconds per measurement (after warm-up).')
+_WINDOWS = flags.DEFINE_integer('windows', 5, 'Timed windows per measurement (median reported).')
 _CHUNK_ROWS = flags.DEFINE_integer(
     'chunk_rows', 8192, 'Samples per timed generate_chunk call, in total over the batch '
     '(chunk length = chunk_rows // batch, at least 16).')
@@ -46,21 +57,29 @@ def b1_model() -> WaveNet:
                  gate_channels=128, skip_channels=256, num_classes=256)
 
 
-def timed_rate(run: Callable[[], Any], samples_per_call: int, seconds: float) -> float:
-  """Samples/s of `run` (one warm-up call, then calls until `seconds` have passed)."""
+def timed_rate(run: Callable[[], Any], samples_per_call: int, seconds: float,
+               windows: int) -> tuple[float, float, float]:
+  """(median, min, max) samples/s of `run` over `windows` windows of seconds / windows each.
+
+  One warm-up call (compilation) runs first.
+  """
   jax.block_until_ready(run())
-  calls = 0
-  start = time.perf_counter()
-  while time.perf_counter() - start < seconds:
-    jax.block_until_ready(run())
-    calls += 1
-  return calls * samples_per_call / (time.perf_counter() - start)
+  rates = []
+  for _ in range(windows):
+    calls = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds / windows:
+      jax.block_until_ready(run())
+      calls += 1
+    rates.append(calls * samples_per_call / (time.perf_counter() - start))
+  return statistics.median(rates), min(rates), max(rates)
 
 
-def cached_rate(model: WaveNet, variables: Any, batch_size: int) -> float:
-  """Total samples/s of `sampler.generate_chunk` at this batch size."""
+def cached_rate(model: WaveNet, variables: Any, batch_size: int) -> tuple[float, float, float]:
+  """Total samples/s (median, min, max) of `sampler.generate_chunk` at this batch size."""
   chunk_length = max(16, _CHUNK_ROWS.value // batch_size)
-  state = sampler.init_state(model, variables, batch_size=batch_size)
+  state = sampler.init_state(model, variables, batch_size=batch_size,
+                             mesh=sampler.batch_mesh(batch_size))
   rng = jax.random.key(1)
 
   def run():
@@ -68,10 +87,10 @@ def cached_rate(model: WaveNet, variables: Any, batch_size: int) -> float:
     state, samples = sampler.generate_chunk(state, rng, chunk_length, _TEMPERATURE.value)
     return samples
 
-  return timed_rate(run, batch_size * chunk_length, _SECONDS.value)
+  return timed_rate(run, batch_size * chunk_length, _SECONDS.value, _WINDOWS.value)
 
 
-def naive_rate(model: WaveNet, variables: Any) -> float:
+def naive_rate(model: WaveNet, variables: Any) -> tuple[float, float, float]:
   """Samples/s at batch 1 of one full forward over the receptive field per new sample."""
   num_steps = _NAIVE_STEPS.value
 
@@ -99,7 +118,7 @@ def naive_rate(model: WaveNet, variables: Any) -> float:
     window = generate_steps(window, rng)
     return window
 
-  return timed_rate(run, num_steps, _SECONDS.value)
+  return timed_rate(run, num_steps, _SECONDS.value, _WINDOWS.value)
 
 
 def main(argv):
@@ -110,17 +129,25 @@ def main(argv):
     raise app.UsageError(f'--batch_sizes must be integers, got {_BATCH_SIZES.value}.')
   if any(b < 1 for b in batch_sizes):
     raise app.UsageError(f'--batch_sizes must be >= 1, got {_BATCH_SIZES.value}.')
+  if _CPU_DEVICES.value < 1 or _WINDOWS.value < 1:
+    raise app.UsageError('--cpu_devices and --windows must be >= 1.')
+  jax.config.update('jax_num_cpu_devices', _CPU_DEVICES.value)
   model = b1_model()
   variables = model.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))
   print(f'B1: {model.num_layers} layers, receptive field {model.receptive_field}; '
         f'devices {jax.devices()}; temperature {_TEMPERATURE.value}', flush=True)
   results = {}
+
+  def report(key: str, what: str, rates: tuple[float, float, float]) -> None:
+    results[key] = rates[0]
+    print(f'{what}: {rates[0]:,.1f} samples/s (median of {_WINDOWS.value} windows; '
+          f'range {rates[1]:,.1f} - {rates[2]:,.1f})', flush=True)
+
   for batch_size in batch_sizes:
-    results[f'batch_{batch_size}'] = cached_rate(model, variables, batch_size)
-    print(f'cached generation, batch {batch_size}: '
-          f'{results[f"batch_{batch_size}"]:,.0f} samples/s', flush=True)
-  results['naive_batch_1'] = naive_rate(model, variables)
-  print(f'naive generation, batch 1: {results["naive_batch_1"]:,.1f} samples/s', flush=True)
+    devices = sampler.batch_mesh(batch_size).size
+    report(f'batch_{batch_size}', f'cached generation, batch {batch_size} over {devices} '
+           f'device{"s" if devices > 1 else ""}', cached_rate(model, variables, batch_size))
+  report('naive_batch_1', 'naive generation, batch 1', naive_rate(model, variables))
   print(json.dumps({key: round(value, 1) for key, value in results.items()}))
 
 
