@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import input_pipeline
@@ -64,7 +65,8 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
                batch_size: int = 1, temperature: float = 1.0,
                prompt: Optional[np.ndarray] = None, global_cond: Optional[np.ndarray] = None,
                local_cond: Optional[np.ndarray] = None, chunk_size: int = 8000,
-               on_progress: Optional[Callable[[Progress], None]] = None) -> np.ndarray:
+               on_progress: Optional[Callable[[Progress], None]] = None,
+               mesh: Optional[Mesh] = None) -> np.ndarray:
   """Generates audio in chunks of `chunk_size` samples (one compilation).
 
   Args:
@@ -80,6 +82,7 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
       silent start sample) and the generated samples.
     chunk_size: samples per compiled chunk.
     on_progress: called after every chunk.
+    mesh: split the batch over this mesh's devices (`sampler.batch_mesh`); None: one device.
 
   Returns:
     float32 [batch_size, start + num_samples] waveform: the prompt (or the one
@@ -100,7 +103,8 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
       model, variables, batch_size=batch_size,
       prompt=None if prompt is None else jnp.asarray(prompt, jnp.int32),
       global_cond=None if global_cond is None else jnp.asarray(global_cond, jnp.int32),
-      local_cond=None if local_cond is None else jnp.asarray(local_cond, jnp.float32))
+      local_cond=None if local_cond is None else jnp.asarray(local_cond, jnp.float32),
+      mesh=mesh)
   chunks = []
   began = time.perf_counter()
   for chunk in range(num_chunks):
