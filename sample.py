@@ -12,7 +12,7 @@ waveform and log-mel spectrogram beside each. A WAV holds the whole sequence: th
 prompt (or one silent start sample) and the generated samples; with --mel_from it
 is as long as the input. The batch is split over the most local devices that divide
 it (several GPUs; on a CPU host JAX_NUM_CPU_DEVICES=2 makes a device per core of a
-2-core machine, for --batch_size=16 about 1.5x the samples/s of one device).
+2-core machine: for --batch_size=16, 1.4-1.6x the samples/s of one device there).
 """
 import os
 import sys
