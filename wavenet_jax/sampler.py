@@ -386,9 +386,10 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
     ring = jnp.zeros((int(sizes.sum()), batch_size, model.residual_channels), model.dtype)
   cache = SamplerCache(ring=ring, time=jnp.asarray(prompt_len - 1, jnp.int32),
                        last_sample=prompt[:, -1])
-  # The cache that generate_chunk returns is committed to the weights' device (a checkpoint's
-  # weights are committed); commit the first one there too, or the second chunk compiles again.
-  cache = jax.device_put(cache, weights.input_table.sharding)
+  if mesh is None:
+    # The cache that generate_chunk returns is committed to the weights' device (a checkpoint's
+    # weights are committed); commit the first one there too, or the second chunk compiles again.
+    cache = jax.device_put(cache, weights.input_table.sharding)
   state = SamplerState(
       model=model,
       weights=weights,
