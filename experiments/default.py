@@ -44,6 +44,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.local_conditioning = False  # Log-mel features (config.data.mel).
   config.model.upsample_method = 'transposed'
   config.model.upsample_scales = (4, 4, 4, 4)  # Product = config.data.mel.hop_length.
+  # Input embedding start: 'normal' or 'mulaw_sinusoid' (rows ordered like the classes).
+  config.model.embedding_init = 'normal'
   config.model.dtype = 'float32'  # 'bfloat16' for bf16 compute.
 
   config.train = ml_collections.ConfigDict()

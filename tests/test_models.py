@@ -1,4 +1,5 @@
 """Tests of the WaveNet Linen model (wavenet_jax/models.py): shapes, causality, receptive field."""
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -100,3 +101,25 @@ def test_bad_conditioning_raises_one_line_errors():
     model.apply(variables, audio)
   with pytest.raises(ValueError, match='local_cond given'):
     model.apply(variables, audio, global_cond, jnp.zeros((2, 2, 3)))
+
+
+def test_mulaw_sinusoid_embedding_orders_the_classes():
+  """Row c depends smoothly on c: neighbouring classes start close, far ones apart."""
+  model = WaveNet(num_layers=2, num_stacks=1, residual_channels=32, gate_channels=8,
+                  skip_channels=8, embedding_init='mulaw_sinusoid')
+  variables = nn.unbox(model.init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32)))
+  table = np.asarray(variables['params']['embedding']['embedding'])
+  assert table.shape == (256, 32)
+  assert abs(np.mean(table**2) - 1.0) < 0.2  # Unit variance per entry, like normal(1.0).
+  def distance(a, b):
+    return np.linalg.norm(table[a] - table[b])
+  assert distance(100, 101) < 0.5 * distance(100, 140)
+  assert distance(0, 1) < 0.5 * distance(0, 255)
+  # The random phases differ with the key.
+  other = nn.unbox(model.init(jax.random.key(1), jnp.zeros((1, 4), jnp.int32)))
+  assert not np.allclose(other['params']['embedding']['embedding'], table)
+
+
+def test_unknown_embedding_init_is_an_error():
+  with pytest.raises(ValueError, match="embedding_init must be one of .* got 'sine'"):
+    tiny_model(embedding_init='sine').init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))

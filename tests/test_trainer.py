@@ -132,6 +132,13 @@ def test_zero_intervals_disable_eval_and_clips(tmp_path):
   assert 'eval/bits_per_sample' not in _scalar_tags(str(tmp_path)).Tags()['tensors']
 
 
+def test_bad_embedding_init_is_a_config_error(tmp_path):
+  config = training_runs.tiny_config(model__embedding_init='sinusoid')
+  with pytest.raises(ValueError, match='config.model.embedding_init must be one of'):
+    trainer.train_and_evaluate(config, str(tmp_path))
+  assert not os.listdir(tmp_path)
+
+
 @pytest.mark.parametrize('key', ['train__sample_every_steps', 'train__eval_every_steps',
                                  'train__log_every_steps', 'checkpoint__every_steps'])
 def test_bad_interval_is_a_config_error(tmp_path, key):

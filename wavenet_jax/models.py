@@ -74,6 +74,29 @@ def receptive_field(num_layers: int, num_stacks: int, kernel_size: int) -> int:
   return (kernel_size - 1) * sum(dilations(num_layers, num_stacks)) + 1
 
 
+def mulaw_sinusoid_init(key: Array, shape: tuple[int, int], dtype: Dtype = jnp.float32) -> Array:
+  """Embedding table [num_classes, channels] whose rows are sinusoids of the class's value.
+
+  μ-law classes are uniform in the companded domain, so class c stands for
+  y_c = 2c / (num_classes - 1) - 1 in [-1, 1]. Row c is
+  sqrt(2) sin(f_i y_c + phase_i) over channels i, with frequencies f_i spaced
+  geometrically from π/2 (one smooth ramp over the whole range) to 32π (neighbouring
+  classes told apart) and random phases from `key`: unit variance per entry like
+  normal(1.0), but neighbouring classes start with neighbouring vectors. With
+  normal(1.0) rows the network must first learn the order of the 256 classes from
+  data; this start lowered held-out bits/sample by ~0.25 after 5 minutes of CPU
+  training (experiments/speech_cpu.py).
+  """
+  num_classes, channels = shape
+  values = jnp.linspace(-1.0, 1.0, num_classes)
+  frequencies = (jnp.pi / 2) * jnp.geomspace(1.0, 64.0, channels)
+  phases = jax.random.uniform(key, (channels,), minval=0.0, maxval=2 * jnp.pi)
+  return (jnp.sqrt(2.0) * jnp.sin(values[:, None] * frequencies + phases)).astype(dtype)
+
+
+EMBEDDING_INITS = {'normal': nn.initializers.normal(1.0), 'mulaw_sinusoid': mulaw_sinusoid_init}
+
+
 def gated_unit(z: Array, axis: int = -1) -> Array:
   """tanh(filter) ⊙ σ(gate), the halves of z along `axis` (gate -> gate/2 channels)."""
   filter_part, gate_part = jnp.split(z, 2, axis=axis)
@@ -241,6 +264,8 @@ class WaveNet(nn.Module):
     hop_length: audio samples per local-conditioning frame.
     upsample_method: 'transposed' (learned) or 'repeat'.
     upsample_scales: strides of the transposed convs; their product is hop_length.
+    embedding_init: initialiser of the input embedding, a key of EMBEDDING_INITS:
+      'normal' (independent N(0, 1) rows) or 'mulaw_sinusoid' (see mulaw_sinusoid_init).
     dtype: computation dtype (e.g. bfloat16); logits are returned as float32.
     param_dtype: parameter dtype.
   """
@@ -257,6 +282,7 @@ class WaveNet(nn.Module):
   hop_length: int = 256
   upsample_method: str = 'transposed'
   upsample_scales: Sequence[int] = (4, 4, 4, 4)
+  embedding_init: str = 'normal'
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -271,9 +297,12 @@ class WaveNet(nn.Module):
   def setup(self):
     if self.gate_channels % 2:
       raise ValueError(f'gate_channels must be even, got {self.gate_channels}.')
+    if self.embedding_init not in EMBEDDING_INITS:
+      raise ValueError(f'embedding_init must be one of {sorted(EMBEDDING_INITS)}, '
+                       f'got {self.embedding_init!r}.')
     self.embedding = nn.Embed(
         self.num_classes, self.residual_channels, dtype=self.dtype, param_dtype=self.param_dtype,
-        embedding_init=nn.with_logical_partitioning(nn.initializers.normal(1.0),
+        embedding_init=nn.with_logical_partitioning(EMBEDDING_INITS[self.embedding_init],
                                                     (EMBED, RESIDUAL)))
     num_layers = len(self.dilations)
     self.layers = [
@@ -406,4 +435,6 @@ def model_from_config(model_config: Any, data_config: Any, speakers: Sequence[st
       hop_length=data_config.mel.hop_length,
       upsample_method=model_config.upsample_method,
       upsample_scales=tuple(model_config.upsample_scales),
+      # Checkpoints written before this key existed restore with any initialiser.
+      embedding_init=model_config.get('embedding_init', 'normal'),
       dtype=jnp.dtype(model_config.dtype))

@@ -31,7 +31,7 @@ from wavenet_jax import checkpointing
 from wavenet_jax import input_pipeline
 from wavenet_jax import sharding
 from wavenet_jax import synthesis
-from wavenet_jax.models import WaveNet, model_from_config
+from wavenet_jax.models import EMBEDDING_INITS, WaveNet, model_from_config
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -231,6 +231,9 @@ def _check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> N
   if config.model.dtype not in ('float32', 'bfloat16'):
     raise ValueError(f"config.model.dtype must be 'float32' or 'bfloat16', "
                      f'got {config.model.dtype!r}.')
+  if config.model.embedding_init not in EMBEDDING_INITS:
+    raise ValueError(f'config.model.embedding_init must be one of {sorted(EMBEDDING_INITS)}, '
+                     f'got {config.model.embedding_init!r}.')
   if not 0.0 <= config.train.ema_decay < 1.0:
     raise ValueError(f'config.train.ema_decay must be in [0, 1), got {config.train.ema_decay}.')
   for key, value in (('train.log_every_steps', config.train.log_every_steps),
