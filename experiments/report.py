@@ -10,7 +10,8 @@ and computes, on this host's first device:
                    as stored, silence-trimmed as in training when config.data.top_db > 0),
                    scored teacher-forced with wavenet_jax.evaluation.score_classes, the code
                    of evaluate.py; the same files under an order-2 count model of the
-                   training files (--count_baseline). Training wall time, last logged
+                   training files (--count_baseline). Both also per speaker when the
+                   dataset has several speakers. Training wall time, last logged
                    training and validation (crop) bits/sample from the TensorBoard events.
   unconditional    --num_clips clips of --seconds sampled from silence; the first
                    --clip_seconds of the first one written as WAV + PNG.
@@ -123,14 +124,28 @@ def split_examples(config: ml_collections.ConfigDict, info: input_pipeline.Datas
 
 def score_examples(model: WaveNet, variables: Any, config: ml_collections.ConfigDict,
                    info: input_pipeline.DatasetInfo,
-                   examples: list[tuple[str, np.ndarray, int]]) -> evaluation.Score:
-  """Teacher-forced score of whole files with the model's conditioning (as evaluate.py)."""
-  nats, num_samples = 0.0, 0
+                   examples: list[tuple[str, np.ndarray, int]]
+                   ) -> tuple[evaluation.Score, dict[str, evaluation.Score]]:
+  """Teacher-forced score of whole files with the model's conditioning (as evaluate.py).
+
+  Returns:
+    (the score of all examples, the score of each speaker's examples by speaker name;
+    empty when the dataset has fewer than two speakers).
+  """
+  totals: dict[int, list[float]] = {}
   for _, waveform, speaker in examples:
-    nats += evaluation.score_waveform(model, variables, waveform, info, config.data,
-                                      speaker if model.num_speakers else None)
-    num_samples += len(waveform) - 1
-  return evaluation.Score(nats=nats, num_samples=num_samples, num_files=len(examples))
+    nats = evaluation.score_waveform(model, variables, waveform, info, config.data,
+                                     speaker if model.num_speakers else None)
+    total = totals.setdefault(speaker, [0.0, 0, 0])
+    total[0] += nats
+    total[1] += len(waveform) - 1
+    total[2] += 1
+  overall = evaluation.Score(nats=sum(t[0] for t in totals.values()),
+                             num_samples=sum(t[1] for t in totals.values()),
+                             num_files=len(examples))
+  per_speaker = {info.speakers[speaker]: evaluation.Score(*total)
+                 for speaker, total in sorted(totals.items())} if len(info.speakers) > 1 else {}
+  return overall, per_speaker
 
 
 def training_log(workdir: str) -> dict[str, Any]:
@@ -299,7 +314,7 @@ def main(argv: list[str]) -> None:
 
   log = training_log(workdir)
   examples = split_examples(config, info, 'validation', _MAX_VALIDATION_FILES.value)
-  score = score_examples(model, variables, config, info, examples)
+  score, speaker_scores = score_examples(model, variables, config, info, examples)
   figures.update(validation_bits_per_sample=score.bits_per_sample,
                  validation_files=score.num_files, validation_samples=score.num_samples,
                  training_log=log)
@@ -307,10 +322,22 @@ def main(argv: list[str]) -> None:
         + ', '.join(file for file, _, _ in examples))
   baseline = None
   if _COUNT_BASELINE.value:
+    train_classes = [mulaw.encode(waveform)
+                     for _, waveform, _ in split_examples(config, info, 'train')]
     baseline = audio_metrics.count_model_bits_per_sample(
-        [mulaw.encode(waveform) for _, waveform, _ in split_examples(config, info, 'train')],
-        [mulaw.encode(waveform) for _, waveform, _ in examples])
+        train_classes, [mulaw.encode(waveform) for _, waveform, _ in examples])
     figures['order2_count_model_bits_per_sample'] = baseline
+  speaker_rows = []
+  for name, speaker_score in speaker_scores.items():
+    row = {'speaker': name, 'held-out files': speaker_score.num_files,
+           'validation bits/sample': speaker_score.bits_per_sample}
+    if _COUNT_BASELINE.value:
+      row['order-2 count model'] = audio_metrics.count_model_bits_per_sample(
+          train_classes,
+          [mulaw.encode(waveform) for _, waveform, speaker in examples
+           if info.speakers[speaker] == name])
+    speaker_rows.append(row)
+  figures['validation_per_speaker'] = speaker_rows
   tables = [_markdown_table([{
       'run': os.path.basename(os.path.normpath(workdir)),
       'steps': step,
@@ -320,6 +347,8 @@ def main(argv: list[str]) -> None:
       'validation bits/sample (whole held-out files)': score.bits_per_sample,
       'order-2 count model, same files': baseline,
   }])]
+  if speaker_rows:
+    tables.append(_markdown_table(speaker_rows))
 
   num_samples = round(_SECONDS.value * sample_rate)
   if model.local_cond_channels:
