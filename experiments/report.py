@@ -132,7 +132,7 @@ def score_examples(model: WaveNet, variables: Any, config: ml_collections.Config
     (the score of all examples, the score of each speaker's examples by speaker name;
     empty when the dataset has fewer than two speakers).
   """
-  totals: dict[int, list[float]] = {}
+  totals: dict[int, list[float]] = {}  # speaker id -> [nats, scored samples, files]
   for _, waveform, speaker in examples:
     nats = evaluation.score_waveform(model, variables, waveform, info, config.data,
                                      speaker if model.num_speakers else None)

@@ -38,8 +38,8 @@ def one_core_run(config: ml_collections.ConfigDict, corpus: str, *, segment_leng
   clip at the end. Chosen by 5-minute one-core trials on the speech corpus (held-out
   bits/sample at 5 minutes): normal(1.0) embedding at 2e-3 4.55; sinusoid embedding at
   2e-3 4.31, at 5e-3 4.21, at 1e-2 4.15 (5e-3 kept: one trial each, within the noise, and
-  the lower rate is the safer for the longer schedules and other models); batch 8 at 5e-3 4.27; batch 2 or 2000-sample crops no better
-  than batch 4 x 4000.
+  the lower rate is the safer for the longer schedules and other models); batch 8 at 5e-3
+  4.27; batch 2 or 2000-sample crops no better than batch 4 x 4000.
   """
   config.data.wav_dir = os.path.join(SHARED_DATA_DIR, corpus)
   config.data.validation_fraction = 0.05
