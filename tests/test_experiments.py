@@ -1,0 +1,35 @@
+"""Every config under experiments/ loads, passes the trainer's checks and builds its model."""
+import importlib
+import pkgutil
+
+import flax.linen as nn
+import jax
+import pytest
+
+import experiments
+from wavenet_jax import models
+from wavenet_jax import trainer
+
+# report.py is the figures script of the *_cpu experiments, not a config.
+CONFIG_NAMES = sorted(module.name for module in pkgutil.iter_modules(experiments.__path__)
+                      if not module.ispkg and module.name != 'report')
+
+
+def test_every_experiment_is_listed():
+  assert {'default', 'tiny', 'speech_cpu', 'multispeaker_cpu', 'vocoder_cpu',
+          'music_cpu'} <= set(CONFIG_NAMES)
+
+
+@pytest.mark.parametrize('name', CONFIG_NAMES)
+def test_config_builds_its_model(name):
+  config = importlib.import_module(f'experiments.{name}').get_config()
+  trainer._check_config(config, num_batch_shards=1)
+  model = models.model_from_config(config.model, config.data, ['a', 'b', 'c'])
+  inputs = trainer.model_inputs(trainer.init_batch(model))
+  params = nn.unbox(jax.eval_shape(model.init, jax.random.key(0), *inputs)['params'])
+  assert params['layer_0']['kernel'].shape == (
+      config.model.kernel_size, config.model.residual_channels, config.model.gate_channels)
+  assert len(models.dilations(config.model.num_layers, config.model.num_stacks)) == len(
+      [name for name in params if name.startswith('layer_')])
+  assert ('speaker_embedding' in params) == config.model.global_conditioning
+  assert any(name.startswith('upsample') for name in params) == config.model.local_conditioning
