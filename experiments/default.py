@@ -24,6 +24,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.segment_length = 8000  # Samples per crop beyond the receptive field.
   config.data.validation_fraction = 0.05
   config.data.top_db = 0.0  # > 0: trim leading/trailing silence quieter than this.
+  # > 0: each training crop is played r times faster, r uniform in [1 - p, 1 + p] (pitch and
+  # tempo; not with local conditioning, whose mel frames would no longer match).
+  config.data.speed_perturbation = 0.0
   config.data.read_threads = 4  # Threads reading and cropping examples, per host.
   config.data.mel = ml_collections.ConfigDict()
   config.data.mel.n_mels = 80

@@ -97,3 +97,14 @@ def test_pcm16_conversion_clips():
 
 def test_log_mel_of_nothing_has_no_frames():
   assert audio.log_mel(np.zeros(0, np.float32), RATE, MEL).shape == (0, MEL.n_mels)
+
+
+@pytest.mark.parametrize('factor', [0.9, 1.1])
+def test_change_speed_scales_pitch_and_length(factor):
+  rate = 8000
+  tone = np.sin(2 * np.pi * 500 * np.arange(rate) / rate).astype(np.float32)
+  changed = audio.change_speed(tone, factor)
+  assert changed.dtype == np.float32
+  assert len(changed) == int(np.ceil(rate / factor))
+  spectrum = np.abs(np.fft.rfft(changed * np.hanning(len(changed))))
+  assert np.argmax(spectrum) * rate / len(changed) == pytest.approx(500 * factor, abs=2.0)

@@ -212,3 +212,37 @@ def test_top_db_trims_silence_before_cropping(tmp_path):
   with pytest.raises(ValueError, match='validation split .* is empty'):
     input_pipeline.eval_batches(config, info, receptive_field=RECEPTIVE_FIELD,
                                 global_batch_size=1, num_batches=1)
+
+
+def _dominant_frequency(waveform, rate):
+  spectrum = np.abs(np.fft.rfft(waveform * np.hanning(len(waveform))))
+  return np.argmax(spectrum) * rate / len(waveform)
+
+
+def test_speed_perturbation_plays_training_crops_faster_or_slower(tmp_path):
+  """A 1000 Hz tone: perturbed crops hold tones spread over [900, 1100] Hz, deterministically."""
+  tone = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(3 * RATE) / RATE).astype(np.float32)
+  (tmp_path / 'wavs').mkdir()
+  for i in range(4):
+    audio.write_wav(tmp_path / 'wavs' / f'tone{i}.wav', tone, RATE)
+  config = default.get_config().data
+  config.update(wav_dir=str(tmp_path / 'wavs'), data_dir=str(tmp_path / 'tfds'),
+                sample_rate=RATE, segment_length=SEGMENT, validation_fraction=0.0,
+                read_threads=1, speed_perturbation=0.1)
+  config.mel.update(n_mels=16, hop_length=HOP, n_fft=256, fmax=RATE / 2)
+  info = input_pipeline.prepare_dataset(config)
+  batches = _train(config, info, 8, seed=5)
+  frequencies = [_dominant_frequency(mulaw.decode(row), RATE)
+                 for batch in batches for row in batch['audio']]
+  # FFT bins of a LENGTH-sample crop are RATE / LENGTH = 31 Hz apart.
+  assert all(900 - 31 <= f <= 1100 + 31 for f in frequencies), frequencies
+  assert max(frequencies) - min(frequencies) >= 100, frequencies
+  assert all(np.array_equal(batch['mask'], np.ones_like(batch['mask'])) for batch in batches)
+  _assert_batches_equal(_train(config, info, 3, seed=5, start_step=5), batches[5:])
+  config.speed_perturbation = 0.0
+  unperturbed = [_dominant_frequency(mulaw.decode(row), RATE)
+                 for row in _train(config, info, 1, seed=5)[0]['audio']]
+  assert all(abs(f - 1000) <= 31 for f in unperturbed), unperturbed
+  config.speed_perturbation = 0.1
+  with pytest.raises(ValueError, match='speed_perturbation'):
+    _train(config, info, 1, with_mel=True)

@@ -139,6 +139,16 @@ def test_bad_embedding_init_is_a_config_error(tmp_path):
   assert not os.listdir(tmp_path)
 
 
+@pytest.mark.parametrize('overrides', [
+    {'data__speed_perturbation': 1.0},
+    {'data__speed_perturbation': 0.1, 'model__local_conditioning': True}])
+def test_bad_speed_perturbation_is_a_config_error(tmp_path, overrides):
+  config = training_runs.tiny_config(**overrides)
+  with pytest.raises(ValueError, match='config.data.speed_perturbation must be'):
+    trainer.train_and_evaluate(config, str(tmp_path))
+  assert not os.listdir(tmp_path)
+
+
 @pytest.mark.parametrize('key', ['train__sample_every_steps', 'train__eval_every_steps',
                                  'train__log_every_steps', 'checkpoint__every_steps'])
 def test_bad_interval_is_a_config_error(tmp_path, key):

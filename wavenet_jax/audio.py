@@ -69,6 +69,16 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
   return resampled.astype(np.float32, copy=False)
 
 
+def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
+  """float32 [time] played `factor` times faster (pitch and tempo): [ceil(time / factor)].
+
+  Resampled with soxr as if recorded at factor times the rate: factor 1.1 raises
+  the pitch by 1.1 (1.65 semitones) and shortens the audio by 1.1.
+  """
+  changed = librosa.resample(audio, orig_sr=factor, target_sr=1.0, res_type=RESAMPLE_TYPE)
+  return changed.astype(np.float32, copy=False)
+
+
 def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> None:
   """Writes float32 [time] audio in [-1, 1] as a 16-bit PCM mono WAV file (clipped).
 

@@ -13,7 +13,9 @@ step k (on any number of hosts) continues exactly where step k - 1 ended.
 
 Each example: optional silence trimming (top_db), a crop of
 T = receptive_field + segment_length samples starting at a multiple of
-hop_length, μ-law encoding. Clips shorter than T are padded at the end with
+hop_length, optional speed perturbation of training crops (speed_perturbation =
+p > 0: T * r source samples resampled to T, r uniform in [1 - p, 1 + p], drawn
+from the crop's generator), μ-law encoding. Clips shorter than T are padded at the end with
 mulaw.SILENCE_CLASS and masked out (mask 0), never dropped. The log-mel frames
 of a crop are those of the whole clip (`audio.log_mel` with the clip as context),
 so frame k covers crop samples [k * hop, (k + 1) * hop); they are normalised
@@ -42,6 +44,9 @@ MEL_STATS_MAX_EXAMPLES = 2000
 # Crops of the validation split are keyed by this seed, whatever the training seed.
 EVAL_SEED = 0
 _MEL_STD_FLOOR = 1e-3
+# Source samples read past a speed-perturbed crop, so that its last samples are not
+# at the edge of the resampler's filter.
+_RESAMPLE_MARGIN = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,8 +182,13 @@ class _CropReader:
   """Reads example `index` of a split and makes its crop (audio, mask, speaker, mel)."""
 
   def __init__(self, source: datasets.AudioSource, data_config: Any, info: DatasetInfo,
-               split: str, receptive_field: int, with_speaker: bool, with_mel: bool):
+               split: str, receptive_field: int, with_speaker: bool, with_mel: bool,
+               speed_perturbation: float = 0.0):
+    if speed_perturbation and with_mel:
+      raise ValueError('speed_perturbation would move the audio away from its mel frames; '
+                       'it cannot be used with with_mel=True.')
     self._config = data_config
+    self._speed_perturbation = speed_perturbation
     self._source = source
     self._split = split
     self._examples = self._source.data_source(split)
@@ -193,14 +203,23 @@ class _CropReader:
     return len(self._examples)
 
   def crop(self, index: int, rng_key: tuple[int, int, int]) -> dict[str, np.ndarray]:
-    """The example's crop; rng_key = (seed, epoch, index) picks its start."""
+    """The example's crop; rng_key = (seed, epoch, index) picks its start (and speed)."""
     config, length = self._config, self._crop_length
     hop = config.mel.hop_length
     example = self._examples[index]
     waveform = _clip_waveform(self._source, example, config)
-    num_starts = (len(waveform) - length) // hop + 1
-    start = hop * int(np.random.default_rng(rng_key).integers(num_starts)) if num_starts > 1 else 0
-    segment = waveform[start:start + length]
+    rng = np.random.default_rng(rng_key)
+    # Drawn before the start, and only when on: crops without it stay as they were.
+    speed = (rng.uniform(1.0 - self._speed_perturbation, 1.0 + self._speed_perturbation)
+             if self._speed_perturbation else 1.0)
+    source_length = round(length * speed)
+    num_starts = (len(waveform) - source_length) // hop + 1
+    start = hop * int(rng.integers(num_starts)) if num_starts > 1 else 0
+    if speed == 1.0:
+      segment = waveform[start:start + length]
+    else:
+      segment = waveform[start:start + source_length + _RESAMPLE_MARGIN]
+      segment = audio_lib.change_speed(segment, speed)[:length]
     audio = np.full(length, mulaw.SILENCE_CLASS, np.int32)
     audio[:len(segment)] = mulaw.encode(segment)
     mask = np.zeros(length, np.float32)
@@ -277,7 +296,7 @@ def train_batches(data_config: Any, info: DatasetInfo, *, receptive_field: int,
   first_row, rows = _host_slice(global_batch_size, process_index, process_count)
   source = datasets.audio_source(data_config)
   reader = _CropReader(source, data_config, info, source.train_split, receptive_field,
-                       with_speaker, with_mel)
+                       with_speaker, with_mel, data_config.speed_perturbation)
   num_examples = len(reader)
   if not num_examples:
     raise ValueError(f'config.data: the training split of {data_config.name!r} is empty.')

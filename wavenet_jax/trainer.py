@@ -234,6 +234,12 @@ def _check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> N
   if config.model.embedding_init not in EMBEDDING_INITS:
     raise ValueError(f'config.model.embedding_init must be one of {sorted(EMBEDDING_INITS)}, '
                      f'got {config.model.embedding_init!r}.')
+  if not 0.0 <= config.data.speed_perturbation < 1.0:
+    raise ValueError('config.data.speed_perturbation must be in [0, 1), '
+                     f'got {config.data.speed_perturbation}.')
+  if config.data.speed_perturbation and config.model.local_conditioning:
+    raise ValueError('config.data.speed_perturbation must be 0 with '
+                     'config.model.local_conditioning (the mel frames would not match).')
   if not 0.0 <= config.train.ema_decay < 1.0:
     raise ValueError(f'config.train.ema_decay must be in [0, 1), got {config.train.ema_decay}.')
   for key, value in (('train.log_every_steps', config.train.log_every_steps),
