@@ -15,12 +15,12 @@ Each example: optional silence trimming (top_db), a crop of
 T = receptive_field + segment_length samples starting at a multiple of
 hop_length, optional speed perturbation of training crops (speed_perturbation =
 p > 0: T * r source samples resampled to T, r uniform in [1 - p, 1 + p], drawn
-from the crop's generator), μ-law encoding. Clips shorter than T are padded at the end with
-mulaw.SILENCE_CLASS and masked out (mask 0), never dropped. The log-mel frames
-of a crop are those of the whole clip (`audio.log_mel` with the clip as context),
-so frame k covers crop samples [k * hop, (k + 1) * hop); they are normalised
-with statistics computed once over the training split at prepare time and
-stored beside the prepared dataset.
+from the crop's generator), μ-law encoding. Clips shorter than T are padded at
+the end with mulaw.SILENCE_CLASS and masked out (mask 0), never dropped. The
+log-mel frames of a crop are those of the whole clip (`audio.log_mel` with the
+clip as context), so frame k covers crop samples [k * hop, (k + 1) * hop); they
+are normalised with statistics computed once over the training split at prepare
+time and stored beside the prepared dataset.
 """
 from collections.abc import Iterator, Mapping, Sequence
 import dataclasses
