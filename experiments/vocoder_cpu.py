@@ -3,7 +3,7 @@
 experiments/vocoder.py (local conditioning on 80-bin log-mel frames, hop 256, learned
 transposed-convolution upsampling, kernel 3) shrunk to 10 layers = 2 stacks of dilations
 1..16 (receptive field 125 samples), residual/gate/skip channels 32/64/64, 4096-sample crops
-and 2700 steps (the rest as speech_cpu.one_core_run), trained on ../shared/data/speech (all 5
+and 2700 steps (the rest as speech_cpu.cpu_run), trained on ../shared/data/speech (all 5
 speakers, 5 % of the files held out). experiments/report.py resynthesises held-out utterances from
 their mel spectrograms and compares them with Griffin-Lim from the same mel.
 
@@ -15,7 +15,9 @@ the same time).
 Training time measured: 26.1 min wall (2700 steps).
 Result measured: 3.35 bits/sample on the 30 held-out files; resynthesis log-mel distance 10.7 dB
   against Griffin-Lim's 2.1 dB (MCD 41.1 vs 8.6 dB): the WaveNet vocoder does not beat Griffin-Lim
-  after this little training. See experiments/results/README.md.
+  after this little training. The speech_cpu model shape (receptive field 1024 instead of 125)
+  with the same conditioning, on both cores for 3500 steps (31.5 min), was no better: 3.36
+  bits/sample, 10.2 dB, MCD 40.7. See experiments/results/README.md.
 """
 import ml_collections
 
@@ -24,9 +26,9 @@ from experiments import vocoder
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = speech_cpu.one_core_run(vocoder.get_config(), 'speech',
-                                   segment_length=4096,  # 16 mel frames of 256 samples.
-                                   num_steps=2700)
+  config = speech_cpu.cpu_run(vocoder.get_config(), 'speech',
+                              segment_length=4096,  # 16 mel frames of 256 samples.
+                              num_steps=2700)
   config.model.num_layers = 10
   config.model.num_stacks = 2
   config.model.residual_channels = 32
