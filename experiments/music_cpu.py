@@ -23,8 +23,7 @@ from experiments import speech_cpu
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = speech_cpu.cpu_run(music.get_config(), 'music', segment_length=4000,
-                                   num_steps=4900)
+  config = speech_cpu.cpu_run(music.get_config(), 'music', segment_length=4000, num_steps=4900)
   config.model.num_layers = 11
   config.model.num_stacks = 1
   config.model.residual_channels = 32
