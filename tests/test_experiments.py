@@ -30,6 +30,6 @@ def test_config_builds_its_model(name):
   assert params['layer_0']['kernel'].shape == (
       config.model.kernel_size, config.model.residual_channels, config.model.gate_channels)
   assert len(models.dilations(config.model.num_layers, config.model.num_stacks)) == len(
-      [name for name in params if name.startswith('layer_')])
+      [module for module in params if module.startswith('layer_')])
   assert ('speaker_embedding' in params) == config.model.global_conditioning
-  assert any(name.startswith('upsample') for name in params) == config.model.local_conditioning
+  assert any(module.startswith('upsample') for module in params) == config.model.local_conditioning
