@@ -113,7 +113,8 @@ def main(argv):
     if _MEL_FROM.value is None:
       raise ValueError('this model is a vocoder (mel-conditioned): pass --mel_from=IN.wav.')
     source = _read_audio('mel_from', _MEL_FROM.value, sample_rate)
-    features = synthesis.vocoder_features(source, config.data, info)
+    features = audio_lib.vocoder_features(source, sample_rate, config.data.mel, info.mel_mean,
+                                          info.mel_std)
     local_cond = np.repeat(features[None], batch_size, axis=0)
   elif _MEL_FROM.value is not None:
     raise ValueError('--mel_from given, but this model has no local (mel) conditioning.')

@@ -49,10 +49,10 @@ from wavenet_jax import checkpointing
 from wavenet_jax import cli
 from wavenet_jax import datasets
 from wavenet_jax import evaluation
-from wavenet_jax import input_pipeline
 from wavenet_jax import mulaw
 from wavenet_jax import plotting
 from wavenet_jax import synthesis
+from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.models import WaveNet
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training run directory.', required=True)
@@ -87,7 +87,7 @@ PNG_SCALE = 0.7
 # ------------------------------------------------------------------------------------------
 
 
-def split_examples(config: ml_collections.ConfigDict, info: input_pipeline.DatasetInfo,
+def split_examples(config: ml_collections.ConfigDict, info: DatasetInfo,
                    split: str, max_files: Optional[int] = None
                    ) -> list[tuple[str, np.ndarray, int]]:
   """(file, waveform float32 [time], speaker id) of a split of the run's dataset, in order.
@@ -123,7 +123,7 @@ def split_examples(config: ml_collections.ConfigDict, info: input_pipeline.Datas
 
 
 def score_examples(model: WaveNet, variables: Any, config: ml_collections.ConfigDict,
-                   info: input_pipeline.DatasetInfo,
+                   info: DatasetInfo,
                    examples: list[tuple[str, np.ndarray, int]]
                    ) -> tuple[evaluation.Score, dict[str, evaluation.Score]]:
   """Teacher-forced score of whole files with the model's conditioning (as evaluate.py).
@@ -205,7 +205,7 @@ def generate(model: WaveNet, variables: Any, num_samples: int, seed: int, temper
                               global_cond=global_cond, local_cond=local_cond)
 
 
-def speaker_f0_table(model: WaveNet, variables: Any, info: input_pipeline.DatasetInfo,
+def speaker_f0_table(model: WaveNet, variables: Any, info: DatasetInfo,
                      corpus_f0_hz: dict[str, float], num_clips: int, seconds: float, seed: int,
                      temperature: float) -> tuple[list[dict[str, Any]], np.ndarray]:
   """Per speaker: mean f0 of num_clips generated clips against the corpus's mean f0.
@@ -241,7 +241,7 @@ def read_corpus_f0(path: str) -> dict[str, float]:
 
 
 def vocoder_table(model: WaveNet, variables: Any, config: ml_collections.ConfigDict,
-                  info: input_pipeline.DatasetInfo, examples: list[tuple[str, np.ndarray, int]],
+                  info: DatasetInfo, examples: list[tuple[str, np.ndarray, int]],
                   griffin_lim_iters: int, seed: int, temperature: float, floor_db: float
                   ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray, np.ndarray]:
   """WaveNet resynthesis and Griffin-Lim of utterances (cut to the shortest) from their mel.
@@ -256,7 +256,8 @@ def vocoder_table(model: WaveNet, variables: Any, config: ml_collections.ConfigD
   """
   length = min(len(waveform) for _, waveform, _ in examples)
   originals = np.stack([waveform[:length] for _, waveform, _ in examples])
-  features = np.stack([synthesis.vocoder_features(original, config.data, info)
+  features = np.stack([audio_lib.vocoder_features(original, info.sample_rate, config.data.mel,
+                                                 info.mel_mean, info.mel_std)
                        for original in originals])
   wavenet = generate(model, variables, length - 1, seed, temperature, local_cond=features)
   mel_config = config.data.mel

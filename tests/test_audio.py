@@ -1,4 +1,7 @@
 """Tests of audio I/O and log-mel features (wavenet_jax/audio.py)."""
+import subprocess
+import sys
+
 import ml_collections
 import numpy as np
 import pytest
@@ -8,6 +11,15 @@ from wavenet_jax import audio
 
 MEL = ml_collections.ConfigDict(dict(n_mels=20, hop_length=64, n_fft=256, fmin=0.0, fmax=4000.0))
 RATE = 8000
+# The speech configs' features (config.data.mel at 16 kHz).
+MEL_16K = ml_collections.ConfigDict(
+    dict(n_mels=80, hop_length=256, n_fft=1024, fmin=0.0, fmax=8000.0))
+
+
+@pytest.fixture(name='librosa')
+def _librosa():
+  """librosa, the reference the numpy / soxr features are checked against (skips without it)."""
+  return pytest.importorskip('librosa')
 
 
 def _tone(seconds=0.5, rate=RATE, frequency=440.0):
@@ -108,3 +120,105 @@ def test_change_speed_scales_pitch_and_length(factor):
   assert len(changed) == int(np.ceil(rate / factor))
   spectrum = np.abs(np.fft.rfft(changed * np.hanning(len(changed))))
   assert np.argmax(spectrum) * rate / len(changed) == pytest.approx(500 * factor, abs=2.0)
+
+
+def _random_audio(num_samples, seed=0):
+  return np.random.default_rng(seed).uniform(-1, 1, num_samples).astype(np.float32)
+
+
+@pytest.mark.parametrize('from_rate,to_rate', [(44100, 16000), (48000, 16000), (8000, 16000),
+                                               (22050, 16000), (16000, 24000)])
+@pytest.mark.parametrize('num_samples', [1, 7, 1000, 44101, 96003])
+def test_resample_equals_librosa_soxr_hq(librosa, from_rate, to_rate, num_samples):
+  clip = _random_audio(num_samples)
+  expected = librosa.resample(clip, orig_sr=from_rate, target_sr=to_rate, res_type='soxr_hq')
+  resampled = audio.resample(clip, from_rate, to_rate)
+  assert resampled.dtype == np.float32
+  assert len(resampled) == int(np.ceil(num_samples * to_rate / from_rate))
+  np.testing.assert_array_equal(resampled, expected.astype(np.float32))
+
+
+@pytest.mark.parametrize('factor', [0.9, 1.1, 1.37])
+@pytest.mark.parametrize('num_samples', [1, 999, 16000, 16001])
+def test_change_speed_equals_librosa_soxr_hq(librosa, factor, num_samples):
+  clip = _random_audio(num_samples, seed=1)
+  expected = librosa.resample(clip, orig_sr=factor, target_sr=1.0, res_type='soxr_hq')
+  np.testing.assert_array_equal(audio.change_speed(clip, factor), expected.astype(np.float32))
+
+
+@pytest.mark.parametrize('sample_rate,n_fft,n_mels,fmin,fmax', [
+    (16000, 1024, 80, 0.0, 8000.0), (22050, 1024, 80, 0.0, 8000.0), (16000, 512, 8, 50.0, 7000.0)])
+def test_mel_basis_equals_librosa_slaney_filterbank(librosa, sample_rate, n_fft, n_mels, fmin,
+                                                    fmax):
+  basis = audio._mel_basis(sample_rate, n_fft, n_mels, fmin, fmax)
+  assert basis.dtype == np.float32 and basis.shape == (n_mels, n_fft // 2 + 1)
+  expected = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+  np.testing.assert_allclose(basis, expected, rtol=0, atol=1e-6)
+
+
+def _librosa_log_mel(librosa, clip, sample_rate, mel_config, start=0, num_samples=None):
+  """audio.log_mel as it was computed with librosa (stft, filters.mel) before it was numpy."""
+  hop, n_fft = mel_config.hop_length, mel_config.n_fft
+  if num_samples is None:
+    num_samples = len(clip) - start
+  frames = audio.num_mel_frames(num_samples, hop)
+  window_start = start - (n_fft - hop) // 2
+  window_stop = window_start + n_fft + (frames - 1) * hop
+  span = np.zeros(window_stop - window_start, dtype=np.float32)
+  source_start, source_stop = max(window_start, 0), min(window_stop, len(clip))
+  span[source_start - window_start:source_stop - window_start] = clip[source_start:source_stop]
+  spectrum = np.abs(librosa.stft(span, n_fft=n_fft, hop_length=hop, center=False))
+  basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=mel_config.n_mels,
+                              fmin=mel_config.fmin, fmax=mel_config.fmax)
+  mel = np.einsum('mf,ft->mt', basis, spectrum)
+  return np.log(np.maximum(mel, audio.MEL_FLOOR)).T.astype(np.float32)
+
+
+@pytest.mark.parametrize('signal', ['random', 'sine'])
+@pytest.mark.parametrize('sample_rate,mel_config', [(RATE, MEL), (16000, MEL_16K)])
+def test_log_mel_equals_the_librosa_computation(librosa, signal, sample_rate, mel_config):
+  if signal == 'random':
+    clip = 0.5 * _random_audio(3 * sample_rate // 2, seed=2)
+  else:
+    clip = _tone(seconds=1.5, rate=sample_rate, frequency=440.0)
+  hop = mel_config.hop_length
+  for start, num_samples in [(0, None), (7 * hop, 50 * hop + 3), (len(clip) - 5 * hop, 9 * hop)]:
+    expected = _librosa_log_mel(librosa, clip, sample_rate, mel_config, start, num_samples)
+    computed = audio.log_mel(clip, sample_rate, mel_config, start, num_samples)
+    assert computed.dtype == np.float32 and computed.shape == expected.shape
+    np.testing.assert_allclose(computed, expected, rtol=0, atol=1e-5)
+
+
+def test_vocoder_features_are_the_normalised_log_mel():
+  clip = _tone(frequency=300)
+  mean = np.linspace(-8, -2, MEL.n_mels).astype(np.float32)
+  std = np.linspace(1, 3, MEL.n_mels).astype(np.float32)
+  features = audio.vocoder_features(clip, RATE, MEL, mean, std, start=MEL.hop_length,
+                                    num_samples=10 * MEL.hop_length)
+  assert features.dtype == np.float32 and features.shape == (10, MEL.n_mels)
+  expected = audio.normalize_mel(
+      audio.log_mel(clip, RATE, MEL, MEL.hop_length, 10 * MEL.hop_length), mean, std)
+  np.testing.assert_array_equal(features, expected)
+
+
+def test_importing_audio_does_not_import_librosa():
+  """librosa (with numba, llvmlite, scikit-learn) is too heavy for a light accelerator install."""
+  probe = "import sys; import wavenet_jax.audio; print('librosa' in sys.modules)"
+  result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
+                          check=True)
+  assert result.stdout.strip() == 'False'
+
+
+def test_trim_silence_without_librosa_says_how_to_install_it(monkeypatch):
+  monkeypatch.setitem(sys.modules, 'librosa', None)  # Makes `import librosa` raise ImportError.
+  assert not audio.librosa_available()
+  with pytest.raises(ValueError, match=r"top_db > 0 .* pip install 'wavenet-jax\[librosa\]'"):
+    audio.trim_silence(_tone(), top_db=30.0)
+
+
+@pytest.mark.usefixtures('librosa')
+def test_trim_silence_drops_the_silent_ends():
+  assert audio.librosa_available()
+  clip = np.concatenate([np.zeros(4000, np.float32), _tone(), np.zeros(4000, np.float32)])
+  trimmed = audio.trim_silence(clip, top_db=30.0)
+  assert len(_tone()) <= len(trimmed) < len(clip) - 4000

@@ -11,6 +11,7 @@ import tensorflow_datasets as tfds
 
 from experiments import default
 from wavenet_jax import datasets
+from wavenet_jax import file_listing
 from wavenet_jax import input_pipeline
 from wavenet_jax import mulaw
 from wavenet_jax.datasets import audio_folder
@@ -169,14 +170,14 @@ def test_unreadable_metadata_raises_an_error_naming_it(tmp_path):
   soundfile.write(tmp_path / 'a.wav', _tone(0.1), RATE, subtype='PCM_16')
   (tmp_path / 'metadata.csv').write_bytes(b'name,speaker\na.wav,x\n')
   with pytest.raises(ValueError, match='metadata.csv: needs a header with a "file" column'):
-    audio_folder.scan_folder(str(tmp_path))
+    file_listing.scan_folder(str(tmp_path))
   (tmp_path / 'metadata.csv').write_bytes(b'file,speaker\n\xff\xfe.wav,x\n')
   with pytest.raises(ValueError, match='metadata.csv: not a UTF-8 CSV file'):
-    audio_folder.scan_folder(str(tmp_path))
+    file_listing.scan_folder(str(tmp_path))
 
 
 def test_embedded_corpus_is_the_default():
-  listing = audio_folder.scan_folder(str(datasets.EMBEDDED_CORPUS_DIR))
+  listing = file_listing.scan_folder(str(datasets.EMBEDDED_CORPUS_DIR))
   assert {entry.speaker for entry in listing.entries} == {'slt', 'awb'}
   assert all(entry.text for entry in listing.entries)
   assert not listing.missing and not listing.ignored and not listing.unlisted

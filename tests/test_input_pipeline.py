@@ -7,6 +7,7 @@ import soundfile
 
 from experiments import default
 from wavenet_jax import audio
+from wavenet_jax import dataset_info
 from wavenet_jax import input_pipeline
 from wavenet_jax import mulaw
 
@@ -75,7 +76,7 @@ def test_dataset_info(prepared):
   assert info.num_validation_examples >= 1
   assert info.mel_mean.shape == info.mel_std.shape == (config.mel.n_mels,)
   assert np.all(info.mel_std > 0)
-  restored = input_pipeline.DatasetInfo.from_json(info.to_json())
+  restored = dataset_info.DatasetInfo.from_json(info.to_json())
   assert restored.speakers == info.speakers
   np.testing.assert_array_equal(restored.mel_mean, info.mel_mean)
   assert restored.mel_mean.dtype == np.float32

@@ -1,5 +1,6 @@
 """Whole-run tests of wavenet_jax/trainer.py and train.py with minute-sized configs."""
 import glob
+import io
 import os
 import subprocess
 
@@ -27,11 +28,18 @@ def test_learning_rate_warms_up_then_decays():
     trainer.create_learning_rate_fn(config.train)
 
 
-def _scalar_tags(workdir):
-  from tensorboard.backend.event_processing import event_accumulator
-  events = event_accumulator.EventAccumulator(workdir)
+def _summaries(workdir):
+  """The run's summaries as TensorBoard reads them (its plugins' view of the event files)."""
+  from tensorboard.backend.event_processing import plugin_event_accumulator
+  events = plugin_event_accumulator.EventAccumulator(workdir, size_guidance={'tensors': 0})
   events.Reload()
   return events
+
+
+def _scalar_values(events, tag):
+  from tensorboard.util import tensor_util
+  return [(event.step, float(tensor_util.make_ndarray(event.tensor_proto)))
+          for event in events.Tensors(tag)]
 
 
 def test_unconditional_run_writes_checkpoints_metrics_eval_and_clip(tmp_path):
@@ -50,12 +58,23 @@ def test_unconditional_run_writes_checkpoints_metrics_eval_and_clip(tmp_path):
                          state.params['head_out']['kernel'])
   clip, rate = soundfile.read(os.path.join(workdir, 'samples', 'step_00000004.wav'))
   assert rate == info.sample_rate and clip.shape == (int(0.01 * rate),)
-  events = _scalar_tags(workdir)
-  scalars = events.Tags()['tensors']
-  for tag in ('train/loss', 'train/bits_per_sample', 'train/grad_norm', 'train/learning_rate',
-              'train/samples_per_s', 'train/steps_per_s', 'eval/bits_per_sample', 'generated'):
-    assert tag in scalars
-  assert [event.step for event in events.Tensors('eval/bits_per_sample')] == [2, 4]
+  events = _summaries(workdir)
+  assert set(events.PluginTagToContent('scalars')) == {
+      'train/loss', 'train/bits_per_sample', 'train/grad_norm', 'train/learning_rate',
+      'train/samples_per_s', 'train/steps_per_s', 'eval/bits_per_sample'}
+  assert [step for step, _ in _scalar_values(events, 'eval/bits_per_sample')] == [2, 4]
+  losses = _scalar_values(events, 'train/loss')
+  bits = _scalar_values(events, 'train/bits_per_sample')
+  assert [step for step, _ in losses] == [1, 2, 3, 4]
+  np.testing.assert_allclose([b for _, b in bits], [l / np.log(2) for _, l in losses], rtol=1e-6)
+  # The clip, as TensorBoard's audio plugin reads it: the WAV file's bytes.
+  assert set(events.PluginTagToContent('audio')) == {'generated'}
+  (event,) = events.Tensors('generated')
+  from tensorboard.util import tensor_util
+  wav_bytes = tensor_util.make_ndarray(event.tensor_proto).flat[0]
+  tensorboard_clip, tensorboard_rate = soundfile.read(io.BytesIO(wav_bytes))
+  assert event.step == 4 and tensorboard_rate == info.sample_rate
+  np.testing.assert_allclose(tensorboard_clip, clip, atol=1 / 32768)
 
 
 @pytest.mark.parametrize('conditioning, param', [('global_conditioning', 'speaker_embedding'),
@@ -129,7 +148,7 @@ def test_zero_intervals_disable_eval_and_clips(tmp_path):
   state = trainer.train_and_evaluate(config, str(tmp_path))
   assert int(state.step) == 2
   assert not os.path.exists(os.path.join(str(tmp_path), 'samples'))
-  assert 'eval/bits_per_sample' not in _scalar_tags(str(tmp_path)).Tags()['tensors']
+  assert 'eval/bits_per_sample' not in _summaries(str(tmp_path)).PluginTagToContent('scalars')
 
 
 def test_bad_embedding_init_is_a_config_error(tmp_path):

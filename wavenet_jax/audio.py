@@ -5,24 +5,30 @@ conditioning of training crops) and the sampling / evaluation CLIs, so that the
 features a model is conditioned on at sampling time are exactly those it was
 trained on.
 
+Features are computed with numpy and soxr alone, without librosa: librosa pulls in
+numba, llvmlite and scikit-learn (~100 MB), more than a light accelerator install
+can carry. Only silence trimming (config.data.top_db > 0) still needs it.
+
 Mel frame convention: frame k of a span of audio covers the samples
 [k * hop, (k + 1) * hop) of that span; its n_fft analysis window is centred on
 the middle of that hop interval (samples outside the audio are zeros). A span of
 `time` samples has ceil(time / hop) frames.
 """
 import functools
+import importlib.util
 import io
 import os
 from typing import Any
 
 from etils import epath
-import librosa
 import numpy as np
 import soundfile
+import soxr
 
 # Floor of the mel magnitudes before the log (-11.5 in log units).
 MEL_FLOOR = 1e-5
-RESAMPLE_TYPE = 'soxr_hq'
+# soxr's high quality: what librosa's 'soxr_hq' ran, so outputs equal the librosa-era ones.
+RESAMPLE_QUALITY = 'HQ'
 
 
 class AudioFileError(ValueError):
@@ -61,12 +67,21 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
   return resample(mono, file_rate, sample_rate)
 
 
-def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-  """float32 [time] at from_rate -> float32 [time * to_rate / from_rate] at to_rate (soxr)."""
+def _soxr_resample(audio: np.ndarray, from_rate: float, to_rate: float) -> np.ndarray:
+  """float32 [time] -> float32 [ceil(time * to_rate / from_rate)]: librosa's 'soxr_hq' resample."""
   if from_rate == to_rate:
     return audio.astype(np.float32, copy=False)
-  resampled = librosa.resample(audio, orig_sr=from_rate, target_sr=to_rate, res_type=RESAMPLE_TYPE)
+  # The length librosa fixed its output to (soxr's own may differ by a sample), computed
+  # the same way so that the rounding matches.
+  size = int(np.ceil(len(audio) * (float(to_rate) / from_rate)))
+  resampled = soxr.resample(audio, from_rate, to_rate, quality=RESAMPLE_QUALITY)[:size]
+  resampled = np.pad(resampled, (0, size - len(resampled)))
   return resampled.astype(np.float32, copy=False)
+
+
+def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+  """float32 [time] at from_rate -> float32 [ceil(time * to_rate / from_rate)] at to_rate (soxr)."""
+  return _soxr_resample(audio, from_rate, to_rate)
 
 
 def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
@@ -75,8 +90,7 @@ def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
   Resampled with soxr as if recorded at factor times the rate: factor 1.1 raises
   the pitch by 1.1 (1.65 semitones) and shortens the audio by 1.1.
   """
-  changed = librosa.resample(audio, orig_sr=factor, target_sr=1.0, res_type=RESAMPLE_TYPE)
-  return changed.astype(np.float32, copy=False)
+  return _soxr_resample(audio, factor, 1.0)
 
 
 def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> None:
@@ -102,18 +116,84 @@ def pcm16_to_float(pcm: np.ndarray) -> np.ndarray:
   return pcm.astype(np.float32) / 32768.0
 
 
+def librosa_available() -> bool:
+  """Whether librosa is installed (trim_silence needs it; features do not)."""
+  return importlib.util.find_spec('librosa') is not None
+
+
 def trim_silence(audio: np.ndarray, top_db: float) -> np.ndarray:
-  """Drops leading/trailing audio quieter than top_db below the peak; float32 [time] -> [time']."""
+  """Drops leading/trailing audio quieter than top_db below the peak; float32 [time] -> [time'].
+
+  Raises:
+    ValueError: if librosa is not installed.
+  """
+  try:
+    import librosa  # pylint: disable=g-import-not-at-top,import-outside-toplevel; heavy, only here.
+  except ImportError as error:
+    raise ValueError("config.data.top_db > 0 (silence trimming) needs librosa: "
+                     "pip install 'wavenet-jax[librosa]'") from error
   trimmed, _ = librosa.effects.trim(audio, top_db=top_db)
   return trimmed
+
+
+# Slaney's mel scale (librosa's htk=False): linear below 1 kHz, logarithmic above.
+_SLANEY_HZ_PER_MEL = 200.0 / 3.0
+_SLANEY_LOG_HZ = 1000.0
+_SLANEY_LOG_MEL = _SLANEY_LOG_HZ / _SLANEY_HZ_PER_MEL
+_SLANEY_LOG_STEP = np.log(6.4) / 27.0  # ln(Hz) per mel above 1 kHz.
+
+
+def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
+  """float64 [...] Hz -> float64 [...] Slaney mels."""
+  hz = np.asarray(hz, np.float64)
+  log_part = (_SLANEY_LOG_MEL
+              + np.log(np.maximum(hz, _SLANEY_LOG_HZ) / _SLANEY_LOG_HZ) / _SLANEY_LOG_STEP)
+  return np.where(hz >= _SLANEY_LOG_HZ, log_part, hz / _SLANEY_HZ_PER_MEL)
+
+
+def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+  """float64 [...] Slaney mels -> float64 [...] Hz (inverse of _hz_to_slaney_mel)."""
+  log_part = _SLANEY_LOG_HZ * np.exp(
+      _SLANEY_LOG_STEP * (np.maximum(mel, _SLANEY_LOG_MEL) - _SLANEY_LOG_MEL))
+  return np.where(mel >= _SLANEY_LOG_MEL, log_part, mel * _SLANEY_HZ_PER_MEL)
 
 
 @functools.lru_cache(maxsize=8)
 def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
                fmax: float) -> np.ndarray:
-  """float32 [n_mels, n_fft // 2 + 1] Slaney mel filterbank."""
-  return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
-                             fmax=fmax).astype(np.float32)
+  """float32 [n_mels, n_fft // 2 + 1] Slaney mel filterbank (= librosa.filters.mel's defaults).
+
+  Triangles between n_mels + 2 edges equally spaced on the Slaney mel scale, each scaled
+  by 2 / its width in Hz (Slaney's area normalisation: about equal energy per band).
+  """
+  fft_hz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+  edges_hz = _slaney_mel_to_hz(np.linspace(_hz_to_slaney_mel(fmin), _hz_to_slaney_mel(fmax),
+                                           n_mels + 2))
+  widths = np.diff(edges_hz)
+  ramps = edges_hz[:, np.newaxis] - fft_hz  # [n_mels + 2, n_fft // 2 + 1]
+  rising = -ramps[:-2] / widths[:-1, np.newaxis]
+  falling = ramps[2:] / widths[1:, np.newaxis]
+  weights = np.maximum(0.0, np.minimum(rising, falling))
+  weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, np.newaxis]
+  return weights.astype(np.float32)
+
+
+def _stft_magnitudes(span: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+  """float32 [(len(span) - n_fft) // hop + 1, n_fft // 2 + 1]: |FFT| of periodic-Hann frames.
+
+  The frames of `span` start every hop samples and lie inside it (no padding).
+  """
+  window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)  # Periodic Hann.
+  frames = np.lib.stride_tricks.sliding_window_view(span, n_fft)[::hop]
+  magnitudes = np.empty((len(frames), n_fft // 2 + 1), np.float32)
+  # Blocks of ~256 KB of float64 frames (as librosa.stft): they stay in cache; whole-span
+  # temporaries (page-faulted afresh each call) made log_mel ~1.5x slower. float64 as
+  # librosa: a float32 FFT moves the log-mel of a pure tone's quiet bands by up to 2e-4.
+  block = max(1, 2**15 // n_fft)
+  for first in range(0, len(frames), block):
+    spectrum = np.fft.rfft(frames[first:first + block] * window, axis=-1)
+    np.abs(spectrum, out=magnitudes[first:first + block])
+  return magnitudes
 
 
 def num_mel_frames(num_samples: int, hop_length: int) -> int:
@@ -158,15 +238,39 @@ def log_mel(audio: np.ndarray, sample_rate: int, mel_config: Any, start: int = 0
   source_start, source_stop = max(window_start, 0), min(window_stop, len(audio))
   if source_stop > source_start:
     span[source_start - window_start:source_stop - window_start] = audio[source_start:source_stop]
-  spectrum = np.abs(librosa.stft(span, n_fft=n_fft, hop_length=hop, center=False))
+  magnitudes = _stft_magnitudes(span, n_fft, hop)
   basis = _mel_basis(sample_rate, n_fft, n_mels, float(mel_config.fmin),
                      float(mel_config.fmax))
   # einsum, not BLAS matmul: multi-threaded OpenBLAS on this small product is up to 10x
   # slower when the input pipeline's reader threads already keep every core busy.
-  mel = np.einsum('mf,ft->mt', basis, spectrum)
-  return np.log(np.maximum(mel, MEL_FLOOR)).T.astype(np.float32)
+  mel = np.einsum('mf,tf->tm', basis, magnitudes)
+  return np.log(np.maximum(mel, MEL_FLOOR))
 
 
 def normalize_mel(mel: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
   """(mel - mean) / std per mel bin; mel float32 [..., n_mels], mean/std [n_mels]."""
   return ((mel - mean) / std).astype(np.float32)
+
+
+def vocoder_features(audio: np.ndarray, sample_rate: int, mel_config: Any, mel_mean: np.ndarray,
+                     mel_std: np.ndarray, start: int = 0,
+                     num_samples: int | None = None) -> np.ndarray:
+  """Normalised log-mel frames of a waveform, exactly as the model is trained on them.
+
+  The one home of the vocoder's conditioning features: training, sampling and evaluation
+  take them from here so that they cannot drift apart.
+
+  Args:
+    audio: float32 [time] waveform.
+    sample_rate: its sample rate in Hz.
+    mel_config: config.data.mel (n_mels, hop_length, n_fft, fmin, fmax).
+    mel_mean: float32 [n_mels] per-bin mean of the training set's log-mel frames.
+    mel_std: float32 [n_mels] their per-bin standard deviation.
+    start: first sample of the span (see log_mel).
+    num_samples: length of the span; None = to the end of `audio`.
+
+  Returns:
+    float32 [ceil(num_samples / hop), n_mels]: (log_mel - mel_mean) / mel_std.
+  """
+  return normalize_mel(log_mel(audio, sample_rate, mel_config, start, num_samples), mel_mean,
+                       mel_std)

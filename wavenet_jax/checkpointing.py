@@ -4,7 +4,7 @@ Each checkpoint holds three items, written together (a step directory appears on
 three are complete, so a run killed mid-save restarts from the previous step):
   state/         the TrainState (params, opt_state, ema_params, step, rng)
   config/        the experiment config as JSON
-  dataset_info/  input_pipeline.DatasetInfo as JSON (speakers, mel statistics)
+  dataset_info/  dataset_info.DatasetInfo as JSON (speakers, mel statistics)
 
 `restore_for_inference` rebuilds the model from a workdir alone (for evaluate.py, sampling).
 """
@@ -17,7 +17,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from wavenet_jax import input_pipeline
+from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.models import WaveNet, model_from_config
 
 STATE = 'state'
@@ -60,7 +60,7 @@ def create_checkpoint_manager(workdir: str | epath.PathLike,
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any,
-         config: ml_collections.ConfigDict, dataset_info: 'input_pipeline.DatasetInfo', *,
+         config: ml_collections.ConfigDict, dataset_info: DatasetInfo, *,
          force: bool = False) -> bool:
   """Starts an asynchronous save of `state` at `step` if the policy (or `force`) says so.
 
@@ -97,7 +97,7 @@ def _config_from_json(config_json: dict[str, Any]) -> ml_collections.ConfigDict:
 
 def restore_for_inference(
     workdir: str | epath.PathLike, step: Optional[int] = None
-) -> tuple[ml_collections.ConfigDict, 'input_pipeline.DatasetInfo', WaveNet, dict[str, Any]]:
+) -> tuple[ml_collections.ConfigDict, DatasetInfo, WaveNet, dict[str, Any]]:
   """Loads a trained model from a workdir, on this process's first device.
 
   Args:
@@ -136,7 +136,7 @@ def restore_for_inference(
   }))
   manager.close()
   config = _config_from_json(restored[CONFIG])
-  dataset_info = input_pipeline.DatasetInfo.from_json(json.dumps(restored[DATASET_INFO]))
+  dataset_info = DatasetInfo.from_json(json.dumps(restored[DATASET_INFO]))
   model = model_from_config(config.model, config.data, dataset_info.speakers)
   state = restored[STATE]
   params = state['ema_params'] if state.get('ema_params') is not None else state['params']

@@ -22,10 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from wavenet_jax import audio as audio_lib
-from wavenet_jax import input_pipeline
+from wavenet_jax import file_listing
 from wavenet_jax import mulaw
-from wavenet_jax import synthesis
-from wavenet_jax.datasets import audio_folder
+from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.models import WaveNet
 
 # Scored positions per chunk.
@@ -98,7 +97,7 @@ def score_classes(model: WaveNet, variables: Any, classes: np.ndarray,
 
 
 def score_waveform(model: WaveNet, variables: Any, waveform: np.ndarray,
-                   dataset_info: 'input_pipeline.DatasetInfo', data_config: Any,
+                   dataset_info: DatasetInfo, data_config: Any,
                    speaker: Optional[int] = None,
                    chunk_length: int = DEFAULT_CHUNK_LENGTH) -> float:
   """Total nats of one waveform's T - 1 next-sample predictions, with its own mel for vocoders.
@@ -108,12 +107,13 @@ def score_waveform(model: WaveNet, variables: Any, waveform: np.ndarray,
     dataset_info, data_config: of the checkpoint (mel statistics, mel settings).
     speaker: the speaker id, for speaker-conditioned models.
   """
-  mel = (synthesis.vocoder_features(waveform, data_config, dataset_info)
+  mel = (audio_lib.vocoder_features(waveform, dataset_info.sample_rate, data_config.mel,
+                                     dataset_info.mel_mean, dataset_info.mel_std)
          if model.local_cond_channels else None)
   return score_classes(model, variables, mulaw.encode(waveform), speaker, mel, chunk_length)
 
 
-def score_folder(model: WaveNet, variables: Any, dataset_info: 'input_pipeline.DatasetInfo',
+def score_folder(model: WaveNet, variables: Any, dataset_info: DatasetInfo,
                  data_config: Any, wav_dir: str,
                  chunk_length: int = DEFAULT_CHUNK_LENGTH) -> Score:
   """Scores every audio file under wav_dir with the model's conditioning.
@@ -127,7 +127,7 @@ def score_folder(model: WaveNet, variables: Any, dataset_info: 'input_pipeline.D
     ValueError: naming the file, for an unknown speaker or a file shorter than 2 samples;
       audio.AudioFileError for an undecodable file.
   """
-  entries = audio_folder.scan_folder(wav_dir).entries
+  entries = file_listing.scan_folder(wav_dir).entries
   nats = 0.0
   num_samples = 0
   for entry in entries:

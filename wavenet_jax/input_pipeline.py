@@ -17,13 +17,12 @@ hop_length, optional speed perturbation of training crops (speed_perturbation =
 p > 0: T * r source samples resampled to T, r uniform in [1 - p, 1 + p], drawn
 from the crop's generator), μ-law encoding. Clips shorter than T are padded at
 the end with mulaw.SILENCE_CLASS and masked out (mask 0), never dropped. The
-log-mel frames of a crop are those of the whole clip (`audio.log_mel` with the
+log-mel frames of a crop are those of the whole clip (`audio.vocoder_features` with the
 clip as context), so frame k covers crop samples [k * hop, (k + 1) * hop); they
 are normalised with statistics computed once over the training split at prepare
 time and stored beside the prepared dataset.
 """
 from collections.abc import Iterator, Mapping, Sequence
-import dataclasses
 import functools
 import hashlib
 import json
@@ -38,6 +37,7 @@ import numpy as np
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import datasets
 from wavenet_jax import mulaw
+from wavenet_jax.dataset_info import DatasetInfo
 
 # Mel statistics use at most this many training examples, evenly spaced.
 MEL_STATS_MAX_EXAMPLES = 2000
@@ -47,43 +47,6 @@ _MEL_STD_FLOOR = 1e-3
 # Source samples read past a speed-perturbed crop, so that its last samples are not
 # at the edge of the resampler's filter.
 _RESAMPLE_MARGIN = 64
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetInfo:
-  """What the model and checkpoints need to know about the dataset.
-
-  Attributes:
-    sample_rate: audio sample rate in Hz.
-    speakers: speaker names; index = speaker id.
-    mel_mean: float32 [n_mels] mean of the training log-mel features, or None.
-    mel_std: float32 [n_mels] their standard deviation, or None.
-    num_train_examples: number of training clips.
-    num_validation_examples: number of validation clips.
-  """
-  sample_rate: int
-  speakers: tuple[str, ...]
-  mel_mean: np.ndarray | None
-  mel_std: np.ndarray | None
-  num_train_examples: int
-  num_validation_examples: int
-
-  def to_json(self) -> str:
-    fields = dataclasses.asdict(self)
-    for key in ('mel_mean', 'mel_std'):
-      if fields[key] is not None:
-        fields[key] = fields[key].tolist()
-    fields['speakers'] = list(self.speakers)
-    return json.dumps(fields)
-
-  @classmethod
-  def from_json(cls, text: str) -> 'DatasetInfo':
-    fields = json.loads(text)
-    for key in ('mel_mean', 'mel_std'):
-      if fields[key] is not None:
-        fields[key] = np.asarray(fields[key], dtype=np.float32)
-    fields['speakers'] = tuple(fields['speakers'])
-    return cls(**fields)
 
 
 def _mel_statistics_key(data_config: Any, split: str) -> str:
@@ -228,9 +191,9 @@ class _CropReader:
     if self._with_speaker:
       crop['speaker'] = np.int32(self._source.speaker_id(example))
     if self._with_mel:
-      mel = audio_lib.log_mel(waveform, config.sample_rate, config.mel, start=start,
-                              num_samples=length)
-      crop['mel'] = audio_lib.normalize_mel(mel, self._mel_mean, self._mel_std)
+      crop['mel'] = audio_lib.vocoder_features(waveform, config.sample_rate, config.mel,
+                                               self._mel_mean, self._mel_std, start=start,
+                                               num_samples=length)
     return crop
 
 

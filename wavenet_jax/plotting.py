@@ -4,10 +4,6 @@ import os
 from typing import Any
 
 from etils import epath
-import matplotlib
-
-matplotlib.use('Agg')  # Files only: no display on servers and TPU hosts.
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from wavenet_jax import audio as audio_lib
@@ -25,6 +21,11 @@ def save_waveform_and_spectrogram(path: str | os.PathLike[str], audio: np.ndarra
     mel_config: n_mels, hop_length, n_fft, fmin, fmax (config.data.mel).
     title: figure title.
   """
+  # Imported here, so that importing the package does not import matplotlib.
+  import matplotlib  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  matplotlib.use('Agg')  # Files only: no display on servers and TPU hosts.
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+
   mel = audio_lib.log_mel(audio, sample_rate, mel_config)
   seconds = len(audio) / sample_rate
   figure, (wave_axes, mel_axes) = plt.subplots(

@@ -1,8 +1,7 @@
 """Generating audio from a trained model: conditioning inputs and chunked generation.
 
 The library behind `sample.py` and the trainer's periodic clips: resolves a speaker
-given by name or id, computes vocoder features from a WAV with the checkpoint's
-settings, and runs the cached sampler chunk by chunk so that memory stays bounded by
+given by name or id and runs the cached sampler chunk by chunk so that memory stays bounded by
 the caches and the output, reporting progress as it goes.
 """
 import dataclasses
@@ -14,8 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from wavenet_jax import audio as audio_lib
-from wavenet_jax import input_pipeline
 from wavenet_jax import mulaw
 from wavenet_jax import sampler
 from wavenet_jax.models import WaveNet
@@ -29,22 +26,6 @@ def speaker_id(speaker: str, speakers: tuple[str, ...]) -> int:
     return int(speaker)
   raise ValueError(f'unknown speaker {speaker!r}; known speakers (id: name): '
                    + ', '.join(f'{i}: {name}' for i, name in enumerate(speakers)))
-
-
-def vocoder_features(audio: np.ndarray, data_config: Any,
-                     info: input_pipeline.DatasetInfo) -> np.ndarray:
-  """Normalised log-mel frames of a waveform, exactly as the model was trained on them.
-
-  Args:
-    audio: float32 [time] at info.sample_rate.
-    data_config: the checkpoint's config.data (mel settings).
-    info: the checkpoint's dataset info (normalisation statistics).
-
-  Returns:
-    float32 [ceil(time / hop_length), n_mels].
-  """
-  mel = audio_lib.log_mel(audio, info.sample_rate, data_config.mel)
-  return audio_lib.normalize_mel(mel, info.mel_mean, info.mel_std)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,9 @@ from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
 from wavenet_jax import input_pipeline
 from wavenet_jax import sharding
+from wavenet_jax import summaries
 from wavenet_jax import synthesis
+from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.models import EMBEDDING_INITS, WaveNet, model_from_config
 
 Batch = dict[str, jax.Array]
@@ -257,7 +259,7 @@ def _is_due(step: int, every_steps: int) -> bool:
   return every_steps > 0 and step % every_steps == 0
 
 
-def _prepare_dataset(data_config: ml_collections.ConfigDict) -> 'input_pipeline.DatasetInfo':
+def _prepare_dataset(data_config: ml_collections.ConfigDict) -> DatasetInfo:
   """Prepares the dataset on process 0 first, then loads it on the others."""
   if jax.process_index() == 0:
     info = input_pipeline.prepare_dataset(data_config)
@@ -397,10 +399,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                                     **data_kwargs),
         batch_sharding, global_batch_size)
 
-  writer = None
-  if is_chief:
-    from flax.metrics import tensorboard  # Imports TensorFlow: only where it is used.
-    writer = tensorboard.SummaryWriter(workdir)
+  writer = summaries.SummaryWriter(workdir if is_chief else None)
   train_batches = _global_batches(
       input_pipeline.train_batches(config.data, info, seed=config.seed, start_step=start_step,
                                    **data_kwargs),
@@ -431,9 +430,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     summary['samples_per_s'] = steps_per_s * samples_per_step
     history.clear()
     window_start, window_step = time.perf_counter(), step
+    for name, value in summary.items():
+      writer.scalar(f'train/{name}', value, step)
     if is_chief:
-      for name, value in summary.items():
-        writer.scalar(f'train/{name}', value, step)
       eta_s = (num_steps - step) / max(steps_per_s, 1e-9)
       logging.info('step %d/%d  loss %.4f nats  %.4f bits/sample  %.0f samples/s  '
                    '%.2f steps/s  ETA %s', step, num_steps, summary['loss'],
@@ -462,8 +461,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       if has_validation and (_is_due(step, eval_every_steps)
                              or (eval_every_steps > 0 and step == num_steps)):
         eval_bits = _evaluate(p_eval_step, eval_params(state), validation_batches())
+        writer.scalar('eval/bits_per_sample', eval_bits, step)
         if is_chief:
-          writer.scalar('eval/bits_per_sample', eval_bits, step)
           logging.info('step %d  validation %.4f bits/sample', step, eval_bits)
       if _is_due(step, config.train.sample_every_steps):
         params, rng_data = multihost_utils.process_allgather((eval_params(state), state.rng),
@@ -480,7 +479,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
               int(config.train.sample_seconds * info.sample_rate), conditioning)
           path = epath.Path(workdir) / 'samples' / f'step_{step:08d}.wav'
           audio_lib.write_wav(path, clip, info.sample_rate)
-          writer.audio('generated', clip[None, :, None], step, sample_rate=info.sample_rate)
+          writer.audio('generated', clip, step, sample_rate=info.sample_rate)
           logging.info('step %d  wrote %.2f s generated clip %s', step,
                        clip.size / info.sample_rate, path)
     if pending is not None:
@@ -490,6 +489,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     manager.close()
     if sigterm is not None:
       sigterm.restore()
-    if writer is not None:
-      writer.flush()
+    writer.close()
   return state

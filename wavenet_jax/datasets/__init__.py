@@ -1,5 +1,8 @@
 """TFDS audio datasets: any folder of audio files, the embedded corpus, catalog datasets.
 
+Folders are prepared and read without TensorFlow; catalog datasets (whose TFDS Audio
+feature decodes with TensorFlow) need the `tensorflow` extra.
+
 `audio_source(config.data)` returns the TFDS builder of the configured dataset
 (prepared as ArrayRecord so that examples can be read by index) and how to read
 waveforms and speakers from its examples.
@@ -10,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from absl import logging
+from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -20,6 +24,8 @@ from wavenet_jax.datasets import catalog
 # The corpus shipped inside the package (config.data.wav_dir = '').
 EMBEDDED_CORPUS_DIR = pathlib.Path(__file__).resolve().parent.parent / 'data' / 'speech'
 FILE_FORMAT = 'array_record'
+# AudioFolder versions whose 'audio' was a tfds.features.Audio (TensorFlow decodes it).
+_TENSORFLOW_FORMAT_VERSIONS = ('1.0.0',)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +52,8 @@ class AudioSource:
 
   def prepare(self) -> None:
     """Prepares the dataset as ArrayRecord in the builder's data_dir (no-op if done)."""
+    if isinstance(self.builder, audio_folder.AudioFolder):
+      _note_old_versions(epath.Path(self.builder.data_dir))
     try:
       self.builder.download_and_prepare(file_format=FILE_FORMAT)
     except (OSError, tfds.core.download.DownloadError) as error:
@@ -121,6 +129,29 @@ class AudioSource:
     return int(value)
 
 
+def _note_old_versions(dataset_dir: epath.Path) -> None:
+  """Warns about versions of this folder prepared in a format this version does not read."""
+  if not dataset_dir.parent.exists():
+    return
+  for version in sorted(path.name for path in dataset_dir.parent.iterdir()):
+    if version in _TENSORFLOW_FORMAT_VERSIONS:
+      logging.warning(
+          '%s holds version %s of this folder, stored in a format that needs TensorFlow to '
+          'read; version %s is prepared beside it. Delete the old folder to free its space.',
+          dataset_dir.parent, version, audio_folder.AudioFolder.VERSION)
+
+
+def _require_tensorflow(name: str) -> None:
+  """Raises ValueError in one line when TensorFlow, which catalog datasets need, is missing."""
+  try:
+    import tensorflow  # pylint: disable=g-import-not-at-top,import-outside-toplevel,unused-import
+  except ImportError as error:
+    raise ValueError(
+        f'config.data.name={name!r} is a TFDS catalog dataset, whose audio feature needs '
+        f"TensorFlow to prepare and read ({error}): pip install 'wavenet-jax[tensorflow]', or "
+        "use config.data.name='audio_folder' (a folder of audio files, no TensorFlow).") from None
+
+
 def _class_label_names(features: tfds.features.FeaturesDict, key_path: str) -> tuple[str, ...]:
   feature = features
   for key in key_path.split('/'):
@@ -163,6 +194,7 @@ def audio_source(data_config: Any) -> AudioSource:
         f'config.data.name={data_config.name!r} is not a known dataset: use "audio_folder" '
         f'(with config.data.wav_dir) or one of {sorted(catalog.CATALOG)}.')
   entry = catalog.CATALOG[data_config.name]
+  _require_tensorflow(data_config.name)
   builder = tfds.builder(entry.tfds_name, data_dir=data_dir, file_format=FILE_FORMAT)
   if entry.validation_split is None:
     train_percent = 100 - _validation_percent(data_config.validation_fraction)

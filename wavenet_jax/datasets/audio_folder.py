@@ -1,15 +1,12 @@
 """TFDS builder for any folder of audio files (config.data.name = 'audio_folder').
 
-The folder (`wav_dir`) is searched recursively for .wav/.flac/.ogg files. An
-optional `metadata.csv` in it has a `file` column and optional `speaker` and
-`text` columns (the format of ../shared/data/speech/metadata.csv). A row's
-`file` is resolved relative to wav_dir, or else relative to wav_dir's parent
-(the layout of ../shared/data, whose paths start with the corpus folder name).
-Audio files with no metadata row take the name of their folder as speaker
-(wav_dir's own name for files at the top) and an empty text.
+The folder is listed by `file_listing.scan_folder` (audio files, speakers and
+texts from an optional metadata.csv).
 
-Each example: 'audio' int16 [time] mono at the configured sample rate,
-'speaker' ClassLabel (names kept), 'text', 'file' (path relative to wav_dir).
+Each example: 'audio' int16 [time] mono at the configured sample rate (a TFDS
+Tensor, which `as_data_source` decodes with numpy alone; the rate is in the
+dataset's metadata), 'speaker' ClassLabel (names kept), 'text', 'file' (path
+relative to wav_dir).
 Preparation decodes every file twice: a first pass (threads) checks that it is
 usable and measures it, so that bad files are known before any split is written
 (TFDS cannot write an empty split); the second pass writes the usable ones.
@@ -38,7 +35,6 @@ or settings never collide in one data_dir, and a changed folder is prepared
 again.
 """
 from concurrent import futures
-import csv
 import dataclasses
 import hashlib
 import os
@@ -49,28 +45,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from wavenet_jax import audio as audio_lib
+from wavenet_jax import file_listing
 
-AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg')
-METADATA_FILE = 'metadata.csv'
 TRAIN = 'train'
 VALIDATION = 'validation'
-
-
-@dataclasses.dataclass(frozen=True)
-class AudioFileEntry:
-  """One audio file to prepare: path relative to wav_dir, speaker, text."""
-  file: str
-  speaker: str
-  text: str
-
-
-@dataclasses.dataclass(frozen=True)
-class FolderListing:
-  """What a scan of wav_dir found, before any audio is decoded."""
-  entries: tuple[AudioFileEntry, ...]
-  missing: tuple[str, ...]  # metadata rows whose file does not exist
-  ignored: tuple[str, ...]  # files that are neither audio nor metadata.csv
-  unlisted: int  # audio files with no metadata row (speaker from folder name)
 
 
 @dataclasses.dataclass(eq=False)
@@ -79,7 +57,7 @@ class AudioFolderConfig(tfds.core.BuilderConfig):
   wav_dir: str = ''
   sample_rate: int = 16000
   validation_fraction: float = 0.05
-  listing: FolderListing | None = dataclasses.field(default=None, repr=False)
+  listing: file_listing.FolderListing | None = dataclasses.field(default=None, repr=False)
 
 
 def split_fraction(relative_path: str) -> float:
@@ -98,72 +76,10 @@ def assign_splits(relative_paths: list[str], validation_fraction: float) -> dict
           for path, validation in zip(relative_paths, in_validation)}
 
 
-def _read_metadata(wav_dir: pathlib.Path) -> dict[str, dict[str, str]]:
-  """metadata.csv rows keyed by their `file` value ({} when there is no metadata.csv)."""
-  path = wav_dir / METADATA_FILE
-  if not path.exists():
-    return {}
-  try:
-    with path.open(newline='', encoding='utf-8') as f:
-      reader = csv.DictReader(f)
-      if not reader.fieldnames or 'file' not in reader.fieldnames:
-        raise ValueError(f'{path}: needs a header with a "file" column (and optional '
-                         f'"speaker", "text"); found {reader.fieldnames}.')
-      return {row['file']: row for row in reader if row.get('file')}
-  except (UnicodeDecodeError, csv.Error) as error:
-    raise ValueError(f'{path}: not a UTF-8 CSV file ({error}).') from error
-
-
-def _resolve(wav_dir: pathlib.Path, listed: str) -> pathlib.Path | None:
-  for base in (wav_dir, wav_dir.parent):
-    candidate = (base / listed).resolve()
-    if candidate.is_file() and candidate.is_relative_to(wav_dir):
-      return candidate
-  return None
-
-
-def scan_folder(wav_dir: str) -> FolderListing:
-  """Lists wav_dir's audio files with speaker and text (decodes nothing).
-
-  Raises:
-    ValueError: if wav_dir is not a folder, holds no audio file, or its
-      metadata.csv has no `file` column.
-  """
-  root = pathlib.Path(wav_dir).expanduser().resolve()
-  if not root.is_dir():
-    raise ValueError(f'config.data.wav_dir={wav_dir!r} is not a folder.')
-  audio_files, ignored = [], []
-  for path in sorted(p for p in root.rglob('*') if p.is_file()):
-    if path.suffix.lower() in AUDIO_SUFFIXES:
-      audio_files.append(path)
-    elif path != root / METADATA_FILE:
-      ignored.append(path.relative_to(root).as_posix())
-  metadata = _read_metadata(root)
-  rows_by_path, missing = {}, []
-  for listed, row in metadata.items():
-    resolved = _resolve(root, listed)
-    if resolved is None:
-      missing.append(listed)
-    else:
-      rows_by_path[resolved] = row
-  entries = []
-  for path in audio_files:
-    row = rows_by_path.get(path)
-    folder_speaker = path.parent.name if path.parent != root else root.name
-    speaker = (row.get('speaker') or '').strip() if row else ''
-    text = (row.get('text') or '') if row else ''
-    entries.append(AudioFileEntry(path.relative_to(root).as_posix(), speaker or folder_speaker,
-                                  text))
-  if not entries:
-    raise ValueError(f'config.data.wav_dir={wav_dir!r} holds no {"/".join(AUDIO_SUFFIXES)} file.')
-  unlisted = sum(path not in rows_by_path for path in audio_files) if metadata else 0
-  return FolderListing(tuple(entries), tuple(missing), tuple(ignored), unlisted)
-
-
 def folder_config(wav_dir: str, sample_rate: int, validation_fraction: float) -> AudioFolderConfig:
   """The builder config of a folder + settings; its name keys the prepared data."""
   root = pathlib.Path(wav_dir).expanduser().resolve()
-  listing = scan_folder(wav_dir)
+  listing = file_listing.scan_folder(wav_dir)
   fingerprint = hashlib.sha256()
   fingerprint.update(f'{root}|{sample_rate}|{validation_fraction!r}'.encode())
   for entry in listing.entries:
@@ -179,8 +95,12 @@ def folder_config(wav_dir: str, sample_rate: int, validation_fraction: float) ->
 
 class AudioFolder(tfds.core.GeneratorBasedBuilder):
   """Any folder of audio files; build with `config=folder_config(...)`."""
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Mono int16 audio, speaker ClassLabel, text, hash split.'}
+  VERSION = tfds.core.Version('2.0.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'Mono int16 audio, speaker ClassLabel, text, hash split.',
+      '2.0.0': "'audio' an int16 Tensor (decoded with numpy, no TensorFlow); the sample rate "
+               "in the metadata.",
+  }
   BUILDER_CONFIGS = []
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -188,23 +108,23 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
     speakers = sorted({entry.speaker for entry in config.listing.entries})
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
-            'audio': tfds.features.Audio(dtype=np.int16, sample_rate=config.sample_rate),
+            'audio': tfds.features.Tensor(shape=(None,), dtype=np.int16),
             'speaker': tfds.features.ClassLabel(names=speakers),
             'text': tfds.features.Text(),
             'file': tfds.features.Text(),
         }),
         metadata=tfds.core.MetadataDict(
-            wav_dir=config.wav_dir, skipped={}, clipped=[], num_samples={},
+            wav_dir=config.wav_dir, sample_rate=config.sample_rate, skipped={}, clipped=[], num_samples={},
             missing=list(config.listing.missing), ignored=list(config.listing.ignored),
             unlisted=config.listing.unlisted),
     )
 
-  def _load(self, entry: AudioFileEntry) -> np.ndarray:
+  def _load(self, entry: file_listing.AudioFileEntry) -> np.ndarray:
     """float32 [time] mono audio of the file at the configured rate (AudioFileError if unusable)."""
     config = self.builder_config
     return audio_lib.load_audio(pathlib.Path(config.wav_dir) / entry.file, config.sample_rate)
 
-  def _inspect(self, entry: AudioFileEntry) -> tuple[int, bool] | str:
+  def _inspect(self, entry: file_listing.AudioFileEntry) -> tuple[int, bool] | str:
     """(samples, clipped) of a usable file, else the reason it is skipped."""
     try:
       waveform = self._load(entry)
@@ -238,7 +158,7 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
         generators[split] = self._generate_examples([usable[file] for file in files])
     return generators
 
-  def _generate_examples(self, entries: list[AudioFileEntry]):
+  def _generate_examples(self, entries: list[file_listing.AudioFileEntry]):
     for entry in entries:
       yield entry.file, {'audio': audio_lib.float_to_pcm16(self._load(entry)),
                          'speaker': entry.speaker, 'text': entry.text, 'file': entry.file}
@@ -247,7 +167,7 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
 def skipped_summary(metadata: dict) -> str | None:
   """One line listing every skipped file and why (None when nothing was skipped)."""
   problems = sorted(metadata['skipped'].items())
-  problems += [(listed, f'{METADATA_FILE} row: the file does not exist')
+  problems += [(listed, f'{file_listing.METADATA_FILE} row: the file does not exist')
                for listed in metadata['missing']]
   if not problems:
     return None

@@ -1,0 +1,42 @@
+"""TensorBoard summaries written without TensorFlow (tensorboardX event files).
+
+Tags a training run writes: 'train/loss', 'train/bits_per_sample', 'train/grad_norm',
+'train/learning_rate', 'train/steps_per_s', 'train/samples_per_s', 'eval/bits_per_sample'
+(scalars) and 'generated' (audio clips).
+"""
+from typing import Optional
+
+import numpy as np
+import tensorboardX
+
+
+class SummaryWriter:
+  """Scalars and audio for TensorBoard, or nothing at all (the non-chief processes).
+
+  Args:
+    logdir: the folder of the event files; None: a writer that writes nothing, so that
+      every process of a multi-host run can call it unconditionally.
+  """
+
+  def __init__(self, logdir: Optional[str]):
+    self._writer = None
+    if logdir is not None:
+      self._writer = tensorboardX.SummaryWriter(logdir, flush_secs=30)
+
+  def scalar(self, tag: str, value: float, step: int) -> None:
+    if self._writer is not None:
+      self._writer.add_scalar(tag, float(value), step)
+
+  def audio(self, tag: str, waveform: np.ndarray, step: int, sample_rate: int) -> None:
+    """Adds a clip: waveform float32 [time] in [-1, 1] (clipped)."""
+    if self._writer is not None:
+      clipped = np.clip(np.asarray(waveform, np.float32), -1.0, 1.0)
+      self._writer.add_audio(tag, clipped, step, sample_rate=sample_rate)
+
+  def flush(self) -> None:
+    if self._writer is not None:
+      self._writer.flush()
+
+  def close(self) -> None:
+    if self._writer is not None:
+      self._writer.close()
