@@ -151,6 +151,20 @@ def test_zero_intervals_disable_eval_and_clips(tmp_path):
   assert 'eval/bits_per_sample' not in _summaries(str(tmp_path)).PluginTagToContent('scalars')
 
 
+def test_max_seconds_stops_with_a_checkpoint_and_a_final_evaluation(tmp_path):
+  workdir = str(tmp_path)
+  config = training_runs.tiny_config(train__num_steps=100_000, train__max_seconds=2.0,
+                                     train__eval_every_steps=100_000,
+                                     checkpoint__every_steps=100_000)
+  state = trainer.train_and_evaluate(config, workdir)
+  step = int(state.step)
+  assert 0 < step < 100_000
+  assert os.listdir(os.path.join(workdir, 'checkpoints')) == [str(step)]
+  assert [s for s, _ in _scalar_values(_summaries(workdir), 'eval/bits_per_sample')] == [step]
+  # A relaunch gets max_seconds again and resumes where the first stopped.
+  assert int(trainer.train_and_evaluate(config, workdir).step) > step
+
+
 def test_bad_embedding_init_is_a_config_error(tmp_path):
   config = training_runs.tiny_config(model__embedding_init='sinusoid')
   with pytest.raises(ValueError, match='config.model.embedding_init must be one of'):
@@ -169,7 +183,8 @@ def test_bad_speed_perturbation_is_a_config_error(tmp_path, overrides):
 
 
 @pytest.mark.parametrize('key', ['train__sample_every_steps', 'train__eval_every_steps',
-                                 'train__log_every_steps', 'checkpoint__every_steps'])
+                                 'train__log_every_steps', 'checkpoint__every_steps',
+                                 'train__max_seconds'])
 def test_bad_interval_is_a_config_error(tmp_path, key):
   config = training_runs.tiny_config(**{key: -1})
   with pytest.raises(ValueError, match=key.replace('__', '.')):

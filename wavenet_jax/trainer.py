@@ -242,6 +242,9 @@ def _check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> N
   if config.data.speed_perturbation and config.model.local_conditioning:
     raise ValueError('config.data.speed_perturbation must be 0 with '
                      'config.model.local_conditioning (the mel frames would not match).')
+  if config.train.max_seconds < 0:
+    raise ValueError(f'config.train.max_seconds must be >= 0 (0: no limit), '
+                     f'got {config.train.max_seconds}.')
   if not 0.0 <= config.train.ema_decay < 1.0:
     raise ValueError(f'config.train.ema_decay must be in [0, 1), got {config.train.ema_decay}.')
   for key, value in (('train.log_every_steps', config.train.log_every_steps),
@@ -252,6 +255,22 @@ def _check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> N
                      ('train.sample_every_steps', config.train.sample_every_steps)):
     if value < 0:
       raise ValueError(f'config.{key} must be >= 0 (0 disables it), got {value}.')
+
+
+def _out_of_time(step: int, loop_start: float, train_config: ml_collections.ConfigDict) -> bool:
+  """Whether config.train.max_seconds (> 0) of the training loop are spent at this step.
+
+  With several processes, process 0's clock decides, at the logging steps only, so that every
+  process stops after the same step.
+  """
+  if train_config.max_seconds <= 0:
+    return False
+  if jax.process_count() == 1:
+    return time.perf_counter() - loop_start >= train_config.max_seconds
+  if step % train_config.log_every_steps:
+    return False
+  spent = time.perf_counter() - loop_start >= train_config.max_seconds
+  return bool(multihost_utils.broadcast_one_to_all(np.bool_(spent)))
 
 
 def _is_due(step: int, every_steps: int) -> bool:
@@ -414,12 +433,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   history: list[dict[str, float]] = []
   window_start, window_step = time.perf_counter(), start_step
 
-  def report(step: int, device_metrics: Metrics) -> None:
+  def report(step: int, device_metrics: Metrics, last: bool = False) -> None:
     nonlocal window_start, window_step
     metrics = _to_host(device_metrics)
     _check_finite(step, metrics, workdir)
     history.append(metrics)
-    if step % config.train.log_every_steps and step != num_steps:
+    if step % config.train.log_every_steps and not last:
       return
     elapsed = time.perf_counter() - window_start
     steps_per_s = (step - window_step) / max(elapsed, 1e-9)
@@ -439,16 +458,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                    summary['bits_per_sample'], summary['samples_per_s'], steps_per_s,
                    time.strftime('%H:%M:%S', time.gmtime(eta_s)))
 
+  loop_start = time.perf_counter()
   try:
     for step in range(start_step + 1, num_steps + 1):
       state, metrics = p_train_step(state, next(train_batches))
       if pending is not None:
         report(*pending)
       pending = (step, metrics)
+      last = step == num_steps or _out_of_time(step, loop_start, config.train)
       preempted = (manager.reached_preemption(step)
                    or (sigterm is not None and sigterm.is_set()))
-      if preempted or manager.should_save(step) or step == num_steps:
-        report(*pending)
+      if preempted or manager.should_save(step) or last:
+        report(*pending, last=last)
         pending = None
         checkpointing.save(manager, step, state, config, info, force=True)
       if preempted:
@@ -458,8 +479,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                           checkpointing.checkpoint_dir(workdir))
         return state
       eval_every_steps = config.train.eval_every_steps
-      if has_validation and (_is_due(step, eval_every_steps)
-                             or (eval_every_steps > 0 and step == num_steps)):
+      if has_validation and (_is_due(step, eval_every_steps) or (eval_every_steps > 0 and last)):
         eval_bits = _evaluate(p_eval_step, eval_params(state), validation_batches())
         writer.scalar('eval/bits_per_sample', eval_bits, step)
         if is_chief:
@@ -482,6 +502,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           writer.audio('generated', clip, step, sample_rate=info.sample_rate)
           logging.info('step %d  wrote %.2f s generated clip %s', step,
                        clip.size / info.sample_rate, path)
+      if last:
+        if step < num_steps and is_chief:
+          logging.info('config.train.max_seconds=%s spent: stopped at step %d of %d.',
+                       config.train.max_seconds, step, num_steps)
+        break
     if pending is not None:
       report(*pending)
   finally:
