@@ -1,15 +1,13 @@
-"""wavenet-jax: WaveNet (van den Oord et al., 2016) in JAX/Flax."""
+"""wavenet-jax: WaveNet (van den Oord et al., 2016) in JAX/Flax.
+
+install_requires holds the compatible ranges of what the package needs at run time (train,
+sample, evaluate on folders of audio); requirements*.txt are the exact versions tested.
+"""
 import pathlib
 
 import setuptools
 
 _ROOT = pathlib.Path(__file__).parent
-
-
-def _requirements() -> list[str]:
-  lines = (_ROOT / 'requirements.txt').read_text().splitlines()
-  return [l.strip() for l in lines if l.strip() and not l.startswith('#')]
-
 
 setuptools.setup(
     name='wavenet-jax',
@@ -21,6 +19,30 @@ setuptools.setup(
     package_data={'wavenet_jax': ['data/**/*']},
     include_package_data=True,
     python_requires='>=3.11',
-    install_requires=_requirements(),
-    extras_require={'test': ['pytest==9.2.0']},
+    install_requires=[
+        'jax>=0.10.2,<0.12',
+        'flax>=0.12.8,<0.13',
+        'optax>=0.2.8,<0.3',
+        'orbax-checkpoint>=0.12.8,<0.13',
+        'ml_collections>=1.1,<2',
+        'absl-py>=2.1,<3',
+        'etils[epath]>=1.9',
+        'importlib_resources>=6',
+        'numpy>=2.0,<3',
+        'tensorflow-datasets>=4.9.9,<5',
+        'array_record>=0.8',
+        'grain>=0.2.18,<0.3',
+        'soundfile>=0.13',
+        'soxr>=0.5',
+        'tensorboardX>=2.6.2,<3',
+        'matplotlib>=3.9',
+    ],
+    extras_require={
+        # TFDS catalog datasets (their Audio feature decodes with TensorFlow).
+        'tensorflow': ['tensorflow-cpu>=2.18; platform_machine == "x86_64"',
+                       'tensorflow>=2.18; platform_machine != "x86_64"'],
+        # Silence trimming (config.data.top_db > 0) and the experiments' quality metrics.
+        'librosa': ['librosa>=0.10,<0.12', 'scipy>=1.11', 'pillow>=10'],
+        'test': ['pytest>=8', 'tensorboard>=2.18'],
+    },
 )

@@ -201,6 +201,7 @@ def test_vocoder_features_are_the_normalised_log_mel():
   np.testing.assert_array_equal(features, expected)
 
 
+@pytest.mark.slow
 def test_importing_audio_does_not_import_librosa():
   """librosa (with numba, llvmlite, scikit-learn) is too heavy for a light accelerator install."""
   probe = "import sys; import wavenet_jax.audio; print('librosa' in sys.modules)"

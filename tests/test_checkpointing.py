@@ -10,6 +10,8 @@ import training_runs
 from wavenet_jax import checkpointing
 from wavenet_jax import trainer
 
+pytestmark = pytest.mark.slow
+
 # Constant learning rate: the killed run and the reference run then share every update even
 # though they are started with different num_steps.
 RESUME = dict(train__decay='constant', train__warmup_steps=0, checkpoint__every_steps=2)

@@ -139,6 +139,25 @@ def test_prepare_is_idempotent_and_settings_do_not_collide(bad_folder):
   assert len(paths) == 3
 
 
+def test_a_folder_prepared_in_the_old_format_is_prepared_again_with_a_note(tmp_path, caplog,
+                                                                          monkeypatch):
+  (tmp_path / 'wavs').mkdir()
+  soundfile.write(tmp_path / 'wavs' / 'a.wav', _tone(0.2), RATE, subtype='PCM_16')
+  config = _data_config(tmp_path / 'wavs', tmp_path / 'tfds', validation_fraction=0.0)
+  with monkeypatch.context() as patch:  # Version 1.0.0 stored 'audio' as a tfds Audio feature.
+    patch.setattr(audio_folder.AudioFolder, 'VERSION', tfds.core.Version('1.0.0'))
+    datasets.audio_source(config).prepare()
+  source = datasets.audio_source(config)
+  with caplog.at_level('WARNING'):
+    source.prepare()
+  old = pathlib.Path(source.builder.data_dir).parent / '1.0.0'
+  assert f'{old.parent} holds version 1.0.0' in caplog.text and 'Delete the old folder' in caplog.text
+  assert old.is_dir() and pathlib.Path(source.builder.data_dir).name == '2.0.0'
+  assert source.builder.info.metadata['sample_rate'] == RATE
+  (example,) = source.data_source('train')
+  assert example['audio'].dtype == np.int16 and len(example['audio']) == int(0.2 * RATE)
+
+
 def test_bad_folder_settings_raise_errors_naming_the_flag(tmp_path):
   with pytest.raises(ValueError, match='config.data.wav_dir'):
     datasets.audio_source(_data_config(tmp_path / 'nowhere', tmp_path / 'tfds'))
@@ -149,6 +168,7 @@ def test_bad_folder_settings_raise_errors_naming_the_flag(tmp_path):
     datasets.audio_source(_data_config(tmp_path, tmp_path, name='no_such_dataset'))
 
 
+@pytest.mark.slow
 def test_prepare_cli_prints_the_report(bad_folder):
   config, _ = bad_folder
   completed = subprocess.run(
@@ -211,6 +231,7 @@ def test_no_usable_file_is_an_error_listing_every_file(tmp_path):
 
 @pytest.mark.parametrize('name', sorted(catalog.CATALOG))
 def test_catalog_dataset_batches_with_mock_data(name, tmp_path):
+  pytest.importorskip('tensorflow', reason='catalog datasets need the tensorflow extra')
   config = _data_config('', tmp_path, name=name, sample_rate=16000, validation_fraction=0.2)
   config.mel.update(fmax=8000.0)
   entry = catalog.CATALOG[name]

@@ -50,6 +50,7 @@ def test_chunked_scores_equal_one_forward_pass(hop, speaker, local):
   assert chunked == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_evaluate_cli_scores_a_folder_with_speakers_and_mel(tmp_path):
   workdir = str(tmp_path / 'run')
   config = training_runs.tiny_config(train__num_steps=2, model__global_conditioning=True,
@@ -77,6 +78,7 @@ def test_evaluate_cli_scores_a_folder_with_speakers_and_mel(tmp_path):
   assert "speaker 'nobody'" in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_evaluate_cli_without_checkpoint_is_a_one_line_error(tmp_path):
   result = subprocess.run(
       [sys.executable, 'evaluate.py', f'--workdir={tmp_path}', f'--wav_dir={tmp_path}'],

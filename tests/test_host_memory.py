@@ -6,6 +6,8 @@ import pytest
 
 import training_runs
 
+pytestmark = pytest.mark.slow
+
 # Minor page faults per call, after warm-up, of a jitted computation with 36 MB temporaries:
 # by default glibc serves blocks this large (> its 32 MB mmap threshold cap) with mmap.
 PROBE = '''

@@ -149,6 +149,7 @@ def test_tpu_bad_arguments_give_one_line_errors(args, message):
   assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_tpu_remote_run_and_logs_scripts_work_in_a_shell(tmp_path):
   """Runs the remote shell code of `run` and `logs` locally, with a fake venv python."""
   (tmp_path / 'wavenet-jax').mkdir()
@@ -311,6 +312,7 @@ def test_multiprocess_needs_a_coordinator_when_processes_are_remote():
   assert result.returncode == 1 and '--coordinator_address is required' in result.stderr
 
 
+@pytest.mark.slow
 def test_multiprocess_stops_the_others_when_one_fails():
   program = ('import sys, time\n'
              'process_id = int(sys.argv[-1].removeprefix("--process_id="))\n'
@@ -334,6 +336,7 @@ def test_multiprocess_reports_a_command_that_cannot_start():
       "'/nonexistent/python'"]
 
 
+@pytest.mark.slow
 def test_multiprocess_sigterm_stops_all_processes(tmp_path):
   program = ('import os, pathlib, sys, time\n'
              'process_id = sys.argv[-1].removeprefix("--process_id=")\n'
@@ -357,6 +360,7 @@ def test_multiprocess_sigterm_stops_all_processes(tmp_path):
       os.kill(pid, 0)
 
 
+@pytest.mark.slow
 def test_multiprocess_trains_tiny_config_in_two_local_processes(tmp_path):
   """Two processes on 127.0.0.1 (one CPU device each) train experiments/tiny.py 3 steps."""
   workdir = tmp_path / 'workdir'

@@ -5,8 +5,12 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 import training_runs
 from wavenet_jax import trainer
+
+pytestmark = pytest.mark.slow
 
 OVERRIDES = dict(train__num_steps=2, train__batch_size=4, train__warmup_steps=0,
                  checkpoint__every_steps=2)

@@ -256,6 +256,7 @@ def test_bad_input_is_a_one_line_error(request, inputs, tmp_path, capsys, run, e
   assert not os.path.exists(tmp_path / 'out.wav')
 
 
+@pytest.mark.slow
 def test_script_generates_and_its_errors_are_one_line(speaker_run, tmp_path):
   """The script as users run it: a speaker-conditioned batch, then a workdir without checkpoint."""
   result = _run_script(f'--workdir={speaker_run}', f'--output={tmp_path}/out.wav',

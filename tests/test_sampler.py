@@ -166,6 +166,7 @@ def test_sample_categorical_follows_the_tempered_softmax(temperature):
   np.testing.assert_allclose(frequencies, expected, atol=0.006)
 
 
+@pytest.mark.slow
 def test_batch_split_over_devices_gives_the_same_samples_without_communication():
   """Runs tests/sharded_sampling.py on 4 CPU devices (a process of its own)."""
   tests_dir = os.path.dirname(os.path.abspath(__file__))

@@ -77,6 +77,7 @@ def test_unconditional_run_writes_checkpoints_metrics_eval_and_clip(tmp_path):
   np.testing.assert_allclose(tensorboard_clip, clip, atol=1 / 32768)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('conditioning, param', [('global_conditioning', 'speaker_embedding'),
                                                  ('local_conditioning', 'upsampler')])
 def test_conditioned_run(tmp_path, conditioning, param):
@@ -114,6 +115,7 @@ def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
   assert all(np.isfinite(value).all() for value in params.values())
 
 
+@pytest.mark.slow
 def test_eight_devices_give_the_same_params_as_one(tmp_path):
   overrides = dict(train__num_steps=1, train__batch_size=8, checkpoint__every_steps=1,
                    train__warmup_steps=0)
@@ -131,6 +133,7 @@ def test_eight_devices_give_the_same_params_as_one(tmp_path):
                                     training_runs.checkpoint_params(one_device))
 
 
+@pytest.mark.slow
 def test_config_typo_is_a_one_line_error(tmp_path):
   result = subprocess.run(
       training_runs.train_command(str(tmp_path), '--config.train.batch_sizee=8'),
@@ -151,6 +154,7 @@ def test_zero_intervals_disable_eval_and_clips(tmp_path):
   assert 'eval/bits_per_sample' not in _summaries(str(tmp_path)).PluginTagToContent('scalars')
 
 
+@pytest.mark.slow
 def test_max_seconds_stops_with_a_checkpoint_and_a_final_evaluation(tmp_path):
   workdir = str(tmp_path)
   config = training_runs.tiny_config(train__num_steps=100_000, train__max_seconds=2.0,
