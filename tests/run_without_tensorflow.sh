@@ -24,7 +24,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -r requirements.txt pytest==9.2.0
+"$VENV/bin/python" -m pip install -q -r requirements-test.txt
 "$VENV/bin/python" -m pip install -q --no-deps -e .
 "$VENV/bin/python" - <<'PY'
 import importlib.util, sys
