@@ -28,10 +28,9 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   try:
-    config, dataset_info, model, variables = checkpointing.restore_for_inference(
-        _WORKDIR.value, _STEP.value)
-    score = evaluation.score_folder(model, variables, dataset_info, config.data, _WAV_DIR.value,
-                                    _CHUNK_LENGTH.value)
+    trained = checkpointing.restore_for_inference(_WORKDIR.value, _STEP.value)
+    score = evaluation.score_folder(trained.model, trained.variables, trained.dataset_info,
+                                    trained.config.data, _WAV_DIR.value, _CHUNK_LENGTH.value)
   except (ValueError, FileNotFoundError) as error:
     sys.exit(f'evaluate.py: error: {error}')
   print(json.dumps({'bits_per_sample': score.bits_per_sample,

@@ -95,7 +95,9 @@ def main(argv):
   cli.hide_library_info_logs()
   began = time.perf_counter()
   _check_flags()
-  config, info, model, variables = checkpointing.restore_for_inference(_WORKDIR.value, _STEP.value)
+  trained = checkpointing.restore_for_inference(_WORKDIR.value, _STEP.value)
+  config, info, model, variables = (trained.config, trained.dataset_info, trained.model,
+                                    trained.variables)
   sample_rate = info.sample_rate
   batch_size = _BATCH_SIZE.value
 

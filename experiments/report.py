@@ -306,9 +306,9 @@ def main(argv: list[str]) -> None:
   logging.set_verbosity(logging.WARNING)  # orbax and TFDS log dozens of INFO lines.
   began = time.perf_counter()
   workdir, output_dir = _WORKDIR.value, _OUTPUT_DIR.value
-  config, info, model, variables = checkpointing.restore_for_inference(workdir)
-  step = max(int(name) for name in os.listdir(checkpointing.checkpoint_dir(workdir))
-             if name.isdigit())
+  trained = checkpointing.restore_for_inference(workdir)
+  config, info, model, variables, step = (trained.config, trained.dataset_info, trained.model,
+                                          trained.variables, trained.step)
   os.makedirs(output_dir, exist_ok=True)
   sample_rate, mel_config = info.sample_rate, config.data.mel
   figures: dict[str, Any] = {'workdir': workdir, 'step': step}

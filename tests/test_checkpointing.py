@@ -1,4 +1,5 @@
 """Checkpoint tests: resume after SIGKILL, SIGTERM save-and-exit, retention, inference loading."""
+import json
 import os
 import signal
 import subprocess
@@ -68,11 +69,25 @@ def test_keeps_the_last_max_to_keep_checkpoints(tmp_path):
   config = training_runs.tiny_config(checkpoint__every_steps=1, checkpoint__max_to_keep=2)
   trainer.train_and_evaluate(config, str(tmp_path))
   assert _steps(str(tmp_path)) == [3, 4]
-  config_restored, info, _, _ = checkpointing.restore_for_inference(str(tmp_path), step=3)
+  trained = checkpointing.restore_for_inference(str(tmp_path), step=3)
+  config_restored, info = trained.config, trained.dataset_info
+  assert trained.step == 3
   assert config_restored.train.num_steps == 4 and config_restored.model.num_layers == 4
   assert info.sample_rate == config.data.sample_rate and info.speakers
   with pytest.raises(checkpointing.NoCheckpointError, match='no checkpoint for step 1'):
     checkpointing.restore_for_inference(str(tmp_path), step=1)
+
+
+def test_a_checkpoint_written_before_a_config_key_existed_restores_with_its_old_value(tmp_path):
+  config = training_runs.tiny_config(train__num_steps=2)
+  trainer.train_and_evaluate(config, str(tmp_path))
+  saved_config = tmp_path / 'checkpoints' / '2' / 'config' / 'metadata'
+  old = json.loads(saved_config.read_text())
+  del old['model']['embedding_init']
+  saved_config.write_text(json.dumps(old))
+  trained = checkpointing.restore_for_inference(str(tmp_path))
+  assert trained.config.model.embedding_init == 'normal'
+  assert trained.model.embedding_init == 'normal' and trained.step == 2
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):

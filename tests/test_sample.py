@@ -170,7 +170,8 @@ def test_steady_state_is_measured_over_several_chunks(unconditional_run, tmp_pat
 
 def test_chunks_after_the_first_do_not_compile_again(unconditional_run):
   """A checkpoint's weights are committed to a device; the first chunk's cache must be too."""
-  _, _, model, variables = checkpointing.restore_for_inference(unconditional_run)
+  trained = checkpointing.restore_for_inference(unconditional_run)
+  model, variables = trained.model, trained.variables
   compiled = sampler._generate_chunk._cache_size()  # pylint: disable=protected-access
   waveforms = synthesis.synthesize(model, variables, jax.random.key(0), num_samples=3 * 48,
                                    chunk_size=48)

@@ -50,7 +50,9 @@ def test_unconditional_run_writes_checkpoints_metrics_eval_and_clip(tmp_path):
   assert int(state.step) == 4
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4']
   # The EMA, not the raw parameters, is what inference loads.
-  _, info, model, variables = checkpointing.restore_for_inference(workdir)
+  trained = checkpointing.restore_for_inference(workdir)
+  info, model, variables = trained.dataset_info, trained.model, trained.variables
+  assert trained.step == 4
   assert model.num_speakers == 0 and model.local_cond_channels == 0
   jax.tree.map(np.testing.assert_allclose, variables['params'],
                jax.device_get(state.ema_params))
@@ -93,7 +95,7 @@ def test_conditioned_run(tmp_path, conditioning, param):
 
 def assert_params_changed(config, state, workdir, prefixes=('',)):
   """Some parameter whose name starts with one of `prefixes` differs from its initial value."""
-  _, _, model, _ = checkpointing.restore_for_inference(workdir)
+  model = checkpointing.restore_for_inference(workdir).model
   initial = trainer.init_train_state(jax.random.key(config.seed), model,
                                      trainer.create_optimizer(config.train), False)
   initial = traverse_util.flatten_dict(nn.unbox(initial.params), sep='/')

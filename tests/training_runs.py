@@ -90,7 +90,7 @@ def checkpoint_params(workdir: str, step: int | None = None) -> dict[str, np.nda
   """The (EMA if kept) parameters of a checkpoint, flattened to 'a/b/c' -> array."""
   from flax import traverse_util
   from wavenet_jax import checkpointing
-  _, _, _, variables = checkpointing.restore_for_inference(workdir, step)
+  variables = checkpointing.restore_for_inference(workdir, step).variables
   return {name: np.asarray(value) for name, value in
           traverse_util.flatten_dict(variables['params'], sep='/').items()}
 

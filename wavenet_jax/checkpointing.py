@@ -8,6 +8,7 @@ three are complete, so a run killed mid-save restarts from the previous step):
 
 `restore_for_inference` rebuilds the model from a workdir alone (for evaluate.py, sampling).
 """
+import dataclasses
 import json
 from typing import Any, Optional
 
@@ -91,22 +92,48 @@ def restore_state(manager: ocp.CheckpointManager, abstract_state: Any) -> Option
   return restored[STATE]
 
 
+# Config keys added after the first checkpoints were written, with the value that those
+# checkpoints' models had: restore fills them in (the one place that sees old checkpoints).
+_ADDED_CONFIG_KEYS = {
+    'model.embedding_init': 'normal',
+}
+
+
 def _config_from_json(config_json: dict[str, Any]) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(config_json)
+  config = ml_collections.ConfigDict(config_json)
+  for key, value in _ADDED_CONFIG_KEYS.items():
+    section, name = key.rsplit('.', 1)
+    if name not in config[section]:
+      config[section][name] = value
+  return config
 
 
-def restore_for_inference(
-    workdir: str | epath.PathLike, step: Optional[int] = None
-) -> tuple[ml_collections.ConfigDict, DatasetInfo, WaveNet, dict[str, Any]]:
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+  """A checkpoint restored for inference.
+
+  Attributes:
+    config: the run's experiment config.
+    dataset_info: speakers, sample rate and mel statistics of the training data.
+    model: the WaveNet the config describes.
+    variables: {'params': ...}: the EMA parameters when the run kept an EMA, else the trained
+      parameters, on this process's first device.
+    step: the checkpoint's step.
+  """
+  config: ml_collections.ConfigDict
+  dataset_info: DatasetInfo
+  model: WaveNet
+  variables: dict[str, Any]
+  step: int
+
+
+def restore_for_inference(workdir: str | epath.PathLike,
+                          step: Optional[int] = None) -> TrainedModel:
   """Loads a trained model from a workdir, on this process's first device.
 
   Args:
     workdir: a training run's directory.
     step: the checkpoint step; None = the latest.
-
-  Returns:
-    (config, dataset_info, model, variables): `variables` = {'params': ...} with the EMA
-    parameters when the run kept an EMA, else the trained parameters.
 
   Raises:
     NoCheckpointError: if the workdir has no checkpoint (or not `step`).
@@ -140,4 +167,5 @@ def restore_for_inference(
   model = model_from_config(config.model, config.data, dataset_info.speakers)
   state = restored[STATE]
   params = state['ema_params'] if state.get('ema_params') is not None else state['params']
-  return config, dataset_info, model, {'params': params}
+  return TrainedModel(config=config, dataset_info=dataset_info, model=model,
+                      variables={'params': params}, step=step)
