@@ -8,12 +8,11 @@ features computed from each file with the training statistics. The last line pri
 {"bits_per_sample": ..., "num_samples": ..., "num_files": ...}.
 """
 import json
-import sys
 
-from absl import app
 from absl import flags
 
 from wavenet_jax import checkpointing
+from wavenet_jax import cli
 from wavenet_jax import evaluation
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training run directory (with checkpoints/).')
@@ -24,18 +23,15 @@ _CHUNK_LENGTH = flags.DEFINE_integer('chunk_length', evaluation.DEFAULT_CHUNK_LE
 flags.mark_flags_as_required(['workdir', 'wav_dir'])
 
 
+@cli.exit_on_error(ValueError, FileNotFoundError)
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  try:
-    trained = checkpointing.restore_for_inference(_WORKDIR.value, _STEP.value)
-    score = evaluation.score_folder(trained.model, trained.variables, trained.dataset_info,
-                                    trained.config.data, _WAV_DIR.value, _CHUNK_LENGTH.value)
-  except (ValueError, FileNotFoundError) as error:
-    sys.exit(f'evaluate.py: error: {error}')
+  del argv  # cli.run checks that there are no positional arguments.
+  trained = checkpointing.restore_for_inference(_WORKDIR.value, _STEP.value)
+  score = evaluation.score_folder(trained.model, trained.variables, trained.dataset_info,
+                                  trained.config.data, _WAV_DIR.value, _CHUNK_LENGTH.value)
   print(json.dumps({'bits_per_sample': score.bits_per_sample,
                     'num_samples': score.num_samples, 'num_files': score.num_files}))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

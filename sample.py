@@ -18,7 +18,6 @@ import os
 import sys
 import time
 
-from absl import app
 from absl import flags
 from etils import epath
 import jax
@@ -90,9 +89,7 @@ def _make_output_folder() -> None:
 
 @cli.exit_on_error(checkpointing.NoCheckpointError, audio_lib.AudioFileError, ValueError)
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  cli.hide_library_info_logs()
+  del argv  # cli.run checks that there are no positional arguments.
   began = time.perf_counter()
   _check_flags()
   trained = checkpointing.restore_for_inference(_WORKDIR.value, _STEP.value)
@@ -176,4 +173,4 @@ def _steady_state_rate(progress: list[synthesis.Progress]) -> float | None:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

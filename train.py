@@ -7,12 +7,9 @@ tasks is detected and initialised automatically, and anything else runs as one p
 """
 import glob
 import os
-import re
-import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 import jax
 from ml_collections import config_flags
 
@@ -61,36 +58,15 @@ def initialize_distributed() -> None:
                          f'failed: {error}') from error
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with a one-line error for bad flags and unknown config keys."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as error:
-    sys.exit(f'train.py: error: {error}')
-  except (AttributeError, KeyError) as error:  # ml_collections: a --config.KEY with no KEY.
-    message = str(error)
-    key = re.search(r"'([A-Za-z0-9_]+)", message)
-    hint = re.search(r'Did you mean "[^"]*" instead of "[^"]*"\?', message)
-    bad_flags = [arg for arg in argv[1:]
-                 if key and arg.startswith('--config.') and key.group(1) in arg.split('=')[0]]
-    sys.exit(f'train.py: error: {" ".join(bad_flags) or "a --config override"}: no such config '
-             f'key {key.group(1) if key else message!r}' + (f' ({hint.group(0)})' if hint else ''))
-
-
+@cli.exit_on_error(trainer.TrainingDivergedError, ValueError, FileNotFoundError)
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  cli.hide_library_info_logs()
+  del argv  # cli.run checks that there are no positional arguments.
   # Before JAX's first computation: XLA:CPU's per-step temporary buffer is then reused instead
   # of page-faulted in again every step (see host_memory).
   host_memory.retain_freed_host_memory()
   initialize_distributed()
-  try:
-    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (trainer.TrainingDivergedError, ValueError, FileNotFoundError) as error:
-    logging.error('%s', error)
-    sys.exit(f'train.py: error: {error}')
+  trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main)

@@ -35,9 +35,7 @@ import os
 import time
 from typing import Any, Optional
 
-from absl import app
 from absl import flags
-from absl import logging
 import jax
 import ml_collections
 import numpy as np
@@ -301,9 +299,7 @@ def _markdown_table(rows: list[dict[str, Any]]) -> list[str]:
 
 @cli.exit_on_error(checkpointing.NoCheckpointError, audio_lib.AudioFileError, ValueError)
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  logging.set_verbosity(logging.WARNING)  # orbax and TFDS log dozens of INFO lines.
+  del argv  # cli.run checks that there are no positional arguments.
   began = time.perf_counter()
   workdir, output_dir = _WORKDIR.value, _OUTPUT_DIR.value
   trained = checkpointing.restore_for_inference(workdir)
@@ -386,4 +382,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

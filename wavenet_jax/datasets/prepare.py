@@ -11,7 +11,6 @@ adds the mel normalisation statistics of its mel settings.
 """
 from collections.abc import Sequence
 
-from absl import app
 from absl import flags
 import ml_collections
 
@@ -28,8 +27,7 @@ _VALIDATION_FRACTION = flags.DEFINE_float(
 
 @cli.exit_on_error(ValueError, RuntimeError)
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  del argv  # cli.run checks that there are no positional arguments.
   data_config = ml_collections.ConfigDict(dict(
       name=_NAME.value, wav_dir=_WAV_DIR.value, data_dir=_DATA_DIR.value,
       sample_rate=_SAMPLE_RATE.value, validation_fraction=_VALIDATION_FRACTION.value))
@@ -39,4 +37,4 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)
