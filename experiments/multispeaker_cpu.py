@@ -1,7 +1,7 @@
 """Multi-speaker WaveNet sized to train in about 30 minutes on both cores of a 2-core CPU.
 
 The speech_cpu.py model and data (10 layers, dilations 1..512, residual/gate/skip 32/64/128,
-4000-sample crops, speech_cpu.cpu_run's recipe) with the speaker embedding of
+4000-sample crops, common.cpu_run's recipe) with the speaker embedding of
 experiments/multispeaker.py: global conditioning on the 5 speakers of ../shared/data/speech
 (speaker names from its metadata.csv), and 6800 steps, the number that fits 30 minutes on both
 cores. Sampled with each speaker id, the output's mean f0 is compared with the corpus's measured

@@ -3,7 +3,7 @@
 experiments/music.py (longer receptive field than speech, silence-trimmed renderings)
 shrunk to one stack of 11 layers (dilations 1..1024, receptive field 2048 samples = 0.13 s),
 residual/gate/skip channels 32/64/128, 4000-sample crops and 4900 steps (the rest as
-speech_cpu.cpu_run), on ../shared/data/music (9 pieces, 11.5 min; the validation split is the
+common.cpu_run), on ../shared/data/music (9 pieces, 11.5 min; the validation split is the
 one held-out piece that the file-name hash picks).
 
 Command (alone on the machine):
@@ -19,11 +19,11 @@ Result measured: 4.05 bits/sample on the held-out piece (nyquist_piano_demo; ord
 import ml_collections
 
 from experiments import music
-from experiments import speech_cpu
+from experiments import common
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = speech_cpu.cpu_run(music.get_config(), 'music', segment_length=4000, num_steps=4900)
+  config = common.cpu_run(music.get_config(), 'music', segment_length=4000, num_steps=4900)
   config.model.num_layers = 11
   config.model.num_stacks = 1
   config.model.residual_channels = 32

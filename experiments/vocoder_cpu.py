@@ -3,7 +3,7 @@
 experiments/vocoder.py (local conditioning on 80-bin log-mel frames, hop 256, learned
 transposed-convolution upsampling, kernel 3) shrunk to 10 layers = 2 stacks of dilations
 1..16 (receptive field 125 samples), residual/gate/skip channels 32/64/64, 4096-sample crops
-and 2700 steps (the rest as speech_cpu.cpu_run), trained on ../shared/data/speech (all 5
+and 2700 steps (the rest as common.cpu_run), trained on ../shared/data/speech (all 5
 speakers, 5 % of the files held out). experiments/report.py resynthesises held-out utterances from
 their mel spectrograms and compares them with Griffin-Lim from the same mel.
 
@@ -21,12 +21,12 @@ Result measured: 3.35 bits/sample on the 30 held-out files; resynthesis log-mel 
 """
 import ml_collections
 
-from experiments import speech_cpu
+from experiments import common
 from experiments import vocoder
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = speech_cpu.cpu_run(vocoder.get_config(), 'speech',
+  config = common.cpu_run(vocoder.get_config(), 'speech',
                               segment_length=4096,  # 16 mel frames of 256 samples.
                               num_steps=2700)
   config.model.num_layers = 10

@@ -15,7 +15,7 @@ import scipy.fft
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import mulaw
 
-# f0 search range of librosa.pyin, as ../shared/data/speech/speakers.csv was measured.
+# f0 search range of librosa.pyin: adult speech, low male to high female voices.
 F0_MIN_HZ = 60.0
 F0_MAX_HZ = 400.0
 # Mel-cepstral coefficients compared by the MCD (c_1 .. c_24; c_0, the energy, is left out).
@@ -132,7 +132,7 @@ def _context_and_target(classes: np.ndarray, order: int) -> np.ndarray:
 
 def count_model_bits_per_sample(train: list[np.ndarray], held_out: list[np.ndarray],
                                 order: int = 2, alpha: float = 0.5) -> float:
-  """Bits/sample of an order-`order` count model of μ-law classes (the issue's baseline).
+  """Bits/sample of an order-`order` count model of μ-law classes (the baseline to beat).
 
   p(x_t | x_{t-order} .. x_{t-1}) = (c(context, x_t) + alpha) / (c(context) + 256 alpha),
   counted on `train`, scored on the positions t >= order of `held_out`.

@@ -4,11 +4,11 @@ XLA's CPU runtime allocates every execution's temporary buffer with malloc and f
 it afterwards (a B1 train step: one 1.2 GB block). glibc serves blocks that large
 with a fresh mmap, from the arena of the XLA worker thread that asks, and unmaps them
 on free, so every step page-faults and zeroes the whole buffer again: on a 2-core
-x86 CPU, ~300,000 minor page faults and ~0.85 CPU-s of kernel time per B1 step.
+x86 CPU, hundreds of thousands of minor page faults per B1 step.
 `retain_freed_host_memory` makes glibc keep such blocks: one malloc arena (the main
 heap, grown with brk), no mmap for large blocks, no trimming of the heap top. Freed
-blocks are then reused by the next step without page faults (B1 train step: 0 minor
-faults, ~20% less CPU time per step; experiments/benchmarks/train_step.py). The price:
+blocks are then reused by the next step without page faults (figures: the README's
+benchmarks, experiments/benchmarks/train_step.py). The price:
 the process keeps its peak host memory, and all threads share one malloc arena.
 
 Call it before JAX runs its first computation: threads created earlier keep their

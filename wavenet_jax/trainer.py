@@ -224,7 +224,15 @@ class _SigtermFlag:
     signal.signal(signal.SIGTERM, self._previous)
 
 
-def _check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> None:
+def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> None:
+  """Raises ValueError, naming the config key, for a setting the trainer cannot run.
+
+  Called by `train_and_evaluate` before the workdir is touched.
+
+  Args:
+    config: the experiment config.
+    num_batch_shards: devices the global batch is split over (`sharding.num_batch_shards`).
+  """
   batch_size = config.train.batch_size
   if batch_size % jax.process_count() or batch_size % num_batch_shards:
     raise ValueError(
@@ -356,7 +364,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   is_chief = jax.process_index() == 0
   mesh = sharding.create_mesh(config.mesh)
   rules = sharding.rules_from_config(config)
-  _check_config(config, sharding.num_batch_shards(mesh, rules))
+  check_config(config, sharding.num_batch_shards(mesh, rules))
   global_batch_size = config.train.batch_size
   if is_chief:
     epath.Path(workdir).mkdir(parents=True, exist_ok=True)
