@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 # Constant learning rate: the killed run and the reference run then share every update even
 # though they are started with different num_steps.
-RESUME = dict(train__decay='constant', train__warmup_steps=0, checkpoint__every_steps=2)
+RESUME = {'train.decay': 'constant', 'train.warmup_steps': 0, 'checkpoint.every_steps': 2}
 
 
 def _steps(workdir):
@@ -23,9 +23,9 @@ def _steps(workdir):
   return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
 
 
-def _start_and_wait_for_checkpoint(workdir, **overrides):
+def _start_and_wait_for_checkpoint(workdir, overrides):
   """Starts train.py for a long run; returns the process once checkpoint 2 is complete."""
-  process = subprocess.Popen(training_runs.train_command(workdir, **overrides),
+  process = subprocess.Popen(training_runs.train_command(workdir, overrides=overrides),
                              cwd=training_runs.REPO, env=training_runs.run_env(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   deadline = time.monotonic() + 240
@@ -39,15 +39,15 @@ def _start_and_wait_for_checkpoint(workdir, **overrides):
 def test_sigkill_then_restart_reaches_the_same_params(tmp_path):
   num_steps = 12
   reference = str(tmp_path / 'reference')
-  trainer.train_and_evaluate(training_runs.tiny_config(train__num_steps=num_steps, **RESUME),
+  trainer.train_and_evaluate(training_runs.tiny_config({'train.num_steps': num_steps, **RESUME}),
                              reference)
   killed = str(tmp_path / 'killed')
-  process = _start_and_wait_for_checkpoint(killed, train__num_steps=10_000, **RESUME)
+  process = _start_and_wait_for_checkpoint(killed, {'train.num_steps': 10_000, **RESUME})
   process.send_signal(signal.SIGKILL)
   process.wait()
   resumed_from = _steps(killed)[-1]
   assert 2 <= resumed_from < num_steps
-  trainer.train_and_evaluate(training_runs.tiny_config(train__num_steps=num_steps, **RESUME),
+  trainer.train_and_evaluate(training_runs.tiny_config({'train.num_steps': num_steps, **RESUME}),
                              killed)
   assert _steps(killed)[-1] == num_steps
   training_runs.assert_params_close(training_runs.checkpoint_params(killed),
@@ -56,7 +56,7 @@ def test_sigkill_then_restart_reaches_the_same_params(tmp_path):
 
 def test_sigterm_saves_and_exits_cleanly(tmp_path):
   workdir = str(tmp_path)
-  process = _start_and_wait_for_checkpoint(workdir, train__num_steps=100_000, **RESUME)
+  process = _start_and_wait_for_checkpoint(workdir, {'train.num_steps': 100_000, **RESUME})
   process.send_signal(signal.SIGTERM)
   _, stderr = process.communicate(timeout=120)
   assert process.returncode == 0, stderr[-3000:]
@@ -66,7 +66,7 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
 
 
 def test_keeps_the_last_max_to_keep_checkpoints(tmp_path):
-  config = training_runs.tiny_config(checkpoint__every_steps=1, checkpoint__max_to_keep=2)
+  config = training_runs.tiny_config({'checkpoint.every_steps': 1, 'checkpoint.max_to_keep': 2})
   trainer.train_and_evaluate(config, str(tmp_path))
   assert _steps(str(tmp_path)) == [3, 4]
   trained = checkpointing.restore_for_inference(str(tmp_path), step=3)
@@ -79,7 +79,7 @@ def test_keeps_the_last_max_to_keep_checkpoints(tmp_path):
 
 
 def test_a_checkpoint_written_before_a_config_key_existed_restores_with_its_old_value(tmp_path):
-  config = training_runs.tiny_config(train__num_steps=2)
+  config = training_runs.tiny_config({'train.num_steps': 2})
   trainer.train_and_evaluate(config, str(tmp_path))
   saved_config = tmp_path / 'checkpoints' / '2' / 'config' / 'metadata'
   old = json.loads(saved_config.read_text())

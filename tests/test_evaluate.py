@@ -53,8 +53,8 @@ def test_chunked_scores_equal_one_forward_pass(hop, speaker, local):
 @pytest.mark.slow
 def test_evaluate_cli_scores_a_folder_with_speakers_and_mel(tmp_path):
   workdir = str(tmp_path / 'run')
-  config = training_runs.tiny_config(train__num_steps=2, model__global_conditioning=True,
-                                     model__local_conditioning=True)
+  config = training_runs.tiny_config({'train.num_steps': 2, 'model.global_conditioning': True,
+                                      'model.local_conditioning': True})
   trainer.train_and_evaluate(config, workdir)
   folder = _small_folder(tmp_path / 'wavs')
   result = subprocess.run(

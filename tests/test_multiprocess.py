@@ -12,8 +12,8 @@ from wavenet_jax import trainer
 
 pytestmark = pytest.mark.slow
 
-OVERRIDES = dict(train__num_steps=2, train__batch_size=4, train__warmup_steps=0,
-                 checkpoint__every_steps=2)
+OVERRIDES = {'train.num_steps': 2, 'train.batch_size': 4, 'train.warmup_steps': 0,
+             'checkpoint.every_steps': 2}
 
 
 def _free_port() -> int:
@@ -22,14 +22,14 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _start_two_processes(workdir: str, **overrides) -> list[subprocess.Popen]:
+def _start_two_processes(workdir: str, overrides: dict) -> list[subprocess.Popen]:
   """train.py as processes 0 and 1 of a 2-process run on 127.0.0.1 (stderr piped)."""
   address = f'127.0.0.1:{_free_port()}'
   return [
       subprocess.Popen(
           training_runs.train_command(workdir, f'--coordinator_address={address}',
                                       '--num_processes=2', f'--process_id={process_id}',
-                                      **overrides),
+                                      overrides=overrides),
           cwd=training_runs.REPO, env=training_runs.run_env(), stdout=subprocess.DEVNULL,
           stderr=subprocess.PIPE, text=True)
       for process_id in range(2)]
@@ -37,9 +37,9 @@ def _start_two_processes(workdir: str, **overrides) -> list[subprocess.Popen]:
 
 def test_two_processes_give_the_same_params_as_one(tmp_path):
   two_processes = str(tmp_path / 'two')
-  processes = _start_two_processes(two_processes, **OVERRIDES)
+  processes = _start_two_processes(two_processes, OVERRIDES)
   one_process = str(tmp_path / 'one')
-  trainer.train_and_evaluate(training_runs.tiny_config(**OVERRIDES), one_process)
+  trainer.train_and_evaluate(training_runs.tiny_config(OVERRIDES), one_process)
   logs = []
   for process in processes:
     _, stderr = process.communicate(timeout=300)
@@ -53,7 +53,7 @@ def test_two_processes_give_the_same_params_as_one(tmp_path):
 def test_sigterm_on_every_process_saves_at_a_common_step_and_exits(tmp_path):
   """The multi-host preemption path: orbax's sync point, not the single-process SIGTERM flag."""
   workdir = str(tmp_path)
-  processes = _start_two_processes(workdir, **dict(OVERRIDES, train__num_steps=100_000))
+  processes = _start_two_processes(workdir, {**OVERRIDES, 'train.num_steps': 100_000})
   first_checkpoint = os.path.join(workdir, 'checkpoints', '2', 'commit_success.txt')
   deadline = time.monotonic() + 240
   while not os.path.exists(first_checkpoint):

@@ -69,11 +69,11 @@ def _run_script(*args: str) -> Result:
   return Result(result.returncode, result.stdout, result.stderr)
 
 
-def _train(tmp_path_factory, name: str, **overrides) -> str:
+def _train(tmp_path_factory, name: str, overrides: dict | None = None) -> str:
   workdir = str(tmp_path_factory.mktemp(name))
   trainer.train_and_evaluate(
-      training_runs.tiny_config(train__num_steps=1, checkpoint__every_steps=1,
-                                train__sample_every_steps=0, **overrides), workdir)
+      training_runs.tiny_config({'train.num_steps': 1, 'checkpoint.every_steps': 1,
+                                 'train.sample_every_steps': 0, **(overrides or {})}), workdir)
   return workdir
 
 
@@ -84,12 +84,12 @@ def unconditional_run(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def speaker_run(tmp_path_factory):
-  return _train(tmp_path_factory, 'speaker', model__global_conditioning=True)
+  return _train(tmp_path_factory, 'speaker', {'model.global_conditioning': True})
 
 
 @pytest.fixture(scope='module')
 def vocoder_run(tmp_path_factory):
-  return _train(tmp_path_factory, 'vocoder', model__local_conditioning=True)
+  return _train(tmp_path_factory, 'vocoder', {'model.local_conditioning': True})
 
 
 @pytest.fixture(scope='module')

@@ -17,8 +17,8 @@ from wavenet_jax import trainer
 
 
 def test_learning_rate_warms_up_then_decays():
-  config = training_runs.tiny_config(train__num_steps=110, train__warmup_steps=10,
-                                     train__learning_rate=1.0)
+  config = training_runs.tiny_config({'train.num_steps': 110, 'train.warmup_steps': 10,
+                                      'train.learning_rate': 1.0})
   learning_rate = trainer.create_learning_rate_fn(config.train)
   assert [float(learning_rate(step)) for step in (0, 5, 10)] == pytest.approx([0.0, 0.5, 1.0])
   assert float(learning_rate(60)) == pytest.approx(0.5, abs=1e-6)  # Half-way down the cosine.
@@ -44,8 +44,8 @@ def _scalar_values(events, tag):
 
 def test_unconditional_run_writes_checkpoints_metrics_eval_and_clip(tmp_path):
   workdir = str(tmp_path)
-  config = training_runs.tiny_config(train__eval_every_steps=2, train__sample_every_steps=4,
-                                     train__ema_decay=0.5)
+  config = training_runs.tiny_config({'train.eval_every_steps': 2, 'train.sample_every_steps': 4,
+                                      'train.ema_decay': 0.5})
   state = trainer.train_and_evaluate(config, workdir)
   assert int(state.step) == 4
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4']
@@ -83,8 +83,8 @@ def test_unconditional_run_writes_checkpoints_metrics_eval_and_clip(tmp_path):
 @pytest.mark.parametrize('conditioning, param', [('global_conditioning', 'speaker_embedding'),
                                                  ('local_conditioning', 'upsampler')])
 def test_conditioned_run(tmp_path, conditioning, param):
-  config = training_runs.tiny_config(train__num_steps=2, train__sample_every_steps=2,
-                                     **{f'model__{conditioning}': True})
+  config = training_runs.tiny_config({'train.num_steps': 2, 'train.sample_every_steps': 2,
+                                      f'model.{conditioning}': True})
   state = trainer.train_and_evaluate(config, str(tmp_path))
   assert os.path.exists(os.path.join(str(tmp_path), 'samples', 'step_00000002.wav'))
   names = traverse_util.flatten_dict(state.params, sep='/')
@@ -107,8 +107,8 @@ def assert_params_changed(config, state, workdir, prefixes=('',)):
 def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
   # The first update has learning rate 0 (warmup), the second a huge one.
   workdir = str(tmp_path)
-  config = training_runs.tiny_config(train__num_steps=6, train__learning_rate=1e38,
-                                     train__grad_clip_norm=1e38, checkpoint__every_steps=1)
+  config = training_runs.tiny_config({'train.num_steps': 6, 'train.learning_rate': 1e38,
+                                      'train.grad_clip_norm': 1e38, 'checkpoint.every_steps': 1})
   with pytest.raises(trainer.TrainingDivergedError, match='diverged at step'):
     trainer.train_and_evaluate(config, workdir)
   steps = sorted(int(step) for step in os.listdir(os.path.join(workdir, 'checkpoints')))
@@ -119,16 +119,16 @@ def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_eight_devices_give_the_same_params_as_one(tmp_path):
-  overrides = dict(train__num_steps=1, train__batch_size=8, checkpoint__every_steps=1,
-                   train__warmup_steps=0)
+  overrides = {'train.num_steps': 1, 'train.batch_size': 8, 'checkpoint.every_steps': 1,
+               'train.warmup_steps': 0}
   one_device = str(tmp_path / 'one')
-  config = training_runs.tiny_config(**overrides)
+  config = training_runs.tiny_config(overrides)
   state = trainer.train_and_evaluate(config, one_device)
   assert_params_changed(config, state, one_device)
   eight_devices = str(tmp_path / 'eight')
   result = training_runs.run_train(
       eight_devices, env=training_runs.run_env(
-          XLA_FLAGS='--xla_force_host_platform_device_count=8'), **overrides)
+          XLA_FLAGS='--xla_force_host_platform_device_count=8'), overrides=overrides)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "'data': 8" in result.stderr
   training_runs.assert_params_close(training_runs.checkpoint_params(eight_devices),
@@ -148,8 +148,8 @@ def test_config_typo_is_a_one_line_error(tmp_path):
 
 
 def test_zero_intervals_disable_eval_and_clips(tmp_path):
-  config = training_runs.tiny_config(train__num_steps=2, train__eval_every_steps=0,
-                                     train__sample_every_steps=0)
+  config = training_runs.tiny_config({'train.num_steps': 2, 'train.eval_every_steps': 0,
+                                      'train.sample_every_steps': 0})
   state = trainer.train_and_evaluate(config, str(tmp_path))
   assert int(state.step) == 2
   assert not os.path.exists(os.path.join(str(tmp_path), 'samples'))
@@ -159,9 +159,9 @@ def test_zero_intervals_disable_eval_and_clips(tmp_path):
 @pytest.mark.slow
 def test_max_seconds_stops_with_a_checkpoint_and_a_final_evaluation(tmp_path):
   workdir = str(tmp_path)
-  config = training_runs.tiny_config(train__num_steps=100_000, train__max_seconds=2.0,
-                                     train__eval_every_steps=100_000,
-                                     checkpoint__every_steps=100_000)
+  config = training_runs.tiny_config({'train.num_steps': 100_000, 'train.max_seconds': 2.0,
+                                      'train.eval_every_steps': 100_000,
+                                      'checkpoint.every_steps': 100_000})
   state = trainer.train_and_evaluate(config, workdir)
   step = int(state.step)
   assert 0 < step < 100_000
@@ -172,27 +172,27 @@ def test_max_seconds_stops_with_a_checkpoint_and_a_final_evaluation(tmp_path):
 
 
 def test_bad_embedding_init_is_a_config_error(tmp_path):
-  config = training_runs.tiny_config(model__embedding_init='sinusoid')
+  config = training_runs.tiny_config({'model.embedding_init': 'sinusoid'})
   with pytest.raises(ValueError, match='config.model.embedding_init must be one of'):
     trainer.train_and_evaluate(config, str(tmp_path))
   assert not os.listdir(tmp_path)
 
 
 @pytest.mark.parametrize('overrides', [
-    {'data__speed_perturbation': 1.0},
-    {'data__speed_perturbation': 0.1, 'model__local_conditioning': True}])
+    {'data.speed_perturbation': 1.0},
+    {'data.speed_perturbation': 0.1, 'model.local_conditioning': True}])
 def test_bad_speed_perturbation_is_a_config_error(tmp_path, overrides):
-  config = training_runs.tiny_config(**overrides)
+  config = training_runs.tiny_config(overrides)
   with pytest.raises(ValueError, match='config.data.speed_perturbation must be'):
     trainer.train_and_evaluate(config, str(tmp_path))
   assert not os.listdir(tmp_path)
 
 
-@pytest.mark.parametrize('key', ['train__sample_every_steps', 'train__eval_every_steps',
-                                 'train__log_every_steps', 'checkpoint__every_steps',
-                                 'train__max_seconds'])
+@pytest.mark.parametrize('key', ['train.sample_every_steps', 'train.eval_every_steps',
+                                 'train.log_every_steps', 'checkpoint.every_steps',
+                                 'train.max_seconds'])
 def test_bad_interval_is_a_config_error(tmp_path, key):
-  config = training_runs.tiny_config(**{key: -1})
-  with pytest.raises(ValueError, match=key.replace('__', '.')):
+  config = training_runs.tiny_config({key: -1})
+  with pytest.raises(ValueError, match=key):
     trainer.train_and_evaluate(config, str(tmp_path))
   assert not os.listdir(tmp_path)

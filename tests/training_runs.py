@@ -3,9 +3,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Any
+from typing import Any, Mapping
 
-import jax
 import ml_collections
 import numpy as np
 
@@ -13,11 +12,10 @@ from experiments import tiny
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Compiled steps are shared by the runs of a test session (and the next sessions) through
-# JAX's persistent compilation cache: compiling, not training, dominates these tiny runs.
+# Compiled programs are shared by the tests of a session (and the next sessions) and their
+# subprocesses through JAX's persistent compilation cache (set up in conftest.py): compiling,
+# not running, dominates these tiny models.
 COMPILATION_CACHE = os.path.join(tempfile.gettempdir(), 'wavenet_jax_test_compilation_cache')
-jax.config.update('jax_compilation_cache_dir', COMPILATION_CACHE)
-jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
 
 # experiments/tiny.py shrunk to seconds per run: 4 layers (receptive field 16), 256-sample crops.
 OVERRIDES = {
@@ -43,27 +41,20 @@ OVERRIDES = {
 }
 
 
-def tiny_config(**overrides: Any) -> ml_collections.ConfigDict:
-  """experiments/tiny.py with OVERRIDES and `overrides` ('train__num_steps' = train.num_steps)."""
+def tiny_config(overrides: Mapping[str, Any] | None = None) -> ml_collections.ConfigDict:
+  """experiments/tiny.py with OVERRIDES, then `overrides` ({'train.num_steps': 2, ...})."""
   config = tiny.get_config()
-  settings = dict(OVERRIDES, **{key.replace('__', '.'): value for key, value in overrides.items()})
-  for key, value in settings.items():
-    section, _, name = key.rpartition('.')
-    target = config
-    for part in section.split('.'):
-      target = target[part]
-    target[name] = value
+  config.update_from_flattened_dict({**OVERRIDES, **(overrides or {})})
   return config
 
 
-def train_command(workdir: str, *extra_flags: str, **overrides: Any) -> list[str]:
-  """A train.py command line for tiny_config(**overrides)."""
-  settings = dict(OVERRIDES, **{key.replace('__', '.'): value for key, value in overrides.items()})
+def train_command(workdir: str, *extra_flags: str,
+                  overrides: Mapping[str, Any] | None = None) -> list[str]:
+  """A train.py command line for tiny_config(overrides)."""
   flags = []
-  for key, value in settings.items():
+  for key, value in {**OVERRIDES, **(overrides or {})}.items():
     if isinstance(value, tuple):
-      value = ','.join(str(v) for v in value)
-      value = f'({value},)'
+      value = f'({",".join(str(v) for v in value)},)'
     flags.append(f'--config.{key}={value}')
   return [sys.executable, os.path.join(REPO, 'train.py'),
           f'--config={os.path.join(REPO, "experiments", "tiny.py")}', f'--workdir={workdir}',
@@ -81,8 +72,8 @@ def run_env(**extra: str) -> dict[str, str]:
 
 
 def run_train(workdir: str, *extra_flags: str, env: dict[str, str] | None = None,
-              **overrides: Any) -> subprocess.CompletedProcess:
-  return subprocess.run(train_command(workdir, *extra_flags, **overrides), cwd=REPO,
+              overrides: Mapping[str, Any] | None = None) -> subprocess.CompletedProcess:
+  return subprocess.run(train_command(workdir, *extra_flags, overrides=overrides), cwd=REPO,
                         env=env or run_env(), capture_output=True, text=True, timeout=300)
 
 
