@@ -46,7 +46,12 @@ class Score:
 
   @property
   def bits_per_sample(self) -> float:
-    return self.nats / math.log(2.0) / max(self.num_samples, 1)
+    return nats_to_bits(self.nats) / max(self.num_samples, 1)
+
+
+def nats_to_bits(nats: float) -> float:
+  """Nats (natural-log units of information) -> bits."""
+  return nats / math.log(2.0)
 
 
 @functools.partial(jax.jit, static_argnames='model')

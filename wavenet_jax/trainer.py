@@ -6,9 +6,11 @@ and many processes: the state is created already sharded over the mesh (sharding
 process feeds its own rows of the global batch, and the jitted step donates the state.
 
 Loss: the masked mean cross-entropy, in nats, of logits[:, :-1] against audio[:, 1:] with
-weights mask[:, 1:] (1 = real audio). bits/sample = nats / ln 2. samples/s counts the audio
+weights mask[:, 1:] (1 = real audio); bits/sample = nats / ln 2 (evaluation.nats_to_bits). samples/s counts the audio
 samples the model reads: global batch x (receptive field + segment length) per step.
 """
+import functools
+import itertools
 import math
 import signal
 import threading
@@ -28,6 +30,7 @@ from jax.experimental import multihost_utils
 
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
+from wavenet_jax import evaluation
 from wavenet_jax import input_pipeline
 from wavenet_jax import sharding
 from wavenet_jax import summaries
@@ -189,15 +192,31 @@ def train_step(state: TrainState, batch: Batch, *, model: WaveNet,
   return new_state, metrics
 
 
+def make_train_step(model: WaveNet, optimizer: optax.GradientTransformation,
+                    learning_rate_fn: optax.Schedule, ema_decay: float,
+                    state_shardings: Optional[TrainState] = None,
+                    batch_sharding: Optional[jax.sharding.Sharding] = None
+                    ) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
+  """`train_step` jitted with the state donated (and placed by the shardings, if given).
+
+  Args:
+    state_shardings: the state's tree of shardings (from `create_train_state`); with
+      batch_sharding, the step's inputs and new state keep these placements.
+  """
+  shardings = {}
+  if state_shardings is not None:
+    shardings = dict(in_shardings=(state_shardings, batch_sharding),
+                     out_shardings=(state_shardings, None))
+  return jax.jit(functools.partial(train_step, model=model, optimizer=optimizer,
+                                   learning_rate_fn=learning_rate_fn, ema_decay=ema_decay),
+                 donate_argnums=0, **shardings)
+
+
 def eval_step(params: Any, batch: Batch, *, model: WaveNet) -> Metrics:
   """{'nats_sum', 'count'} float32 scalars of the teacher-forced loss on a global batch."""
   logits = model.apply({'params': params}, *model_inputs(batch))
   nats_sum, count = cross_entropy_sums(logits, batch)
   return {'nats_sum': nats_sum, 'count': count}
-
-
-def bits_per_sample(nats: float) -> float:
-  return nats / math.log(2.0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -317,33 +336,129 @@ def _check_finite(step: int, metrics: dict[str, float], workdir: str) -> None:
         'config.train.grad_clip_norm).')
 
 
-def _evaluate(p_eval_step: Callable, params: Any, batches: Iterator[Batch]) -> float:
+def _eval_params(state: TrainState) -> Any:
+  """The parameters that evaluation, clips and inference use: the EMA when the run keeps one."""
+  return state.ema_params if state.ema_params is not None else state.params
+
+
+def _evaluate(jit_eval_step: Callable[[Any, Batch], Metrics], params: Any,
+              batches: Iterator[Batch]) -> float:
   """Validation bits/sample over `batches` (all processes take part)."""
   nats_sum = count = 0.0
   for batch in batches:
-    sums = _to_host(p_eval_step(params, batch))
+    sums = _to_host(jit_eval_step(params, batch))
     nats_sum += sums['nats_sum']
     count += sums['count']
-  return bits_per_sample(nats_sum / max(count, 1.0))
+  return evaluation.nats_to_bits(nats_sum / max(count, 1.0))
+
+
+def _clip_conditioning(config: ml_collections.ConfigDict, info: DatasetInfo,
+                       data_kwargs: dict[str, Any]) -> dict[str, np.ndarray]:
+  """{'speaker': int32 [1], 'mel': float32 [1, frames, n_mels]} (those the model takes).
+
+  The periodic clips are conditioned on the first crop of the validation split (of the
+  training split when there is none), read on this process alone.
+  """
+  read = dict(data_kwargs, process_index=0, process_count=1)
+  batches = (input_pipeline.eval_batches(config.data, info, num_batches=1, **read)
+             if info.num_validation_examples else
+             input_pipeline.train_batches(config.data, info, seed=config.seed, **read))
+  return {key: value[:1] for key, value in next(batches).items() if key in ('speaker', 'mel')}
 
 
 def _generate_clip(model: WaveNet, params: Any, rng: jax.Array, num_samples: int,
-                   conditioning_batch: Optional[dict[str, np.ndarray]]) -> np.ndarray:
+                   conditioning: dict[str, np.ndarray]) -> np.ndarray:
   """A float32 [num_samples] waveform sampled from the model on this process alone.
 
   Args:
-    conditioning_batch: a host-local batch; its first row's speaker and mel condition the
-      clip (for conditioned models), which then lasts at most as long as that mel.
+    conditioning: from `_clip_conditioning`; a mel-conditioned clip lasts at most as long
+      as its mel.
   """
-  global_cond = local_cond = None
-  if model.num_speakers:
-    global_cond = conditioning_batch['speaker'][:1]
-  if model.local_cond_channels:
-    local_cond = conditioning_batch['mel'][:1]
+  local_cond = conditioning.get('mel')
+  if local_cond is not None:
     num_samples = min(num_samples, local_cond.shape[1] * model.hop_length)
   # The waveform starts with the sampler's silent start sample.
   return synthesis.synthesize(model, {'params': params}, rng, num_samples=num_samples - 1,
-                              global_cond=global_cond, local_cond=local_cond)[0]
+                              global_cond=conditioning.get('speaker'),
+                              local_cond=local_cond)[0]
+
+
+def _write_clip(workdir: str, writer: summaries.SummaryWriter, model: WaveNet,
+                state: TrainState, step: int, seconds: float, info: DatasetInfo,
+                conditioning: Optional[dict[str, np.ndarray]]) -> None:
+  """Samples a clip at `step` and writes it to workdir/samples and TensorBoard (the chief).
+
+  Every process takes part in gathering the parameters; process 0 alone generates.
+  """
+  params, rng_data = multihost_utils.process_allgather((_eval_params(state), state.rng),
+                                                       tiled=True)
+  if jax.process_index() != 0:
+    return
+  rng = jax.random.fold_in(jax.random.wrap_key_data(rng_data), step)
+  clip = _generate_clip(model, params, rng, int(seconds * info.sample_rate), conditioning)
+  path = epath.Path(workdir) / 'samples' / f'step_{step:08d}.wav'
+  audio_lib.write_wav(path, clip, info.sample_rate)
+  writer.audio('generated', clip, step, sample_rate=info.sample_rate)
+  logging.info('step %d  wrote %.2f s generated clip %s', step, clip.size / info.sample_rate,
+               path)
+
+
+class _TrainMetrics:
+  """Checks every step's metrics, averages them between log lines, logs and writes them."""
+
+  def __init__(self, writer: summaries.SummaryWriter, train_config: ml_collections.ConfigDict,
+               workdir: str, start_step: int, samples_per_step: int):
+    self._writer = writer
+    self._log_every_steps = train_config.log_every_steps
+    self._num_steps = train_config.num_steps
+    self._workdir = workdir
+    self._samples_per_step = samples_per_step
+    self._window: list[dict[str, float]] = []
+    self._window_start, self._window_step = time.perf_counter(), start_step
+
+  def record(self, step: int, device_metrics: Metrics, last: bool = False) -> None:
+    """Fetches step's metrics (raising TrainingDivergedError on NaN/inf); logs when due."""
+    metrics = _to_host(device_metrics)
+    _check_finite(step, metrics, self._workdir)
+    self._window.append(metrics)
+    if step % self._log_every_steps and not last:
+      return
+    elapsed = time.perf_counter() - self._window_start
+    steps_per_s = (step - self._window_step) / max(elapsed, 1e-9)
+    summary = {name: float(np.mean([m[name] for m in self._window]))
+               for name in ('loss', 'grad_norm', 'learning_rate')}
+    summary['bits_per_sample'] = evaluation.nats_to_bits(summary['loss'])
+    summary['steps_per_s'] = steps_per_s
+    summary['samples_per_s'] = steps_per_s * self._samples_per_step
+    self._window.clear()
+    self._window_start, self._window_step = time.perf_counter(), step
+    for name, value in summary.items():
+      self._writer.scalar(f'train/{name}', value, step)
+    if jax.process_index() == 0:
+      eta_s = (self._num_steps - step) / max(steps_per_s, 1e-9)
+      logging.info('step %d/%d  loss %.4f nats  %.4f bits/sample  %.0f samples/s  '
+                   '%.2f steps/s  ETA %s', step, self._num_steps, summary['loss'],
+                   summary['bits_per_sample'], summary['samples_per_s'], steps_per_s,
+                   time.strftime('%H:%M:%S', time.gmtime(eta_s)))
+
+
+def _compile(jit_train_step: Any, state: TrainState, batch: Batch) -> Callable:
+  """The train step compiled for these shapes, with its memory use logged (process 0)."""
+  began = time.perf_counter()
+  compiled = jit_train_step.lower(state, batch).compile()
+  memory = compiled.memory_analysis()
+  if jax.process_index() == 0:
+    megabytes = lambda size: size / 2**20
+    if memory is None:
+      logging.info('Train step compiled in %.1f s.', time.perf_counter() - began)
+    else:
+      logging.info('Train step compiled in %.1f s; per device: arguments %.1f MB (%.1f MB '
+                   'donated to the outputs), outputs %.1f MB, temporaries %.1f MB, code %.1f MB.',
+                   time.perf_counter() - began, megabytes(memory.argument_size_in_bytes),
+                   megabytes(memory.alias_size_in_bytes), megabytes(memory.output_size_in_bytes),
+                   megabytes(memory.temp_size_in_bytes),
+                   megabytes(memory.generated_code_size_in_bytes))
+  return compiled
 
 
 # ------------------------------------------------------------------------------------------
@@ -379,13 +494,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                      global_batch_size=global_batch_size,
                      with_speaker=bool(model.num_speakers),
                      with_mel=bool(model.local_cond_channels))
+  has_validation = info.num_validation_examples > 0
+  if is_chief and not has_validation:
+    logging.warning('The dataset has no validation split: no periodic evaluation.')
+
+  def validation_batches() -> Iterator[Batch]:
+    return _global_batches(
+        input_pipeline.eval_batches(config.data, info, num_batches=config.train.eval_batches,
+                                    **data_kwargs),
+        batch_sharding, global_batch_size)
 
   # Model, optimizer and state.
   learning_rate_fn = create_learning_rate_fn(config.train)
   optimizer = create_optimizer(config.train)
-  use_ema = config.train.ema_decay > 0.0
   state, state_shardings = create_train_state(
-      jax.random.key(config.seed), model, optimizer, use_ema, mesh, rules)
+      jax.random.key(config.seed), model, optimizer, config.train.ema_decay > 0.0, mesh, rules)
 
   # Restore.
   manager = checkpointing.create_checkpoint_manager(workdir, config.checkpoint)
@@ -397,87 +520,49 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   if restored is not None:
     state = restored
   start_step = int(jax.device_get(state.step))
+  num_steps = config.train.num_steps
   if is_chief:
     num_params = sum(leaf.size for leaf in jax.tree.leaves(state.params))
     logging.info('%s from step %d: %d parameters, receptive field %d samples.',
                  'Resuming' if restored is not None else 'Starting', start_step, num_params,
                  model.receptive_field)
 
-  p_train_step = jax.jit(
-      lambda s, b: train_step(s, b, model=model, optimizer=optimizer,
-                              learning_rate_fn=learning_rate_fn,
-                              ema_decay=config.train.ema_decay),
-      in_shardings=(state_shardings, batch_sharding),
-      out_shardings=(state_shardings, None),
-      donate_argnums=0)
-  p_eval_step = jax.jit(lambda p, b: eval_step(p, b, model=model),
-                        in_shardings=(state_shardings.params, batch_sharding))
-
-  has_validation = info.num_validation_examples > 0
-  if is_chief and not has_validation:
-    logging.warning('The dataset has no validation split: no periodic evaluation.')
-
-  def eval_params(current: TrainState) -> Any:
-    return current.ema_params if use_ema else current.params
-
-  def validation_batches() -> Iterator[Batch]:
-    return _global_batches(
-        input_pipeline.eval_batches(config.data, info, num_batches=config.train.eval_batches,
-                                    **data_kwargs),
-        batch_sharding, global_batch_size)
-
-  writer = summaries.SummaryWriter(workdir if is_chief else None)
+  # Steps, compiled before the loop.
+  jit_train_step = make_train_step(model, optimizer, learning_rate_fn, config.train.ema_decay,
+                                   state_shardings, batch_sharding)
+  jit_eval_step = jax.jit(functools.partial(eval_step, model=model),
+                          in_shardings=(state_shardings.params, batch_sharding))
   train_batches = _global_batches(
       input_pipeline.train_batches(config.data, info, seed=config.seed, start_step=start_step,
                                    **data_kwargs),
       batch_sharding, global_batch_size)
+  if start_step < num_steps:
+    first_batch = next(train_batches)
+    compiled_train_step = _compile(jit_train_step, state, first_batch)
+    train_batches = itertools.chain([first_batch], train_batches)
+  clip_conditioning = (_clip_conditioning(config, info, data_kwargs)
+                       if is_chief and config.train.sample_every_steps > 0 else None)
+
+  writer = summaries.SummaryWriter(workdir if is_chief else None)
+  metrics = _TrainMetrics(writer, config.train, workdir, start_step,
+                          global_batch_size * (model.receptive_field + config.data.segment_length))
   sigterm = _SigtermFlag() if jax.process_count() == 1 else None
-  samples_per_step = global_batch_size * (model.receptive_field + config.data.segment_length)
 
   # The loop. Step s's metrics are checked for NaN/inf while step s + 1 runs, except before
   # a checkpoint: then the state to save is checked first.
-  num_steps = config.train.num_steps
   pending: Optional[tuple[int, Metrics]] = None
-  history: list[dict[str, float]] = []
-  window_start, window_step = time.perf_counter(), start_step
-
-  def report(step: int, device_metrics: Metrics, last: bool = False) -> None:
-    nonlocal window_start, window_step
-    metrics = _to_host(device_metrics)
-    _check_finite(step, metrics, workdir)
-    history.append(metrics)
-    if step % config.train.log_every_steps and not last:
-      return
-    elapsed = time.perf_counter() - window_start
-    steps_per_s = (step - window_step) / max(elapsed, 1e-9)
-    summary = {name: float(np.mean([m[name] for m in history]))
-               for name in ('loss', 'grad_norm', 'learning_rate')}
-    summary['bits_per_sample'] = bits_per_sample(summary['loss'])
-    summary['steps_per_s'] = steps_per_s
-    summary['samples_per_s'] = steps_per_s * samples_per_step
-    history.clear()
-    window_start, window_step = time.perf_counter(), step
-    for name, value in summary.items():
-      writer.scalar(f'train/{name}', value, step)
-    if is_chief:
-      eta_s = (num_steps - step) / max(steps_per_s, 1e-9)
-      logging.info('step %d/%d  loss %.4f nats  %.4f bits/sample  %.0f samples/s  '
-                   '%.2f steps/s  ETA %s', step, num_steps, summary['loss'],
-                   summary['bits_per_sample'], summary['samples_per_s'], steps_per_s,
-                   time.strftime('%H:%M:%S', time.gmtime(eta_s)))
-
   loop_start = time.perf_counter()
   try:
     for step in range(start_step + 1, num_steps + 1):
-      state, metrics = p_train_step(state, next(train_batches))
+      state, step_metrics = compiled_train_step(state, next(train_batches))
       if pending is not None:
-        report(*pending)
-      pending = (step, metrics)
+        metrics.record(*pending)
+      pending = (step, step_metrics)
       last = step == num_steps or _out_of_time(step, loop_start, config.train)
       preempted = (manager.reached_preemption(step)
                    or (sigterm is not None and sigterm.is_set()))
       if preempted or manager.should_save(step) or last:
-        report(*pending, last=last)
+        metrics.record(*pending, last=last)
         pending = None
         checkpointing.save(manager, step, state, config, info, force=True)
       if preempted:
@@ -488,35 +573,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         return state
       eval_every_steps = config.train.eval_every_steps
       if has_validation and (_is_due(step, eval_every_steps) or (eval_every_steps > 0 and last)):
-        eval_bits = _evaluate(p_eval_step, eval_params(state), validation_batches())
+        eval_bits = _evaluate(jit_eval_step, _eval_params(state), validation_batches())
         writer.scalar('eval/bits_per_sample', eval_bits, step)
         if is_chief:
           logging.info('step %d  validation %.4f bits/sample', step, eval_bits)
       if _is_due(step, config.train.sample_every_steps):
-        params, rng_data = multihost_utils.process_allgather((eval_params(state), state.rng),
-                                                             tiled=True)
-        if is_chief:
-          conditioning = next(
-              input_pipeline.eval_batches(config.data, info, num_batches=1, process_index=0,
-                                          process_count=1, **data_kwargs)
-              if has_validation else
-              input_pipeline.train_batches(config.data, info, seed=config.seed,
-                                           process_index=0, process_count=1, **data_kwargs))
-          clip = _generate_clip(
-              model, params, jax.random.fold_in(jax.random.wrap_key_data(rng_data), step),
-              int(config.train.sample_seconds * info.sample_rate), conditioning)
-          path = epath.Path(workdir) / 'samples' / f'step_{step:08d}.wav'
-          audio_lib.write_wav(path, clip, info.sample_rate)
-          writer.audio('generated', clip, step, sample_rate=info.sample_rate)
-          logging.info('step %d  wrote %.2f s generated clip %s', step,
-                       clip.size / info.sample_rate, path)
+        _write_clip(workdir, writer, model, state, step, config.train.sample_seconds, info,
+                    clip_conditioning)
       if last:
         if step < num_steps and is_chief:
           logging.info('config.train.max_seconds=%s spent: stopped at step %d of %d.',
                        config.train.max_seconds, step, num_steps)
         break
     if pending is not None:
-      report(*pending)
+      metrics.record(*pending)
   finally:
     manager.wait_until_finished()
     manager.close()
