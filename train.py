@@ -24,6 +24,9 @@ _COORDINATOR_ADDRESS = flags.DEFINE_string(
     'coordinator_address', None, 'host:port of process 0, for multi-process runs.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process, in [0, num_processes).')
+_ACCEPT_CONFIG_CHANGE = flags.DEFINE_bool(
+    'accept_config_change', False, 'Resume a workdir whose checkpoint was written with another '
+    'model or data config (config.model.*, the dataset, its sample rate or mel settings).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 # PCI vendor id of Google TPU chips (how JAX recognises a Cloud TPU VM).
@@ -65,7 +68,8 @@ def main(argv: list[str]) -> None:
   # of page-faulted in again every step (see host_memory).
   host_memory.retain_freed_host_memory()
   initialize_distributed()
-  trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                             accept_config_change=_ACCEPT_CONFIG_CHANGE.value)
 
 
 if __name__ == '__main__':

@@ -93,3 +93,40 @@ def test_a_checkpoint_written_before_a_config_key_existed_restores_with_its_old_
 def test_no_checkpoint_is_a_clear_error(tmp_path):
   with pytest.raises(checkpointing.NoCheckpointError, match='no checkpoint'):
     checkpointing.restore_for_inference(str(tmp_path))
+
+
+def test_resuming_with_another_model_is_a_one_line_error_and_safe_changes_go_through(
+    tmp_path, caplog):
+  workdir = str(tmp_path)
+  trainer.train_and_evaluate(training_runs.tiny_config({'train.num_steps': 2}), workdir)
+  with pytest.raises(ValueError) as error:
+    trainer.train_and_evaluate(
+        training_runs.tiny_config({'train.num_steps': 4, 'model.num_layers': 2}), workdir)
+  message = str(error.value)
+  assert '\n' not in message and 'config.model.num_layers: 4 -> 2' in message
+  assert 'config.train.num_steps' not in message and '--accept_config_change' in message
+  assert _steps(workdir) == [2]
+  with caplog.at_level('WARNING'):
+    state = trainer.train_and_evaluate(
+        training_runs.tiny_config({'train.num_steps': 4, 'train.learning_rate': 1e-4}), workdir)
+  assert int(state.step) == 4
+  assert 'Resuming with config.train.num_steps: 2 -> 4.' in caplog.text
+  assert 'Resuming with config.train.learning_rate: 0.001 -> 0.0001.' in caplog.text
+  # Accepted, a change that keeps the parameters' shapes resumes.
+  state = trainer.train_and_evaluate(
+      training_runs.tiny_config({'train.num_steps': 6, 'model.dtype': 'bfloat16'}), workdir,
+      accept_config_change=True)
+  assert int(state.step) == 6
+
+
+def test_which_config_changes_are_safe_to_resume_with():
+  saved = training_runs.tiny_config()
+  assert trainer.check_resumable(saved, training_runs.tiny_config(), 'w') == []
+  safe = training_runs.tiny_config({'train.batch_size': 4, 'checkpoint.every_steps': 5,
+                                    'data.segment_length': 100, 'seed': 3})
+  assert len(trainer.check_resumable(saved, safe, 'w')) == 4
+  for key, value in (('model.num_stacks', 2), ('data.sample_rate', 8000),
+                     ('data.mel.n_mels', 4), ('data.wav_dir', '/elsewhere'),
+                     ('model.upsample_scales', (4, 64))):
+    with pytest.raises(ValueError, match=f'config.{key}'):
+      trainer.check_resumable(saved, training_runs.tiny_config({key: value}), 'w')

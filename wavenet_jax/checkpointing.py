@@ -92,6 +92,15 @@ def restore_state(manager: ocp.CheckpointManager, abstract_state: Any) -> Option
   return restored[STATE]
 
 
+def saved_config(manager: ocp.CheckpointManager) -> Optional[ml_collections.ConfigDict]:
+  """The config saved with the latest complete checkpoint, or None if there is none."""
+  step = manager.latest_step()
+  if step is None:
+    return None
+  restored = manager.restore(step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))
+  return _config_from_json(restored[CONFIG])
+
+
 # Config keys added after the first checkpoints were written, with the value that those
 # checkpoints' models had: restore fills them in (the one place that sees old checkpoints).
 _ADDED_CONFIG_KEYS = {

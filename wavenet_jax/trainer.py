@@ -300,6 +300,49 @@ def _out_of_time(step: int, loop_start: float, train_config: ml_collections.Conf
   return bool(multihost_utils.broadcast_one_to_all(np.bool_(spent)))
 
 
+# Config keys whose change makes a checkpoint another model or trained on other features: a
+# run resumed with a change here would silently continue something else.
+_ARCHITECTURE_KEYS = ('model.', 'data.name', 'data.wav_dir', 'data.sample_rate', 'data.mel.')
+
+
+def _flat(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """'section.key' -> value (lists and tuples alike, as JSON keeps them)."""
+  flat = {}
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      flat.update({f'{key}.{inner}': inner_value for inner, inner_value in _flat(value).items()})
+    else:
+      flat[key] = list(value) if isinstance(value, tuple) else value
+  return flat
+
+
+def check_resumable(saved: ml_collections.ConfigDict, requested: ml_collections.ConfigDict,
+                    workdir: str, accept_config_change: bool = False) -> list[str]:
+  """Compares a workdir's saved config with the requested one before resuming.
+
+  Returns:
+    'config.KEY: saved -> requested' for each key that changed (safe to resume with, or
+    accepted).
+
+  Raises:
+    ValueError: in one line naming the keys, when the model or the data features changed
+      (unless accept_config_change).
+  """
+  saved_flat, requested_flat = _flat(saved), _flat(requested)
+  changes, unsafe = [], []
+  for key in sorted(saved_flat.keys() | requested_flat.keys()):
+    before, after = saved_flat.get(key, '(absent)'), requested_flat.get(key, '(absent)')
+    if before != after:
+      changes.append(f'config.{key}: {before!r} -> {after!r}')
+      if key.startswith(_ARCHITECTURE_KEYS):
+        unsafe.append(changes[-1])
+  if unsafe and not accept_config_change:
+    raise ValueError(
+        f'{workdir} holds a run of another model or data: {"; ".join(unsafe)}. Use a new '
+        '--workdir, or pass --accept_config_change to resume this checkpoint anyway.')
+  return changes
+
+
 def _is_due(step: int, every_steps: int) -> bool:
   """Whether a periodic action with interval every_steps (0 = never) runs at step."""
   return every_steps > 0 and step % every_steps == 0
@@ -466,8 +509,15 @@ def _compile(jit_train_step: Any, state: TrainState, batch: Batch) -> Callable:
 # ------------------------------------------------------------------------------------------
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       accept_config_change: bool = False) -> TrainState:
   """Trains (or resumes training) and evaluates; checkpoints and summaries go to workdir.
+
+  Args:
+    config: the experiment config.
+    workdir: the run's directory; a run resumes from its latest checkpoint.
+    accept_config_change: resume even if the model or data config differs from the one saved
+      with the checkpoint (`check_resumable`).
 
   Returns:
     the final state (sharded over all devices).
@@ -485,6 +535,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     epath.Path(workdir).mkdir(parents=True, exist_ok=True)
     logging.info('Mesh %s over %d devices, %d processes; workdir %s.', dict(mesh.shape),
                  jax.device_count(), jax.process_count(), workdir)
+
+  # Resume only what this config describes (checked before any long work).
+  manager = checkpointing.create_checkpoint_manager(workdir, config.checkpoint)
+  saved = checkpointing.saved_config(manager)
+  if saved is not None:
+    for change in check_resumable(saved, config, workdir, accept_config_change):
+      if is_chief:
+        logging.warning('Resuming with %s.', change)
 
   # Data.
   info = _prepare_dataset(config.data)
@@ -511,7 +569,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       jax.random.key(config.seed), model, optimizer, config.train.ema_decay > 0.0, mesh, rules)
 
   # Restore.
-  manager = checkpointing.create_checkpoint_manager(workdir, config.checkpoint)
   abstract_state = jax.tree.map(
       lambda array, array_sharding: jax.ShapeDtypeStruct(array.shape, array.dtype,
                                                          sharding=array_sharding),
