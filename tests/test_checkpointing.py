@@ -10,6 +10,7 @@ import pytest
 import training_runs
 from wavenet_jax import checkpointing
 from wavenet_jax import trainer
+from wavenet_jax import workdir_lock
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +131,35 @@ def test_which_config_changes_are_safe_to_resume_with():
                      ('model.upsample_scales', (4, 64))):
     with pytest.raises(ValueError, match=f'config.{key}'):
       trainer.check_resumable(saved, training_runs.tiny_config({key: value}), 'w')
+
+
+def test_a_second_trainer_on_a_workdir_refuses_at_once_and_a_killed_one_blocks_nothing(
+    tmp_path):
+  workdir = str(tmp_path)
+  first = _start_and_wait_for_checkpoint(workdir, {'train.num_steps': 100_000, **RESUME})
+  began = time.perf_counter()
+  second = training_runs.run_train(workdir, overrides={'train.num_steps': 4})
+  assert second.returncode == 1 and time.perf_counter() - began < 60
+  assert 'Traceback' not in second.stderr
+  last_line = second.stderr.strip().splitlines()[-1]
+  assert last_line.startswith(f'train.py: error: {workdir} is in use by process {first.pid} on ')
+  first.send_signal(signal.SIGKILL)
+  first.wait(timeout=60)
+  third = training_runs.run_train(workdir, overrides={'train.num_steps': _steps(workdir)[-1] + 2,
+                                                      **RESUME})
+  assert third.returncode == 0, third.stderr[-3000:]
+
+
+def test_a_lock_file_left_behind_does_not_block_and_a_held_one_names_its_holder(tmp_path):
+  workdir = str(tmp_path)
+  (tmp_path / workdir_lock.LOCK_FILE).write_text('{"host": "h", "pid": 1, "started": 0}')
+  config = training_runs.tiny_config({'train.num_steps': 2})
+  assert int(trainer.train_and_evaluate(config, workdir).step) == 2
+  held = workdir_lock.hold(workdir)
+  try:
+    with pytest.raises(workdir_lock.WorkdirBusyError,
+                       match=f'is in use by process {os.getpid()} on '):
+      trainer.train_and_evaluate(config, workdir)
+  finally:
+    workdir_lock.release(held)
+  assert workdir_lock.hold('gs://bucket/run') is None

@@ -35,6 +35,7 @@ from wavenet_jax import input_pipeline
 from wavenet_jax import sharding
 from wavenet_jax import summaries
 from wavenet_jax import synthesis
+from wavenet_jax import workdir_lock
 from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.models import EMBEDDING_INITS, WaveNet, model_from_config
 
@@ -524,15 +525,43 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   Raises:
     TrainingDivergedError: if the loss or the parameters become NaN/inf.
+    workdir_lock.WorkdirBusyError: if another run holds the workdir.
     ValueError: for an inconsistent config.
   """
-  is_chief = jax.process_index() == 0
   mesh = sharding.create_mesh(config.mesh)
   rules = sharding.rules_from_config(config)
   check_config(config, sharding.num_batch_shards(mesh, rules))
+  lock = _hold_workdir(workdir)
+  try:
+    return _train_and_evaluate(config, workdir, mesh, rules, accept_config_change)
+  finally:
+    workdir_lock.release(lock)
+
+
+def _hold_workdir(workdir: str) -> Optional[Any]:
+  """Creates the workdir and locks it on process 0; every process raises if it is busy."""
+  lock, busy = None, ''
+  if jax.process_index() == 0:
+    epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+    try:
+      lock = workdir_lock.hold(workdir)
+    except workdir_lock.WorkdirBusyError as error:
+      busy = str(error)
+  if jax.process_count() > 1:
+    if bool(multihost_utils.broadcast_one_to_all(np.bool_(busy))) and not busy:
+      busy = f'{workdir} is in use by another run (process 0 holds no lock on it).'
+  if busy:
+    raise workdir_lock.WorkdirBusyError(busy)
+  return lock
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                        mesh: jax.sharding.Mesh, rules: sharding.Rules,
+                        accept_config_change: bool) -> TrainState:
+  """train_and_evaluate once the config is checked and the workdir is held."""
+  is_chief = jax.process_index() == 0
   global_batch_size = config.train.batch_size
   if is_chief:
-    epath.Path(workdir).mkdir(parents=True, exist_ok=True)
     logging.info('Mesh %s over %d devices, %d processes; workdir %s.', dict(mesh.shape),
                  jax.device_count(), jax.process_count(), workdir)
 
