@@ -1,8 +1,10 @@
 """Checkpoint tests: resume after SIGKILL, SIGTERM save-and-exit, retention, inference loading."""
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -163,3 +165,67 @@ def test_a_lock_file_left_behind_does_not_block_and_a_held_one_names_its_holder(
   finally:
     workdir_lock.release(held)
   assert workdir_lock.hold('gs://bucket/run') is None
+
+
+def _damage(workdir, step, how):
+  """Damages checkpoint `step` as a crash, a full disk or a careless hand would."""
+  state = os.path.join(workdir, 'checkpoints', str(step), 'state')
+  if how == 'truncated file':
+    data = [os.path.join(root, name) for root, _, names in os.walk(state) for name in names
+            if os.sep + 'd' + os.sep in os.path.join(root, name)]
+    biggest = max(data, key=os.path.getsize)
+    with open(biggest, 'r+b') as f:
+      f.truncate(100)
+  elif how == 'no state':
+    shutil.rmtree(state)
+  else:  # 'empty step folder'
+    step_dir = os.path.dirname(state)
+    for name in os.listdir(step_dir):
+      path = os.path.join(step_dir, name)
+      shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+@pytest.fixture(scope='module')
+def two_checkpoints(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('two_checkpoints'))
+  trainer.train_and_evaluate(training_runs.tiny_config({'train.num_steps': 4, **RESUME}),
+                             workdir)
+  return workdir
+
+
+@pytest.mark.parametrize('how', ['truncated file', 'no state', 'empty step folder'])
+def test_a_damaged_latest_checkpoint_is_set_aside_and_training_resumes_from_the_previous(
+    two_checkpoints, tmp_path, how, caplog):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(two_checkpoints, workdir)
+  _damage(workdir, 4, how)
+  with caplog.at_level('WARNING'):
+    state = trainer.train_and_evaluate(
+        training_runs.tiny_config({'train.num_steps': 6, **RESUME}), workdir)
+  assert int(state.step) == 6
+  assert 'Checkpoint 4 does not restore (' in caplog.text
+  assert os.path.isdir(os.path.join(workdir, 'damaged_checkpoints', '4'))  # Kept, not deleted.
+  assert _steps(workdir) == [2, 4, 6]  # 4 written anew from 2.
+
+
+@pytest.mark.parametrize('tool', ['sample.py', 'evaluate.py'])
+def test_inference_tools_pass_over_a_damaged_checkpoint_and_say_so(two_checkpoints, tmp_path,
+                                                                   tool):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(two_checkpoints, workdir)
+  _damage(workdir, 4, 'no state')
+  args = ([f'--output={tmp_path / "out.wav"}', '--seconds=0.05'] if tool == 'sample.py' else
+          [f'--wav_dir={os.path.join(training_runs.REPO, "wavenet_jax", "data", "speech", "slt")}'])
+  result = subprocess.run([sys.executable, tool, f'--workdir={workdir}', *args],
+                          cwd=training_runs.REPO, env=training_runs.run_env(),
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'Checkpoint 4 of ' in result.stderr and 'trying the one before' in result.stderr
+  assert os.path.isdir(os.path.join(workdir, 'checkpoints', '4'))  # Left where it is.
+  _damage(workdir, 2, 'empty step folder')
+  result = subprocess.run([sys.executable, tool, f'--workdir={workdir}', *args],
+                          cwd=training_runs.REPO, env=training_runs.run_env(),
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      f'{tool}: error: {workdir}: no checkpoint restores: 4 (')

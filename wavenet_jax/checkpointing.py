@@ -13,14 +13,18 @@ import json
 from typing import Any, Optional
 
 from etils import epath
+from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.models import WaveNet, model_from_config
 
+DAMAGED_DIR = 'damaged_checkpoints'
 STATE = 'state'
 CONFIG = 'config'
 DATASET_INFO = 'dataset_info'
@@ -57,7 +61,14 @@ def create_checkpoint_manager(workdir: str | epath.PathLike,
       enable_async_checkpointing=True,
       create=not read_only,
       read_only=read_only)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEM_NAMES)
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                               item_handlers=_item_handlers())
+
+
+def _item_handlers() -> dict[str, ocp.CheckpointHandler]:
+  """The handler of each item (so that restoring some items leaves the others unread)."""
+  return {STATE: ocp.StandardCheckpointHandler(), CONFIG: ocp.JsonCheckpointHandler(),
+          DATASET_INFO: ocp.JsonCheckpointHandler()}
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any,
@@ -77,28 +88,103 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
       force=force)
 
 
-def restore_state(manager: ocp.CheckpointManager, abstract_state: Any) -> Optional[Any]:
-  """The state of the latest complete checkpoint, or None if there is none.
+def _damage(error: BaseException) -> str:
+  """The first line of a restore error (orbax and TensorStore raise many kinds)."""
+  lines = str(error).strip().splitlines()
+  first = (lines[0] if lines else '').split('. See full TensorStore details')[0]
+  return f'{type(error).__name__}: {first}'[:300]
+
+
+def _agreed(failed: bool) -> bool:
+  """Whether any process failed (every process gets the same answer)."""
+  if jax.process_count() == 1:
+    return failed
+  return bool(np.any(multihost_utils.process_allgather(np.int32(failed))))
+
+
+def _set_aside(workdir: str | epath.PathLike, step: int, reason: str) -> None:
+  """Moves a damaged checkpoint to WORKDIR/damaged_checkpoints/ (process 0), keeping it."""
+  if jax.process_index() == 0:
+    source = checkpoint_dir(workdir) / str(step)
+    damaged = checkpoint_dir(workdir).parent / DAMAGED_DIR
+    damaged.mkdir(parents=True, exist_ok=True)
+    target = damaged / str(step)
+    suffix = 1
+    while target.exists():
+      target, suffix = damaged / f'{step}.{suffix}', suffix + 1
+    source.rename(target)
+    logging.warning('Checkpoint %d does not restore (%s): moved to %s; resuming from the one '
+                    'before.', step, reason, target)
+  multihost_utils.sync_global_devices(f'set_aside_{step}')
+
+
+def restore_state(manager: ocp.CheckpointManager, abstract_state: Any,
+                  workdir: str | epath.PathLike) -> Optional[Any]:
+  """The state of the latest checkpoint that restores completely, or None if there is none.
+
+  A checkpoint that does not restore (a truncated or missing file) is moved to
+  WORKDIR/damaged_checkpoints/ with one warning line, and the one before it is tried.
 
   Args:
     abstract_state: the state's tree of jax.ShapeDtypeStruct with shardings; the restored
       arrays are placed with these shardings.
+    workdir: the run's directory (that of `manager`).
+
+  Raises:
+    ValueError: if a checkpoint holds arrays of other shapes than abstract_state (a changed
+      model, resumed with --accept_config_change).
   """
-  step = manager.latest_step()
-  if step is None:
-    return None
-  restored = manager.restore(
-      step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(abstract_state)}))
-  return restored[STATE]
+  steps = sorted(manager.all_steps(), reverse=True)
+  for step in steps:
+    _check_shapes(manager, step, abstract_state)
+    try:
+      restored = manager.restore(
+          step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(abstract_state)}))
+      reason = None
+    except Exception as error:  # pylint: disable=broad-except  # Any damage: see _damage.
+      reason = _damage(error)
+    if not _agreed(reason is not None):
+      return restored[STATE]
+    _set_aside(workdir, step, reason or 'another process could not restore it')
+    manager.reload()
+  if steps and jax.process_index() == 0:
+    logging.warning('No checkpoint of %s restores (all moved to %s): starting from step 0.',
+                    workdir, checkpoint_dir(workdir).parent / DAMAGED_DIR)
+  return None
+
+
+def _check_shapes(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> None:
+  """Raises ValueError if checkpoint `step` records other parameter shapes than abstract_state.
+
+  A checkpoint whose metadata cannot be read passes: restoring it then fails as damaged.
+  """
+  try:
+    saved = manager.item_metadata(step)[STATE]['params']
+    saved_shapes = {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in
+                    jax.tree_util.tree_leaves_with_path(saved) if hasattr(leaf, 'shape')}
+  except Exception:  # pylint: disable=broad-except  # Damaged metadata: judged by restore.
+    return
+  for path, leaf in jax.tree_util.tree_leaves_with_path(abstract_state.params):
+    name = jax.tree_util.keystr(path)
+    if name in saved_shapes and saved_shapes[name] != tuple(leaf.shape):
+      raise ValueError(f'checkpoint {step} holds {name} of shape {saved_shapes[name]}, but this '
+                       f'config\'s model has {tuple(leaf.shape)}: the change cannot be resumed; '
+                       'use a new --workdir.')
 
 
 def saved_config(manager: ocp.CheckpointManager) -> Optional[ml_collections.ConfigDict]:
-  """The config saved with the latest complete checkpoint, or None if there is none."""
-  step = manager.latest_step()
-  if step is None:
-    return None
-  restored = manager.restore(step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))
-  return _config_from_json(restored[CONFIG])
+  """The config saved with the latest checkpoint that has a readable one, or None.
+
+  Damaged checkpoints are passed over here; `restore_state` sets them aside.
+  """
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      restored = manager.restore(step,
+                                 args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))
+    except Exception:  # pylint: disable=broad-except  # Damage of any kind: the next one.
+      continue
+    return _config_from_json(restored[CONFIG])
+  return None
 
 
 # Config keys added after the first checkpoints were written, with the value that those
@@ -115,6 +201,19 @@ def _config_from_json(config_json: dict[str, Any]) -> ml_collections.ConfigDict:
     if name not in config[section]:
       config[section][name] = value
   return config
+
+
+def _restore_everything(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
+  """State (on this process's first device), config and dataset info of checkpoint `step`."""
+  metadata = manager.item_metadata(step)[STATE]
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  abstract_state = jax.tree.map(
+      lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), metadata)
+  return manager.restore(step, args=ocp.args.Composite(**{
+      STATE: ocp.args.StandardRestore(abstract_state),
+      CONFIG: ocp.args.JsonRestore(),
+      DATASET_INFO: ocp.args.JsonRestore(),
+  }))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,33 +243,38 @@ def restore_for_inference(workdir: str | epath.PathLike,
     workdir: a training run's directory.
     step: the checkpoint step; None = the latest.
 
+  A latest checkpoint that does not restore (a truncated or missing file) is passed over
+  with one warning line, and left where it is (train.py sets such checkpoints aside).
+
   Raises:
-    NoCheckpointError: if the workdir has no checkpoint (or not `step`).
+    NoCheckpointError: if the workdir has no checkpoint that restores (or not `step`).
   """
   directory = checkpoint_dir(workdir)
   if not directory.is_dir():
     raise NoCheckpointError(f'{workdir}: no checkpoint (no directory {directory}).')
   manager = ocp.CheckpointManager(
       directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False),
-      item_handlers={STATE: ocp.StandardCheckpointHandler(),
-                     CONFIG: ocp.JsonCheckpointHandler(),
-                     DATASET_INFO: ocp.JsonCheckpointHandler()})
+      item_handlers=_item_handlers())
   steps = manager.all_steps()
   if not steps:
     raise NoCheckpointError(f'{workdir}: no complete checkpoint in {directory}.')
-  step = max(steps) if step is None else step
-  if step not in steps:
+  if step is not None and step not in steps:
     raise NoCheckpointError(f'{workdir}: no checkpoint for step {step} (have {sorted(steps)}).')
-  metadata = manager.item_metadata(step)[STATE]
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  abstract_state = jax.tree.map(
-      lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), metadata)
-  restored = manager.restore(step, args=ocp.args.Composite(**{
-      STATE: ocp.args.StandardRestore(abstract_state),
-      CONFIG: ocp.args.JsonRestore(),
-      DATASET_INFO: ocp.args.JsonRestore(),
-  }))
+  damaged = []
+  for candidate in [step] if step is not None else sorted(steps, reverse=True):
+    try:
+      restored = _restore_everything(manager, candidate)
+      break
+    except Exception as error:  # pylint: disable=broad-except  # Any damage: see _damage.
+      damaged.append(f'{candidate} ({_damage(error)})')
+      if step is None:
+        logging.warning('Checkpoint %d of %s does not restore (%s); trying the one before.',
+                        candidate, workdir, _damage(error))
+  else:
+    manager.close()
+    raise NoCheckpointError(f'{workdir}: no checkpoint restores: ' + '; '.join(damaged))
   manager.close()
+  step = candidate
   config = _config_from_json(restored[CONFIG])
   dataset_info = DatasetInfo.from_json(json.dumps(restored[DATASET_INFO]))
   model = model_from_config(config.model, config.data, dataset_info.speakers)

@@ -11,6 +11,7 @@ samples the model reads: global batch x (receptive field + segment length) per s
 """
 import functools
 import itertools
+import json
 import math
 import signal
 import threading
@@ -307,14 +308,18 @@ _ARCHITECTURE_KEYS = ('model.', 'data.name', 'data.wav_dir', 'data.sample_rate',
 
 
 def _flat(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """'section.key' -> value (lists and tuples alike, as JSON keeps them)."""
-  flat = {}
-  for key, value in config.items():
-    if isinstance(value, ml_collections.ConfigDict):
-      flat.update({f'{key}.{inner}': inner_value for inner, inner_value in _flat(value).items()})
-    else:
-      flat[key] = list(value) if isinstance(value, tuple) else value
-  return flat
+  """'section.key' -> value as JSON keeps it (tuples as lists), as checkpoints save configs."""
+
+  def flatten(tree: dict[str, Any], prefix: str) -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+      if isinstance(value, dict):
+        flat.update(flatten(value, f'{prefix}{key}.'))
+      else:
+        flat[f'{prefix}{key}'] = value
+    return flat
+
+  return flatten(json.loads(config.to_json_best_effort()), '')
 
 
 def check_resumable(saved: ml_collections.ConfigDict, requested: ml_collections.ConfigDict,
@@ -602,7 +607,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       lambda array, array_sharding: jax.ShapeDtypeStruct(array.shape, array.dtype,
                                                          sharding=array_sharding),
       state, state_shardings)
-  restored = checkpointing.restore_state(manager, abstract_state)
+  restored = checkpointing.restore_state(manager, abstract_state, workdir)
   if restored is not None:
     state = restored
   start_step = int(jax.device_get(state.step))
