@@ -4,8 +4,11 @@
 
 Uses the workdir's latest checkpoint (EMA parameters when the run kept them) and its
 conditioning: speakers by name from FOLDER/metadata.csv (else each file's folder name), log-mel
-features computed from each file with the training statistics. The last line printed is JSON:
-{"bits_per_sample": ..., "num_samples": ..., "num_files": ...}.
+features computed from each file with the training statistics. Files that cannot be scored
+(undecodable, NaN/inf, under 2 samples, a speaker the model does not know, ...) are skipped:
+a line before the last lists them with the reasons, another the metadata.csv rows not used or
+overridden. The last line printed is JSON: {"bits_per_sample": ..., "num_samples": ...,
+"num_files": ..., "skipped": {path: reason}, "metadata_problems": ["line N: ...", ...]}.
 """
 import json
 
@@ -14,6 +17,7 @@ from absl import flags
 from wavenet_jax import checkpointing
 from wavenet_jax import cli
 from wavenet_jax import evaluation
+from wavenet_jax import file_listing
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training run directory (with checkpoints/).')
 _WAV_DIR = flags.DEFINE_string('wav_dir', None, 'Folder of .wav/.flac/.ogg files to score.')
@@ -28,9 +32,16 @@ def main(argv: list[str]) -> None:
   del argv  # cli.run checks that there are no positional arguments.
   trained = checkpointing.restore_for_inference(_WORKDIR.value, _STEP.value)
   score = evaluation.score_folder(trained.model, trained.variables, trained.dataset_info,
-                                  trained.config.data, _WAV_DIR.value, _CHUNK_LENGTH.value)
+                                  trained.config.data, _WAV_DIR.value, _CHUNK_LENGTH.value,
+                                  setting='--wav_dir')
+  for note in (file_listing.skipped_line(_WAV_DIR.value, score.skipped),
+               file_listing.problems_line(_WAV_DIR.value, score.metadata_problems)):
+    if note:
+      print(note)
   print(json.dumps({'bits_per_sample': score.bits_per_sample,
-                    'num_samples': score.num_samples, 'num_files': score.num_files}))
+                    'num_samples': score.num_samples, 'num_files': score.num_files,
+                    'skipped': dict(score.skipped),
+                    'metadata_problems': list(score.metadata_problems)}))
 
 
 if __name__ == '__main__':

@@ -25,6 +25,9 @@ SKIPPED_FILES = {  # path -> words of the reason
     'bob/empty.wav': 'cannot decode', 'bob/text.wav': 'cannot decode',
     'bob/corrupt.flac': 'cannot decode', 'bob/nan.wav': 'NaN',
     'alice/missing.wav': 'does not exist'}
+# The bad folder's metadata.csv rows not used or overridden.
+METADATA_PROBLEMS = ("line 5: 'alice/a1.wav' is the file of line 2 too: line 5 is used",
+                     'line 6: a quote is opened and never closed: the row is not used')
 
 
 def _tone(seconds, rate=RATE, frequency=220.0):
@@ -55,11 +58,14 @@ def _write_bad_folder(root):
   with_nan[5] = np.inf
   soundfile.write(root / 'bob/nan.wav', with_nan, RATE, subtype='FLOAT')
   (root / 'notes.txt').write_text('not audio')
-  (root / 'metadata.csv').write_text(
+  (root / 'metadata.csv').write_text(  # As a spreadsheet exports it: with a BOM.
       'file,speaker,text\n'
-      'alice/a1.wav,alice,hello world\n'
+      'alice/a1.wav,nobody,overridden by line 5\n'
       'alice/a2.flac,alice,"second, with comma"\n'
-      'alice/missing.wav,alice,gone\n')
+      'alice/missing.wav,alice,gone\n'
+      'alice/a1.wav,alice,hello world\n'
+      'bob/b_48k.wav,bob,"a quote never closed\n'
+      'bob/stereo.ogg,bob,after the bad quote\n', encoding='utf-8-sig')
 
 
 def _data_config(wav_dir, data_dir, **overrides):
@@ -97,6 +103,10 @@ def test_folder_counts_splits_and_speakers(bad_folder):
   examples = {train[i]['file'].decode(): train[i] for i in range(len(train))}
   examples.update({validation[i]['file'].decode(): validation[i] for i in range(len(validation))})
   assert examples['alice/a2.flac']['text'].decode() == 'second, with comma'
+  # metadata.csv: the last of two rows for a1; the row after an unclosed quote is read.
+  assert examples['alice/a1.wav']['text'].decode() == 'hello world'
+  assert examples['bob/stereo.ogg']['text'].decode() == 'after the bad quote'
+  assert examples['bob/b_48k.wav']['text'].decode() == ''
   assert source.speakers[examples['top.wav']['speaker']] == 'wavs'
   # Fixed on the way in: resampled, mixed down, clipped; a truncated file keeps its decodable part.
   assert examples['bob/b_48k.wav']['audio'].shape == (int(0.25 * RATE),)
@@ -117,11 +127,61 @@ def test_folder_report_lists_every_skipped_file_with_its_reason(bad_folder):
     assert reason in summary.split(f'{path} (')[1].split(');')[0]
   assert metadata['clipped'] == ['bob/loud.wav']
   assert metadata['ignored'] == ['notes.txt']
+  assert metadata['problems'] == list(METADATA_PROBLEMS)
   report = '\n'.join(source.describe())
   assert f'audio files found: {len(GOOD_FILES) + len(SKIPPED_FILES) - 1}' in report
   assert 'speakers (3): alice, bob, wavs' in report
   assert f'skipped: {len(SKIPPED_FILES)}' in report
   assert 'notes.txt' in report
+  assert (f'2 problem(s) in {config.wav_dir}/metadata.csv: ' + '; '.join(METADATA_PROBLEMS)
+          in report)
+
+
+def test_prepare_warns_about_skipped_files_and_metadata_problems(bad_folder, caplog):
+  config, _ = bad_folder
+  with caplog.at_level('WARNING'):
+    datasets.audio_source(config).prepare()
+  assert f'Skipped {len(SKIPPED_FILES)} file(s)' in caplog.text
+  assert '; '.join(METADATA_PROBLEMS) in caplog.text
+
+
+def test_a_changed_metadata_csv_is_prepared_again(tmp_path):
+  soundfile.write(tmp_path / 'a.wav', _tone(0.1), RATE, subtype='PCM_16')
+  soundfile.write(tmp_path / 'b.wav', _tone(0.1), RATE, subtype='PCM_16')
+  names = []
+  for metadata in ('file,speaker\na.wav,x\n', 'file,speaker\na.wav,y\n',
+                   'file,speaker\na.wav,y\ngone.wav,y\n', 'file,speaker\na.wav,y\na.wav,y\n',
+                   'file,speaker\na.wav,y\nb.wav,"y\n'):
+    (tmp_path / 'metadata.csv').write_text(metadata)
+    names.append(audio_folder.folder_config(str(tmp_path), RATE, 0.0).name)
+  assert len(set(names)) == len(names), names
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_prepared(tmp_path):
+  (tmp_path / 'wavs').mkdir()
+  soundfile.write(tmp_path / 'wavs' / 'good.wav', _tone(0.2), RATE, subtype='PCM_16')
+  bad_name = os.path.join(os.fsencode(tmp_path / 'wavs'), b'bad\xff.wav')
+  try:  # Linux file systems take any bytes; macOS's refuse names that are not UTF-8.
+    with open(bad_name, 'wb') as f:
+      f.write((tmp_path / 'wavs' / 'good.wav').read_bytes())
+  except OSError:
+    pytest.skip('this file system refuses names that are not UTF-8')
+  (tmp_path / 'wavs' / os.fsdecode(b'notes\xff.txt')).write_text('not audio')
+  source = datasets.audio_source(_data_config(tmp_path / 'wavs', tmp_path / 'tfds',
+                                              validation_fraction=0.0))
+  source.prepare()
+  metadata = source.builder.info.metadata
+  assert metadata['undecodable'] == ["b'bad\\xff.wav'"]
+  assert metadata['ignored'] == ["b'notes\\xff.txt'"]
+  assert [example['file'] for example in source.data_source('train')] == [b'good.wav']
+  report = '\n'.join(source.describe())
+  report.encode('utf-8')  # Printable: the names are shown as their bytes.
+  assert 'audio files found: 2' in report and 'skipped: 1' in report
+  assert "b'bad\\xff.wav' (the file name is not valid UTF-8: rename the file)" in report
+  os.remove(tmp_path / 'wavs' / 'good.wav')
+  with pytest.raises(ValueError, match=r"--wav_dir=.* holds no .* file whose name is valid "
+                                       r"UTF-8 \(b'bad\\xff.wav'\)"):
+    datasets.audio_source(_data_config(tmp_path / 'wavs', tmp_path / 'tfds'), flag_prefix='--')
 
 
 def test_prepare_is_idempotent_and_settings_do_not_collide(bad_folder):
@@ -166,6 +226,13 @@ def test_bad_folder_settings_raise_errors_naming_the_flag(tmp_path):
     datasets.audio_source(_data_config(tmp_path / 'empty', tmp_path / 'tfds'))
   with pytest.raises(ValueError, match='config.data.name'):
     datasets.audio_source(_data_config(tmp_path, tmp_path, name='no_such_dataset'))
+  # The prepare CLI names its own flags.
+  with pytest.raises(ValueError, match='^--wav_dir=.* is not a folder'):
+    datasets.audio_source(_data_config(tmp_path / 'nowhere', tmp_path / 'tfds'),
+                          flag_prefix='--')
+  with pytest.raises(ValueError, match='^--validation_fraction=1.5 must be'):
+    datasets.audio_source(_data_config(tmp_path, tmp_path, validation_fraction=1.5),
+                          flag_prefix='--')
 
 
 @pytest.mark.slow
@@ -182,7 +249,7 @@ def test_prepare_cli_prints_the_report(bad_folder):
       [sys.executable, '-m', 'wavenet_jax.datasets.prepare', '--wav_dir=/no/such/folder'],
       cwd=REPO, capture_output=True, text=True)
   assert failed.returncode != 0
-  assert "config.data.wav_dir='/no/such/folder' is not a folder" in failed.stderr
+  assert "--wav_dir='/no/such/folder' is not a folder" in failed.stderr
   assert 'Traceback' not in failed.stderr
 
 

@@ -10,11 +10,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import soundfile
 
+from experiments import default
 import training_runs
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import evaluation
+from wavenet_jax import file_listing
 from wavenet_jax import trainer
+from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.datasets import EMBEDDED_CORPUS_DIR
 from wavenet_jax.models import WaveNet
 
@@ -50,6 +54,51 @@ def test_chunked_scores_equal_one_forward_pass(hop, speaker, local):
   assert chunked == pytest.approx(expected, rel=1e-5)
 
 
+def test_score_folder_skips_and_lists_the_files_it_cannot_score(tmp_path):
+  rate = 8000
+  model = WaveNet(num_layers=2, num_stacks=1, residual_channels=4, gate_channels=4,
+                  skip_channels=4, num_classes=256, num_speakers=2)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32), jnp.asarray([0]), None)
+  info = DatasetInfo(sample_rate=rate, speakers=('ann', 'bob'), mel_mean=None, mel_std=None,
+                     num_train_examples=2, num_validation_examples=0)
+  data_config = default.get_config().data
+  rng = np.random.default_rng(0)
+  good = {'ann/a.wav': (rng.uniform(-0.5, 0.5, 200), 0),
+          'x/b.wav': (rng.uniform(-0.5, 0.5, 300), 1)}  # Speaker by metadata.csv, not folder.
+  for folder in ('ann', 'x', 'carl'):
+    (tmp_path / folder).mkdir()
+  for name, (waveform, _) in good.items():
+    soundfile.write(tmp_path / name, waveform, rate, subtype='FLOAT')
+  soundfile.write(tmp_path / 'ann/one.wav', np.zeros(1), rate, subtype='PCM_16')
+  soundfile.write(tmp_path / 'ann/nan.wav', np.asarray([0.1, np.nan, 0.2]), rate, subtype='FLOAT')
+  (tmp_path / 'ann/text.wav').write_text('not audio')
+  soundfile.write(tmp_path / 'carl/c.wav', np.zeros(100), rate, subtype='PCM_16')
+  (tmp_path / 'metadata.csv').write_text('file,speaker\nx/b.wav,bob\ngone.wav,ann\nx/b.wav,"bob\n')
+  score = evaluation.score_folder(model, variables, info, data_config, str(tmp_path),
+                                  chunk_length=128, setting='--wav_dir')
+  expected = sum(
+      evaluation.score_waveform(model, variables, audio_lib.load_audio(tmp_path / name, rate),
+                                info, data_config, speaker, chunk_length=128)
+      for name, (_, speaker) in good.items())
+  assert score.nats == pytest.approx(expected, rel=1e-6)
+  assert score.num_files == 2 and score.num_samples == 199 + 299
+  assert set(score.skipped) == {'ann/one.wav', 'ann/nan.wav', 'ann/text.wav', 'carl/c.wav',
+                                'gone.wav'}
+  assert score.skipped['ann/one.wav'] == 'needs at least 2 samples to score, has 1'
+  assert 'NaN' in score.skipped['ann/nan.wav']
+  assert 'cannot decode' in score.skipped['ann/text.wav']
+  assert score.skipped['carl/c.wav'] == "speaker 'carl' is not one the model knows (ann, bob)"
+  assert score.skipped['gone.wav'] == file_listing.MISSING_REASON
+  assert score.metadata_problems == (
+      'line 4: a quote is opened and never closed: the row is not used',)
+  for name in good:
+    os.remove(tmp_path / name)
+  with pytest.raises(ValueError, match=r"^--wav_dir='.*': no file can be scored\. Skipped 6 "
+                                       r"file\(s\) of .*carl/c.wav \(speaker 'carl'"):
+    evaluation.score_folder(model, variables, info, data_config, str(tmp_path),
+                            setting='--wav_dir')
+
+
 @pytest.mark.slow
 def test_evaluate_cli_scores_a_folder_with_speakers_and_mel(tmp_path):
   workdir = str(tmp_path / 'run')
@@ -67,15 +116,39 @@ def test_evaluate_cli_scores_a_folder_with_speakers_and_mel(tmp_path):
              for name in os.listdir(folder) if name.endswith('.flac')]
   assert score['num_files'] == 2 and score['num_samples'] == sum(lengths) - 2
   assert 0.0 < score['bits_per_sample'] < 10.0
+  assert score['skipped'] == {} and score['metadata_problems'] == []
 
-  first_file = sorted(name for name in os.listdir(folder) if name.endswith('.flac'))[0]
-  (folder / 'metadata.csv').write_text(f'file,speaker\n{first_file},nobody\n')
+  # Bad files are skipped and listed; the others scored.
+  first_file, second_file = sorted(name for name in os.listdir(folder) if name.endswith('.flac'))
+  (folder / 'metadata.csv').write_text(
+      f'file,speaker\n{first_file},nobody\n{second_file},slt\n{second_file},slt\n')
+  (folder / 'text.wav').write_text('not audio')
+  result = subprocess.run(
+      [sys.executable, 'evaluate.py', f'--workdir={workdir}', f'--wav_dir={folder}'],
+      cwd=training_runs.REPO, env=training_runs.run_env(), capture_output=True, text=True,
+      timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  *_, skipped_note, problems_note, last_line = result.stdout.strip().splitlines()
+  score = json.loads(last_line)
+  second_length = len(audio_lib.load_audio(folder / second_file, 16000))
+  assert score['num_files'] == 1 and score['num_samples'] == second_length - 1
+  assert set(score['skipped']) == {first_file, 'text.wav'}
+  assert "speaker 'nobody' is not one the model knows" in score['skipped'][first_file]
+  assert skipped_note.startswith(f'Skipped 2 file(s) of {folder}: {first_file} (speaker')
+  assert problems_note == (f'1 problem(s) in {folder}/metadata.csv: line 4: {second_file!r} is '
+                           'the file of line 3 too: line 4 is used')
+  assert score['metadata_problems'] == [problems_note.split(': ', 1)[1]]
+
+  # No file left to score: a one-line error naming the flag.
+  os.remove(folder / second_file)
   result = subprocess.run(
       [sys.executable, 'evaluate.py', f'--workdir={workdir}', f'--wav_dir={folder}'],
       cwd=training_runs.REPO, env=training_runs.run_env(), capture_output=True, text=True,
       timeout=300)
   assert result.returncode != 0 and 'Traceback' not in result.stderr
-  assert "speaker 'nobody'" in result.stderr.strip().splitlines()[-1]
+  error = result.stderr.strip().splitlines()[-1]
+  assert error.startswith(f"evaluate.py: error: --wav_dir='{folder}': no file can be scored")
+  assert "speaker 'nobody'" in error and 'text.wav (cannot decode' in error
 
 
 @pytest.mark.slow

@@ -10,11 +10,17 @@ position its full receptive field.
 Conditioning is that of the checkpoint: speaker ids by name (a folder's metadata.csv, else
 the file's folder name, as when the dataset was prepared), log-mel features computed from
 the file itself and normalised with the training statistics saved with the checkpoint.
+
+As preparation does, a folder's files that cannot be scored (undecodable, NaN/inf samples,
+fewer than 2 samples, a speaker the model does not know, a name that is not UTF-8, a
+metadata row whose file is missing) are skipped and listed with the reason, and the others
+scored: one bad file in a thousand does not cost the score of the rest.
 """
+from collections.abc import Mapping
 import dataclasses
 import functools
 import math
-import os
+import pathlib
 from typing import Any, Optional
 
 import jax
@@ -38,11 +44,15 @@ class Score:
   Attributes:
     nats: Σ -ln p(x[t + 1] | x[..t]) over all scored positions.
     num_samples: number of scored positions (Σ over files of length - 1).
-    num_files: number of files.
+    num_files: number of files scored.
+    skipped: files not scored (path relative to the folder -> reason).
+    metadata_problems: the folder's metadata.csv rows not used or overridden ('line N: ...').
   """
   nats: float
   num_samples: int
   num_files: int
+  skipped: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  metadata_problems: tuple[str, ...] = ()
 
   @property
   def bits_per_sample(self) -> float:
@@ -118,35 +128,59 @@ def score_waveform(model: WaveNet, variables: Any, waveform: np.ndarray,
   return score_classes(model, variables, mulaw.encode(waveform), speaker, mel, chunk_length)
 
 
+def _scorable(entry: file_listing.AudioFileEntry, root: pathlib.Path, model: WaveNet,
+              dataset_info: DatasetInfo) -> tuple[np.ndarray, Optional[int]] | str:
+  """(waveform, speaker id) of a file that can be scored, else the reason it cannot."""
+  try:
+    waveform = audio_lib.load_audio(root / entry.file, dataset_info.sample_rate)
+  except audio_lib.AudioFileError as error:
+    return error.reason
+  if waveform.size < 2:
+    return f'needs at least 2 samples to score, has {waveform.size}'
+  if not model.num_speakers:
+    return waveform, None
+  if entry.speaker not in dataset_info.speakers:
+    return (f'speaker {entry.speaker!r} is not one the model knows '
+            f'({", ".join(dataset_info.speakers)})')
+  return waveform, dataset_info.speakers.index(entry.speaker)
+
+
 def score_folder(model: WaveNet, variables: Any, dataset_info: DatasetInfo,
-                 data_config: Any, wav_dir: str,
-                 chunk_length: int = DEFAULT_CHUNK_LENGTH) -> Score:
-  """Scores every audio file under wav_dir with the model's conditioning.
+                 data_config: Any, wav_dir: str, chunk_length: int = DEFAULT_CHUNK_LENGTH,
+                 setting: str = 'wav_dir') -> Score:
+  """Scores every usable audio file under wav_dir with the model's conditioning.
+
+  Files that cannot be scored are skipped and listed in Score.skipped with the reason (see
+  the module docstring).
 
   Args:
     dataset_info: of the checkpoint (speaker names, mel statistics).
     data_config: the checkpoint's config.data (sample rate, mel settings).
     wav_dir: a folder of .wav/.flac/.ogg files, optionally with a metadata.csv.
+    setting: the flag the user gave wav_dir with, named in errors.
 
   Raises:
-    ValueError: naming the file, for an unknown speaker or a file shorter than 2 samples;
-      audio.AudioFileError for an undecodable file.
+    ValueError: naming `setting`, if wav_dir is not a folder, holds no audio file or none
+      that can be scored (listing each file and why); naming metadata.csv if it cannot be
+      read.
   """
-  entries = file_listing.scan_folder(wav_dir).entries
+  listing = file_listing.scan_folder(wav_dir, setting)
+  root = pathlib.Path(wav_dir).expanduser().resolve()  # As scan_folder lists it.
+  skipped = listing.skipped
   nats = 0.0
-  num_samples = 0
-  for entry in entries:
-    path = os.path.join(wav_dir, entry.file)
-    waveform = audio_lib.load_audio(path, dataset_info.sample_rate)
-    if waveform.size < 2:
-      raise ValueError(f'{path}: needs at least 2 samples to score, has {waveform.size}.')
-    speaker = None
-    if model.num_speakers:
-      if entry.speaker not in dataset_info.speakers:
-        raise ValueError(f'{path}: speaker {entry.speaker!r} is not one the model knows '
-                         f'({", ".join(dataset_info.speakers)}).')
-      speaker = dataset_info.speakers.index(entry.speaker)
+  num_samples = num_files = 0
+  for entry in listing.entries:
+    scorable = _scorable(entry, root, model, dataset_info)
+    if isinstance(scorable, str):
+      skipped[entry.file] = scorable
+      continue
+    waveform, speaker = scorable
     nats += score_waveform(model, variables, waveform, dataset_info, data_config, speaker,
                            chunk_length)
     num_samples += waveform.size - 1
-  return Score(nats=nats, num_samples=num_samples, num_files=len(entries))
+    num_files += 1
+  if not num_files:
+    raise ValueError(f'{setting}={wav_dir!r}: no file can be scored. '
+                     f'{file_listing.skipped_line(wav_dir, skipped)}')
+  return Score(nats=nats, num_samples=num_samples, num_files=num_files, skipped=skipped,
+               metadata_problems=listing.problems)

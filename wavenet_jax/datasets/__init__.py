@@ -68,12 +68,18 @@ class AudioSource:
           f'`tfds convert_format --dataset_dir={self.builder.data_dir} --out_file_format='
           f'{FILE_FORMAT}` or prepare it in another data_dir.')
     if isinstance(self.builder, audio_folder.AudioFolder):
-      summary = audio_folder.skipped_summary(self.builder.info.metadata)
-      if summary:
-        logging.warning(summary)
+      metadata = self.builder.info.metadata
+      for summary in (audio_folder.skipped_summary(metadata),
+                      audio_folder.problems_summary(metadata)):
+        if summary:
+          logging.warning(summary)
 
   def describe(self) -> list[str]:
-    """Lines saying what the prepared dataset holds: files, hours, speakers, skipped files."""
+    """Lines saying what the prepared dataset holds: files, hours, speakers, skipped files.
+
+    For a folder also its metadata.csv problems (rows not used or overridden), clipped,
+    unlisted and ignored files.
+    """
     builder = self.builder
     lines = [f'Dataset {builder.info.full_name} prepared in {builder.data_dir}']
     for split in (self.train_split, self.validation_split):
@@ -83,11 +89,15 @@ class AudioSource:
       metadata = builder.info.metadata
       hours = {split: samples / self.stored_sample_rate / 3600
                for split, samples in sorted(metadata['num_samples'].items())}
-      lines.insert(1, f'  audio files found: {len(builder.builder_config.listing.entries)} '
+      listing = builder.builder_config.listing
+      lines.insert(1, f'  audio files found: {len(listing.entries) + len(listing.undecodable)} '
                       f'({sum(hours.values()):.3f} hours prepared: '
                       + ', '.join(f'{split} {h:.3f}' for split, h in hours.items()) + ')')
-      lines.append(f'  skipped: {len(metadata["skipped"]) + len(metadata["missing"])}')
+      lines.append(f'  skipped: {len(audio_folder.skipped_files(metadata))}')
       lines.append('  ' + (audio_folder.skipped_summary(metadata) or 'No file skipped.'))
+      problems = audio_folder.problems_summary(metadata)
+      if problems:
+        lines.append(f'  {problems}')
       if metadata['clipped']:
         lines.append(f'  clipped to [-1, 1] when stored as int16 ({len(metadata["clipped"])}): '
                      + ', '.join(metadata['clipped']))
@@ -141,15 +151,16 @@ def _note_old_versions(dataset_dir: epath.Path) -> None:
           dataset_dir.parent, version, audio_folder.AudioFolder.VERSION)
 
 
-def _require_tensorflow(name: str) -> None:
+def _require_tensorflow(name: str, flag_prefix: str) -> None:
   """Raises ValueError in one line when TensorFlow, which catalog datasets need, is missing."""
   try:
     import tensorflow  # pylint: disable=g-import-not-at-top,import-outside-toplevel,unused-import
   except ImportError as error:
     raise ValueError(
-        f'config.data.name={name!r} is a TFDS catalog dataset, whose audio feature needs '
+        f'{flag_prefix}name={name!r} is a TFDS catalog dataset, whose audio feature needs '
         f"TensorFlow to prepare and read ({error}): pip install 'wavenet-jax[tensorflow]', or "
-        "use config.data.name='audio_folder' (a folder of audio files, no TensorFlow).") from None
+        f"use {flag_prefix}name='audio_folder' (a folder of audio files, no TensorFlow)."
+    ) from None
 
 
 def _class_label_names(features: tfds.features.FeaturesDict, key_path: str) -> tuple[str, ...]:
@@ -159,30 +170,34 @@ def _class_label_names(features: tfds.features.FeaturesDict, key_path: str) -> t
   return tuple(feature.names)
 
 
-def _validation_percent(validation_fraction: float) -> int:
+def _validation_percent(validation_fraction: float, flag_prefix: str) -> int:
   percent = round(100 * validation_fraction)
   if not 0 <= percent < 100:
     raise ValueError(
-        f'config.data.validation_fraction={validation_fraction} must be in [0, 1).')
+        f'{flag_prefix}validation_fraction={validation_fraction} must be in [0, 1).')
   return percent
 
 
-def audio_source(data_config: Any) -> AudioSource:
+def audio_source(data_config: Any, flag_prefix: str = 'config.data.') -> AudioSource:
   """The dataset named by config.data (not prepared yet: call `.prepare()`).
 
   Args:
     data_config: config.data (name, wav_dir, data_dir, sample_rate,
       validation_fraction).
+    flag_prefix: what errors put before a setting's name, to name what the user typed:
+      'config.data.' for training, '--' for the prepare CLI's flags.
 
   Raises:
-    ValueError: naming the flag, for an unknown dataset name or a bad wav_dir.
+    ValueError: naming the flag, for an unknown dataset name, a bad wav_dir or
+      validation_fraction.
   """
   data_dir = data_config.data_dir or None
   if data_config.name == 'audio_folder':
     wav_dir = data_config.wav_dir or str(EMBEDDED_CORPUS_DIR)
-    _validation_percent(data_config.validation_fraction)
+    _validation_percent(data_config.validation_fraction, flag_prefix)
     config = audio_folder.folder_config(wav_dir, data_config.sample_rate,
-                                        data_config.validation_fraction)
+                                        data_config.validation_fraction,
+                                        setting=f'{flag_prefix}wav_dir')
     builder = audio_folder.AudioFolder(config=config, data_dir=data_dir)
     return AudioSource(
         builder=builder, audio_key='audio', speaker_key='speaker',
@@ -191,13 +206,13 @@ def audio_source(data_config: Any) -> AudioSource:
         speakers=_class_label_names(builder.info.features, 'speaker'))
   if data_config.name not in catalog.CATALOG:
     raise ValueError(
-        f'config.data.name={data_config.name!r} is not a known dataset: use "audio_folder" '
-        f'(with config.data.wav_dir) or one of {sorted(catalog.CATALOG)}.')
+        f'{flag_prefix}name={data_config.name!r} is not a known dataset: use "audio_folder" '
+        f'(with {flag_prefix}wav_dir) or one of {sorted(catalog.CATALOG)}.')
   entry = catalog.CATALOG[data_config.name]
-  _require_tensorflow(data_config.name)
+  _require_tensorflow(data_config.name, flag_prefix)
   builder = tfds.builder(entry.tfds_name, data_dir=data_dir, file_format=FILE_FORMAT)
   if entry.validation_split is None:
-    train_percent = 100 - _validation_percent(data_config.validation_fraction)
+    train_percent = 100 - _validation_percent(data_config.validation_fraction, flag_prefix)
     train_split, validation_split = f'train[:{train_percent}%]', f'train[{train_percent}%:]'
   else:
     train_split, validation_split = 'train', entry.validation_split

@@ -1,7 +1,7 @@
 """TFDS builder for any folder of audio files (config.data.name = 'audio_folder').
 
 The folder is listed by `file_listing.scan_folder` (audio files, speakers and
-texts from an optional metadata.csv).
+texts from an optional metadata.csv, whose malformed rows it reports).
 
 Each example: 'audio' int16 [time] mono at the configured sample rate (a TFDS
 Tensor, which `as_data_source` decodes with numpy alone; the rate is in the
@@ -24,15 +24,21 @@ the dataset's metadata and printed by `python -m wavenet_jax.datasets.prepare`):
   truncated file                  whatever libsndfile can decode is kept, else skipped
   corrupt / non-audio / empty     skipped (path and reason)
   NaN or inf samples              skipped (path and reason)
+  file name not valid UTF-8       skipped (its bytes shown, b'bad\\xff.wav', and reason)
   metadata row, file missing      skipped (path and reason)
+  malformed metadata row          not used, reported with its line number: a stray quote,
+                                  more fields than the header, no file name, not an
+                                  audio file; the rows after it are still read
+  metadata rows for one file      the last one used, reported with the line numbers
+  metadata.csv with a UTF-8 BOM   read as any other (spreadsheet exports)
   shorter than one training crop  kept: the input pipeline pads and masks it
   no usable file at all           error naming the folder, listing every file and why
 Other files (not .wav/.flac/.ogg, not metadata.csv) are counted as ignored.
 
 The builder config name is derived from the folder path, the sample rate, the
-validation fraction and the file listing (names and sizes), so distinct folders
-or settings never collide in one data_dir, and a changed folder is prepared
-again.
+validation fraction and the file listing (names, sizes, speakers, texts, missing
+files, metadata problems), so distinct folders or settings never collide in one
+data_dir, and a changed folder or metadata.csv is prepared again.
 """
 from concurrent import futures
 import dataclasses
@@ -76,15 +82,23 @@ def assign_splits(relative_paths: list[str], validation_fraction: float) -> dict
           for path, validation in zip(relative_paths, in_validation)}
 
 
-def folder_config(wav_dir: str, sample_rate: int, validation_fraction: float) -> AudioFolderConfig:
-  """The builder config of a folder + settings; its name keys the prepared data."""
+def folder_config(wav_dir: str, sample_rate: int, validation_fraction: float,
+                  setting: str = 'config.data.wav_dir') -> AudioFolderConfig:
+  """The builder config of a folder + settings; its name keys the prepared data.
+
+  `setting` is the flag or config key wav_dir was given with, named in errors.
+  """
   root = pathlib.Path(wav_dir).expanduser().resolve()
-  listing = file_listing.scan_folder(wav_dir)
+  listing = file_listing.scan_folder(wav_dir, setting)
   fingerprint = hashlib.sha256()
   fingerprint.update(f'{root}|{sample_rate}|{validation_fraction!r}'.encode())
   for entry in listing.entries:
     size = (root / entry.file).stat().st_size
     fingerprint.update(f'|{entry.file}|{size}|{entry.speaker}|{entry.text}'.encode())
+  # What the report shows: the stored metadata must not be that of another listing. (Nothing
+  # is added for a clean folder, whose data prepared by earlier versions stays valid.)
+  for line in (*listing.missing, *listing.undecodable, *listing.problems):
+    fingerprint.update(f'|{line}'.encode())
   slug = re.sub(r'[^a-z0-9]+', '_', root.name.lower()).strip('_') or 'root'
   return AudioFolderConfig(
       name=f'{slug}_{sample_rate}hz_{fingerprint.hexdigest()[:12]}',
@@ -114,9 +128,10 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
             'file': tfds.features.Text(),
         }),
         metadata=tfds.core.MetadataDict(
-            wav_dir=config.wav_dir, sample_rate=config.sample_rate, skipped={}, clipped=[], num_samples={},
-            missing=list(config.listing.missing), ignored=list(config.listing.ignored),
-            unlisted=config.listing.unlisted),
+            wav_dir=config.wav_dir, sample_rate=config.sample_rate, skipped={}, clipped=[],
+            num_samples={}, missing=list(config.listing.missing),
+            undecodable=list(config.listing.undecodable), problems=list(config.listing.problems),
+            ignored=list(config.listing.ignored), unlisted=config.listing.unlisted),
     )
 
   def _load(self, entry: file_listing.AudioFileEntry) -> np.ndarray:
@@ -164,12 +179,21 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
                          'speaker': entry.speaker, 'text': entry.text, 'file': entry.file}
 
 
+def skipped_files(metadata: dict) -> dict[str, str]:
+  """Every skipped file of a prepared folder -> why: undecodable audio or name, missing."""
+  # .get: metadata stored by versions before 'undecodable' (clean folders keep their data).
+  return {**{name: file_listing.UNDECODABLE_NAME_REASON
+             for name in metadata.get('undecodable', [])},
+          **{listed: file_listing.MISSING_REASON for listed in metadata['missing']},
+          **metadata['skipped']}
+
+
 def skipped_summary(metadata: dict) -> str | None:
   """One line listing every skipped file and why (None when nothing was skipped)."""
-  problems = sorted(metadata['skipped'].items())
-  problems += [(listed, f'{file_listing.METADATA_FILE} row: the file does not exist')
-               for listed in metadata['missing']]
-  if not problems:
-    return None
-  listed = '; '.join(f'{path} ({reason})' for path, reason in problems)
-  return f'Skipped {len(problems)} file(s) of {metadata["wav_dir"]}: {listed}'
+  return file_listing.skipped_line(metadata['wav_dir'], skipped_files(metadata))
+
+
+def problems_summary(metadata: dict) -> str | None:
+  """One line listing the metadata.csv rows not used or overridden (None when there is none)."""
+  # .get: metadata stored by versions before 'problems' (clean folders keep their data).
+  return file_listing.problems_line(metadata['wav_dir'], metadata.get('problems', []))

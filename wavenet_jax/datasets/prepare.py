@@ -4,10 +4,11 @@ r"""Prepares an audio dataset for training and prints what it holds.
       [--sample_rate=16000] [--validation_fraction=0.05]
   python -m wavenet_jax.datasets.prepare --name=vctk --data_dir=...
 
-Prints the files found, the hours and examples of each split, the speakers, and
-every skipped or ignored file with the reason. Training prepares the dataset
-itself when needed (with the same settings it reuses this preparation) and
-adds the mel normalisation statistics of its mel settings.
+Prints the files found, the hours and examples of each split, the speakers,
+every skipped or ignored file with the reason, and the metadata.csv rows not
+used or overridden, with their line numbers; errors name these flags. Training
+prepares the dataset itself when needed (with the same settings it reuses this
+preparation) and adds the mel normalisation statistics of its mel settings.
 """
 from collections.abc import Sequence
 
@@ -31,7 +32,7 @@ def main(argv: Sequence[str]) -> None:
   data_config = ml_collections.ConfigDict(dict(
       name=_NAME.value, wav_dir=_WAV_DIR.value, data_dir=_DATA_DIR.value,
       sample_rate=_SAMPLE_RATE.value, validation_fraction=_VALIDATION_FRACTION.value))
-  source = datasets.audio_source(data_config)
+  source = datasets.audio_source(data_config, flag_prefix='--')
   source.prepare()
   print('\n'.join(source.describe()))
 
