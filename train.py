@@ -4,9 +4,15 @@ Any config key can be overridden, e.g. --config.train.batch_size=8. The run resu
 latest checkpoint in --workdir. Multi-process: pass --coordinator_address, --num_processes and
 --process_id (jax.distributed.initialize); without them a TPU pod or a SLURM job with several
 tasks is detected and initialised automatically, and anything else runs as one process.
+
+Exit status: 0 when config.train.num_steps (or max_seconds) are done; 75 after a preemption
+(SIGTERM, Ctrl-C, orbax's preemption signal) saved a checkpoint: unfinished, start the same
+command again to resume (launch/ treats 75 so); 1 for bad input (one line); 130 for a second
+Ctrl-C (exits at once, without saving).
 """
 import glob
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -68,8 +74,13 @@ def main(argv: list[str]) -> None:
   # of page-faulted in again every step (see host_memory).
   host_memory.retain_freed_host_memory()
   initialize_distributed()
-  trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
-                             accept_config_change=_ACCEPT_CONFIG_CHANGE.value)
+  try:
+    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                               accept_config_change=_ACCEPT_CONFIG_CHANGE.value)
+  except trainer.TrainingPreempted as preempted:
+    print(f'train.py: {preempted} (exit status {trainer.PREEMPTED_EXIT_STATUS})',
+          file=sys.stderr, flush=True)
+    sys.exit(trainer.PREEMPTED_EXIT_STATUS)
 
 
 if __name__ == '__main__':

@@ -287,6 +287,10 @@ relaunch() {
     if [[ "${DRY_RUN}" == true || "${status}" == 0 ]]; then
       return 0
     fi
+    if [[ "${status}" == "${PREEMPTED_EXIT_STATUS}" ]]; then
+      echo "relaunch: train.py saved a checkpoint and stopped early (exit status ${status}: preempted); resuming" >&2
+      continue
+    fi
     read_tpu_state
     if tpu_is_ready && [[ "${status}" != 255 ]]; then
       die "train.py failed with exit status ${status} on a healthy TPU; not relaunching"

@@ -57,15 +57,39 @@ def test_sigkill_then_restart_reaches_the_same_params(tmp_path):
                                     training_runs.checkpoint_params(reference))
 
 
-def test_sigterm_saves_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize('stop', [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_save_and_exit_with_the_resume_status(tmp_path, stop):
   workdir = str(tmp_path)
   process = _start_and_wait_for_checkpoint(workdir, {'train.num_steps': 100_000, **RESUME})
-  process.send_signal(signal.SIGTERM)
+  process.send_signal(stop)
   _, stderr = process.communicate(timeout=120)
-  assert process.returncode == 0, stderr[-3000:]
+  assert process.returncode == trainer.PREEMPTED_EXIT_STATUS == 75, stderr[-3000:]
   saved = _steps(workdir)[-1]
   assert f'Preempted: saved checkpoint {saved} in' in stderr
-  assert 'Traceback' not in stderr
+  assert stderr.strip().splitlines()[-1] == (
+      f'train.py: preempted: saved checkpoint {saved} in {os.path.join(workdir, "checkpoints")}; '
+      'start the same command again to resume. (exit status 75)')
+  assert 'Traceback' not in stderr and 'KeyboardInterrupt' not in stderr
+
+
+def test_a_second_ctrl_c_exits_at_once():
+  # The trainer's handler, driven directly: two Ctrl-C during one training step.
+  probe = (
+      'import os, signal, time\n'
+      'from wavenet_jax import trainer\n'
+      'stop = trainer._StopSignals()\n'
+      'os.kill(os.getpid(), signal.SIGINT)\n'
+      'time.sleep(0.2)\n'
+      'assert stop.is_set()\n'
+      'os.kill(os.getpid(), signal.SIGINT)\n'
+      'time.sleep(5)\n'
+      'print("not reached")\n')
+  result = subprocess.run([sys.executable, '-c', probe], cwd=training_runs.REPO,
+                          env=training_runs.run_env(), capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 130, result.stderr[-3000:]
+  assert 'not reached' not in result.stdout
+  assert result.stderr.strip().splitlines()[-1] == 'Interrupted again: exiting without saving.'
 
 
 def test_keeps_the_last_max_to_keep_checkpoints(tmp_path):

@@ -239,6 +239,13 @@ def test_tpu_relaunch_stops_when_train_py_fails_on_a_healthy_tpu(tmp_path):
   assert calls == ['describe', 'scp', 'setup', 'start', 'logs', 'describe']
 
 
+def test_tpu_relaunch_resumes_after_train_py_saved_and_stopped_on_a_preemption(tmp_path):
+  result, calls = _relaunch_with_fake_gcloud(tmp_path, 'READY', [75, 0], preempt=False)
+  assert result.returncode == 0, result.stderr
+  assert 'exit status 75: preempted); resuming' in result.stderr
+  assert calls == ['describe', 'scp', 'setup', 'start', 'logs', 'describe', 'start', 'logs']
+
+
 def test_tpu_relaunch_gives_up_after_max_attempts(tmp_path):
   result, calls = _relaunch_with_fake_gcloud(tmp_path, 'READY', [255] * 3, preempt=True)
   assert result.returncode == 2 and 'gave up after 3 attempts' in result.stderr
@@ -268,6 +275,25 @@ def test_sbatch_one_task_per_node_exposes_all_local_gpus():
   assert command == ['env', 'JAX_LOCAL_DEVICE_IDS=0,1,2,3', 'srun', '--kill-on-bad-exit=1',
                      'python3', 'train.py', '--config=experiments/default.py',
                      '--workdir=/shared/w']
+
+
+@pytest.mark.parametrize('train_status, script_status, requeued', [
+    (75, 0, True), (1, 1, False), (0, 0, False)])
+def test_sbatch_requeues_the_job_when_train_py_was_preempted(tmp_path, train_status,
+                                                             script_status, requeued):
+  bin_dir = tmp_path / 'bin'
+  bin_dir.mkdir()
+  for name, body in (('srun', f'exit {train_status}'),
+                     ('scontrol', 'echo "$*" >> "$(dirname "$0")/scontrol_calls"')):
+    (bin_dir / name).write_text(f'#!/usr/bin/env bash\n{body}\n')
+    (bin_dir / name).chmod(0o755)
+  result = _run(['bash', 'launch/slurm_gpu.sbatch', '--config=experiments/tiny.py',
+                 '--workdir=w', '--python=python3'],
+                env={**_slurm_env(8, 8), 'SLURM_JOB_ID': '42',
+                     'PATH': f'{bin_dir}:{os.environ["PATH"]}'})
+  assert result.returncode == script_status, result.stderr
+  calls = bin_dir / 'scontrol_calls'
+  assert (calls.read_text() == 'requeue 42\n') if requeued else not calls.exists()
 
 
 def test_sbatch_rejects_other_layouts():

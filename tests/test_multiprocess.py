@@ -66,7 +66,7 @@ def test_sigterm_on_every_process_saves_at_a_common_step_and_exits(tmp_path):
   logs = []
   for process in processes:
     _, stderr = process.communicate(timeout=180)
-    assert process.returncode == 0, stderr[-3000:]
+    assert process.returncode == 75, stderr[-3000:]  # Saved, unfinished: resume.
     assert 'Traceback' not in stderr
     logs.append(stderr)
   steps = sorted(int(name) for name in os.listdir(os.path.join(workdir, 'checkpoints'))

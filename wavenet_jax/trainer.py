@@ -13,7 +13,9 @@ import functools
 import itertools
 import json
 import math
+import os
 import signal
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterator, Optional
@@ -46,6 +48,24 @@ Metrics = dict[str, jax.Array]
 
 class TrainingDivergedError(RuntimeError):
   """The loss (or the parameters) became NaN/inf; no checkpoint was written since."""
+
+
+# train.py's exit status after a preemption (SIGTERM, Ctrl-C or orbax's preemption signal)
+# saved a checkpoint: the run is unfinished and resumes when started again (EX_TEMPFAIL).
+PREEMPTED_EXIT_STATUS = 75
+
+
+class TrainingPreempted(Exception):
+  """Training stopped early on a preemption signal, after saving a checkpoint.
+
+  Attributes:
+    step: the step of the saved checkpoint.
+  """
+
+  def __init__(self, step: int, directory: str):
+    super().__init__(f'preempted: saved checkpoint {step} in {directory}; start the same '
+                     'command again to resume.')
+    self.step = step
 
 
 @flax.struct.dataclass
@@ -226,23 +246,34 @@ def eval_step(params: Any, batch: Batch, *, model: WaveNet) -> Metrics:
 # ------------------------------------------------------------------------------------------
 
 
-class _SigtermFlag:
-  """Records SIGTERM (single-process runs; multi-process runs use orbax's preemption sync)."""
+class _StopSignals:
+  """Records SIGTERM and a first Ctrl-C (SIGINT) of a single-process run: save, then stop.
+
+  A second Ctrl-C exits at once (status 130), without saving. Multi-process runs use orbax's
+  preemption sync for SIGTERM instead.
+  """
 
   def __init__(self):
     self._event = threading.Event()
-    self._previous = signal.signal(signal.SIGTERM, self._handle) or signal.SIG_DFL
+    self._previous = {signum: signal.signal(signum, self._handle) or signal.SIG_DFL
+                      for signum in (signal.SIGTERM, signal.SIGINT)}
 
   def _handle(self, signum, frame):
-    del signum, frame
-    logging.warning('SIGTERM received: saving a checkpoint after this step, then exiting.')
+    del frame
+    if signum == signal.SIGINT and self._event.is_set():
+      print('Interrupted again: exiting without saving.', file=sys.stderr, flush=True)
+      os._exit(130)  # pylint: disable=protected-access  # At once: no cleanup to wait for.
+    logging.warning('%s received: saving a checkpoint after this step, then exiting%s.',
+                    signal.Signals(signum).name,
+                    ' (Ctrl-C again: exit at once)' if signum == signal.SIGINT else '')
     self._event.set()
 
   def is_set(self) -> bool:
     return self._event.is_set()
 
   def restore(self) -> None:
-    signal.signal(signal.SIGTERM, self._previous)
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
 
 
 def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> None:
@@ -529,6 +560,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     the final state (sharded over all devices).
 
   Raises:
+    TrainingPreempted: after saving a checkpoint on SIGTERM, Ctrl-C (single process) or
+      orbax's preemption signal (multi-host).
     TrainingDivergedError: if the loss or the parameters become NaN/inf.
     workdir_lock.WorkdirBusyError: if another run holds the workdir.
     ValueError: for an inconsistent config.
@@ -637,7 +670,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   writer = summaries.SummaryWriter(workdir if is_chief else None)
   metrics = _TrainMetrics(writer, config.train, workdir, start_step,
                           global_batch_size * (model.receptive_field + config.data.segment_length))
-  sigterm = _SigtermFlag() if jax.process_count() == 1 else None
+  stop_signals = _StopSignals() if jax.process_count() == 1 else None
 
   # The loop. Step s's metrics are checked for NaN/inf while step s + 1 runs, except before
   # a checkpoint: then the state to save is checked first.
@@ -651,7 +684,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       pending = (step, step_metrics)
       last = step == num_steps or _out_of_time(step, loop_start, config.train)
       preempted = (manager.reached_preemption(step)
-                   or (sigterm is not None and sigterm.is_set()))
+                   or (stop_signals is not None and stop_signals.is_set()))
       if preempted or manager.should_save(step) or last:
         metrics.record(*pending, last=last)
         pending = None
@@ -661,7 +694,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if is_chief:
           logging.warning('Preempted: saved checkpoint %d in %s; exiting.', step,
                           checkpointing.checkpoint_dir(workdir))
-        return state
+        raise TrainingPreempted(step, str(checkpointing.checkpoint_dir(workdir)))
       eval_every_steps = config.train.eval_every_steps
       if has_validation and (_is_due(step, eval_every_steps) or (eval_every_steps > 0 and last)):
         eval_bits = _evaluate(jit_eval_step, _eval_params(state), validation_batches())
@@ -681,7 +714,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   finally:
     manager.wait_until_finished()
     manager.close()
-    if sigterm is not None:
-      sigterm.restore()
+    if stop_signals is not None:
+      stop_signals.restore()
     writer.close()
   return state
