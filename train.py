@@ -19,6 +19,7 @@ from absl import flags
 import jax
 from ml_collections import config_flags
 
+from wavenet_jax import checkpointing
 from wavenet_jax import cli
 from wavenet_jax import host_memory
 from wavenet_jax import trainer
@@ -67,7 +68,8 @@ def initialize_distributed() -> None:
                          f'failed: {error}') from error
 
 
-@cli.exit_on_error(trainer.TrainingDivergedError, ValueError, FileNotFoundError)
+@cli.exit_on_error(trainer.TrainingDivergedError, checkpointing.SaveError, ValueError,
+                   FileNotFoundError)
 def main(argv: list[str]) -> None:
   del argv  # cli.run checks that there are no positional arguments.
   # Before JAX's first computation: XLA:CPU's per-step temporary buffer is then reused instead

@@ -1,6 +1,7 @@
 """Checkpoint tests: resume after SIGKILL, SIGTERM save-and-exit, retention, inference loading."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -253,3 +254,55 @@ def test_inference_tools_pass_over_a_damaged_checkpoint_and_say_so(two_checkpoin
   assert result.returncode == 1 and 'Traceback' not in result.stderr
   assert result.stderr.strip().splitlines()[-1].startswith(
       f'{tool}: error: {workdir}: no checkpoint restores: 4 (')
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 1.2 MB tmpfs (root only): room for one checkpoint of the test model, not two."""
+  mount_point = tmp_path / 'small_disk'
+  mount_point.mkdir()
+  mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1200k', 'tmpfs',
+                            str(mount_point)], capture_output=True, text=True)
+  if mounted.returncode:
+    pytest.skip(f'cannot mount a small tmpfs here: {mounted.stderr.strip()}')
+  yield str(mount_point)
+  subprocess.run(['umount', str(mount_point)], check=True)
+
+
+def test_a_full_disk_stops_the_run_with_one_last_line_and_the_checkpoints_before_intact(
+    small_disk):
+  workdir = os.path.join(small_disk, 'run')
+  for attempt in range(2):  # The restart on the still full disk says the same.
+    result = training_runs.run_train(workdir, overrides={'train.num_steps': 100, **RESUME})
+    assert result.returncode == 1
+    assert 'Traceback' not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    failed = re.match(rf'train.py: error: no room for checkpoint (\d+) in {workdir}/checkpoints: '
+                      r'it needs about [\d.]+ MB, [\d.]+ MB are free; the checkpoints before it '
+                      'are intact.', last_line)
+    assert failed, (attempt, last_line)
+    saved = _steps(workdir)
+    assert saved and saved[-1] == int(failed.group(1)) - 2
+  assert checkpointing.restore_for_inference(workdir).step == saved[-1]
+
+
+def test_a_failed_asynchronous_save_is_one_line_naming_the_directory():
+
+  class FailingManager:
+    directory = '/somewhere/checkpoints'
+
+    def save(self, *args, **kwargs):
+      raise ValueError('RESOURCE_EXHAUSTED: Error writing local file "x": Failed writing\nmore')
+
+    def wait_until_finished(self):
+      self.save()
+
+  for call in (lambda: checkpointing.finish(FailingManager()),
+               lambda: checkpointing._save(FailingManager(), 4, None, None, None, True)):
+    with pytest.raises(Exception):
+      call()
+  with pytest.raises(checkpointing.SaveError) as error:
+    checkpointing.finish(FailingManager())
+  assert str(error.value) == (
+      'could not save a checkpoint in /somewhere/checkpoints (ValueError: RESOURCE_EXHAUSTED: '
+      'Error writing local file "x": Failed writing); the checkpoints before it are intact.')

@@ -10,6 +10,8 @@ three are complete, so a run killed mid-save restarts from the previous step):
 """
 import dataclasses
 import json
+import os
+import shutil
 from typing import Any, Optional
 
 from etils import epath
@@ -29,6 +31,10 @@ STATE = 'state'
 CONFIG = 'config'
 DATASET_INFO = 'dataset_info'
 ITEM_NAMES = (STATE, CONFIG, DATASET_INFO)
+
+
+class SaveError(RuntimeError):
+  """A checkpoint could not be written (e.g. a full disk); the earlier ones are intact."""
 
 
 class NoCheckpointError(FileNotFoundError):
@@ -59,6 +65,8 @@ def create_checkpoint_manager(workdir: str | epath.PathLike,
       max_to_keep=int(checkpoint_config.max_to_keep),
       save_decision_policy=policy,
       enable_async_checkpointing=True,
+      # Reclaims what an interrupted or failed save left (its space, on a full disk).
+      cleanup_tmp_directories=not read_only,
       create=not read_only,
       read_only=read_only)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
@@ -77,7 +85,48 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
   """Starts an asynchronous save of `state` at `step` if the policy (or `force`) says so.
 
   Called on every process (orbax coordinates the hosts). Returns whether a save started.
+
+  Raises:
+    SaveError: if a local checkpoint directory has no room for the state, or this or the
+      previous (asynchronous) save failed.
   """
+  _check_room(manager, step, state)
+  try:
+    return _save(manager, step, state, config, dataset_info, force)
+  except Exception as error:  # pylint: disable=broad-except  # orbax/TensorStore: many kinds.
+    raise SaveError(f'could not save a checkpoint in {manager.directory} ({_damage(error)}); '
+                    'the checkpoints before it are intact.') from None
+
+
+def finish(manager: ocp.CheckpointManager) -> None:
+  """Waits for the last asynchronous save; SaveError (one line) if it failed."""
+  try:
+    manager.wait_until_finished()
+  except Exception as error:  # pylint: disable=broad-except  # orbax/TensorStore: many kinds.
+    raise SaveError(f'could not save a checkpoint in {manager.directory} ({_damage(error)}); '
+                    'the checkpoints before it are intact.') from None
+
+
+# Room asked for beyond the state's own bytes (the JSON items and orbax's metadata).
+_SAVE_MARGIN_BYTES = 1 << 20
+
+
+def _check_room(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
+  """Raises SaveError before a save that a local disk has no room for (gs:// is not checked)."""
+  directory = os.fspath(manager.directory)
+  if '://' in directory or jax.process_index() != 0:
+    return
+  needed = sum(leaf.nbytes for leaf in jax.tree.leaves(state)) + _SAVE_MARGIN_BYTES
+  free = shutil.disk_usage(directory).free
+  if free < needed:
+    raise SaveError(f'no room for checkpoint {step} in {directory}: it needs about '
+                    f'{needed / 2**20:.1f} MB, {free / 2**20:.1f} MB are free; the checkpoints '
+                    'before it are intact. Free some space (or move the workdir) and start '
+                    'the same command again to resume.')
+
+
+def _save(manager: ocp.CheckpointManager, step: int, state: Any,
+          config: ml_collections.ConfigDict, dataset_info: DatasetInfo, force: bool) -> bool:
   return manager.save(
       step,
       args=ocp.args.Composite(**{
