@@ -72,12 +72,17 @@ def initialize_distributed() -> None:
                    FileNotFoundError)
 def main(argv: list[str]) -> None:
   del argv  # cli.run checks that there are no positional arguments.
+  try:
+    config = _CONFIG.value
+    config.keys()  # A file that failed to load raises here, at its first use.
+  except OSError as error:
+    raise ValueError(f'--config: {str(error).strip().splitlines()[-1].strip()}') from None
   # Before JAX's first computation: XLA:CPU's per-step temporary buffer is then reused instead
   # of page-faulted in again every step (see host_memory).
   host_memory.retain_freed_host_memory()
   initialize_distributed()
   try:
-    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+    trainer.train_and_evaluate(config, _WORKDIR.value,
                                accept_config_change=_ACCEPT_CONFIG_CHANGE.value)
   except trainer.TrainingPreempted as preempted:
     print(f'train.py: {preempted} (exit status {trainer.PREEMPTED_EXIT_STATUS})',

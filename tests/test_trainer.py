@@ -3,6 +3,7 @@ import glob
 import io
 import os
 import subprocess
+import sys
 
 import flax.linen as nn
 import jax
@@ -196,3 +197,31 @@ def test_bad_interval_is_a_config_error(tmp_path, key):
   with pytest.raises(ValueError, match=key):
     trainer.train_and_evaluate(config, str(tmp_path))
   assert not os.listdir(tmp_path)
+
+
+@pytest.mark.slow
+def test_bad_command_lines_are_one_line_errors_that_leave_no_workdir(tmp_path):
+  (tmp_path / 'a_file').write_text('')
+  (tmp_path / 'no_get_config.py').write_text('def config():\n  return None\n')
+  cases = [
+      ([f'--config={tmp_path / "missing.py"}', f'--workdir={tmp_path / "w1"}'],
+       "train.py: error: --config: [Errno 2] No such file or directory: "
+       f"'{tmp_path / 'missing.py'}'"),
+      ([f'--config={tmp_path / "no_get_config.py"}', f'--workdir={tmp_path / "w2"}'],
+       "has no attribute 'get_config' (a config file defines get_config())"),
+      ([f'--config={training_runs.REPO}/experiments/tiny.py', f'--workdir={tmp_path / "a_file"}'],
+       f'train.py: error: --workdir={tmp_path / "a_file"} is a file, not a folder.'),
+      ([f'--config={training_runs.REPO}/experiments/tiny.py', f'--workdir={tmp_path / "w3"}',
+        '--config.data.segment_length=-5'],
+       'train.py: error: config.data.segment_length must be >= 1, got -5.'),
+      ([f'--config={training_runs.REPO}/experiments/tiny.py', f'--workdir={tmp_path / "w4"}',
+        f'--config.data.wav_dir={tmp_path / "nowhere"}'],
+       f"train.py: error: config.data.wav_dir='{tmp_path / 'nowhere'}' is not a folder."),
+  ]
+  for args, message in cases:
+    result = subprocess.run([sys.executable, 'train.py', *args], cwd=training_runs.REPO,
+                            env=training_runs.run_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-2000:]
+    assert message in result.stderr.strip().splitlines()[-1]
+  assert sorted(os.listdir(tmp_path)) == ['a_file', 'no_get_config.py']

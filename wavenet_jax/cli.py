@@ -54,11 +54,13 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     return flags.FLAGS(list(argv))
   except flags.Error as error:
     fail(str(error))
+  except OSError as error:  # ml_collections: a --config file that cannot be read.
+    fail(f'--config: {error}')
   except (AttributeError, KeyError) as error:  # ml_collections: a --config.KEY with no KEY.
     key_error = error if isinstance(error, KeyError) else (error.args or (None,))[0]
-    if not isinstance(key_error, KeyError):
-      raise
-    fail(_config_key_error(key_error, argv))
+    if isinstance(key_error, KeyError):
+      fail(_config_key_error(key_error, argv))
+    fail(f'--config: {error} (a config file defines get_config())')
 
 
 def exit_on_error(

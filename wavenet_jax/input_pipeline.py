@@ -29,6 +29,7 @@ import json
 import sys
 from typing import Any
 
+from absl import logging
 from etils import epath
 import grain
 import jax
@@ -130,6 +131,9 @@ def prepare_dataset(data_config: Any) -> DatasetInfo:
   """
   source = datasets.audio_source(data_config)
   source.prepare()
+  if jax.process_index() == 0:
+    for line in source.describe():  # Files, hours, speakers, what was skipped and why.
+      logging.info('%s', line)
   mel_mean, mel_std = _mel_statistics(source, data_config)
   return DatasetInfo(
       sample_rate=data_config.sample_rate,

@@ -285,6 +285,13 @@ def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> No
     config: the experiment config.
     num_batch_shards: devices the global batch is split over (`sharding.num_batch_shards`).
   """
+  for key, value in (('train.batch_size', config.train.batch_size),
+                     ('train.num_steps', config.train.num_steps),
+                     ('train.eval_batches', config.train.eval_batches),
+                     ('data.segment_length', config.data.segment_length),
+                     ('data.read_threads', config.data.read_threads)):
+    if value < 1:
+      raise ValueError(f'config.{key} must be >= 1, got {value}.')
   batch_size = config.train.batch_size
   if batch_size % jax.process_count() or batch_size % num_batch_shards:
     raise ValueError(
@@ -583,18 +590,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   mesh = sharding.create_mesh(config.mesh)
   rules = sharding.rules_from_config(config)
   check_config(config, sharding.num_batch_shards(mesh, rules))
+  created = not epath.Path(workdir).exists()
   lock = _hold_workdir(workdir)
   try:
     return _train_and_evaluate(config, workdir, mesh, rules, accept_config_change)
+  except BaseException:
+    if created:
+      _remove_if_no_checkpoint(workdir)
+    raise
   finally:
     workdir_lock.release(lock)
+
+
+def _remove_if_no_checkpoint(workdir: str) -> None:
+  """Removes a workdir this run created, when it failed before writing any checkpoint."""
+  directory = checkpointing.checkpoint_dir(workdir)
+  if jax.process_index() == 0 and not (directory.exists() and any(
+      path.name.isdigit() for path in directory.iterdir())):
+    epath.Path(workdir).rmtree()
 
 
 def _hold_workdir(workdir: str) -> Optional[Any]:
   """Creates the workdir and locks it on process 0; every process raises if it is busy."""
   lock, busy = None, ''
+  path = epath.Path(workdir)
+  if path.exists() and not path.is_dir():
+    raise ValueError(f'--workdir={workdir} is a file, not a folder.')
   if jax.process_index() == 0:
-    epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
     try:
       lock = workdir_lock.hold(workdir)
     except workdir_lock.WorkdirBusyError as error:
