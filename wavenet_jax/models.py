@@ -18,31 +18,46 @@ output has the same length as its input.
 Layout: between the embedding and the skip sum, activations are channel-major,
 [channels, batch, time]. Every matmul is then `kernel.T @ x` on a [channels,
 batch * time] view, and each weight gradient `dz @ x.T` reads both operands in
-their stored layout; with [batch, time, channels] activations XLA's CPU backend
-copied a transposed operand for every weight gradient (B1 training on a 2-core
-CPU: 14% less CPU time per step, see experiments/benchmarks/train_step.py). The
-time shifts of the dilated taps and the tap and skip concatenations are then
-along contiguous axes too.
+their stored layout (with [batch, time, channels] activations XLA's CPU backend
+copies a transposed operand for every weight gradient). The time shifts of the
+dilated taps and the tap and skip concatenations are then along contiguous axes too.
 
-Parameter layout (the cached sampler in `sampler.py` reads it):
-  embedding/embedding                 [num_classes, residual]
-  layer_{l}/kernel                    [kernel_size, residual, gate]  (taps oldest first)
-  layer_{l}/bias                      [gate]
-  layer_{l}/global_proj/kernel        [speaker_embedding, gate]      (global cond)
-  layer_{l}/local_proj/kernel         [local_cond_channels, gate]    (local cond)
-  layer_{l}/residual_proj/{kernel,bias} [gate/2, residual], [residual] (not on the last layer)
-  skip_kernel                         [num_layers, gate/2, skip]
-  skip_bias                           [skip]
-  head_hidden/{kernel,bias}           [skip, skip], [skip]
-  head_out/{kernel,bias}              [skip, num_classes], [num_classes]
-  speaker_embedding/embedding         [num_speakers, speaker_embedding]
-  upsample_{i}/{kernel,bias}          transposed-conv upsampler of local_cond
+One-sample step (Paine et al., 2016): generating x[t + 1] needs layer l's inputs
+h_l[t - d_l], ..., h_l[t - (k-1) d_l] besides h_l[t] only, so the model keeps
+them in a cache and `step` costs O(layers) work per sample, independent of the
+receptive field (the parallel forward recomputes all of it). The step runs on
+`StepWeights`, the parameters re-laid out once by `step_weights`, rather than
+through `Module.apply`, so that nothing is sliced, stacked or re-embedded per sample:
+
+  weights = step_weights(model, variables)
+  bias = gate_bias(model, variables, batch_size, global_cond)  # per generation
+  ring = init_ring(model, batch_size)  # at t = 0; or prefill_ring(model, variables, x[:, :t], ...)
+  ring, logits = step(model, weights, bias, ring, t, x[:, t], local_feature_t)
+
+The cache is one ring buffer `ring` [rows, batch, residual] (one gather and one
+scatter per step for all layers): layer l owns rows offsets[l] .. offsets[l] +
+(k-1) d_l, and h_l[t] sits in row offsets[l] + t mod (k-1) d_l. A step at time t:
+  1. gathers every layer's past taps and multiplies them with their kernels
+     before the layers run (they do not depend on x[t], so all layers' can be
+     multiplied at once): one batched matmul up to batch
+     BATCHED_PAST_TAPS_MAX_BATCH, one per layer above;
+  2. runs the layers on x[t], the embedding folded into the first layer's
+     current tap (a table [num_classes, gate]: a lookup instead of a matmul);
+  3. writes the new layer inputs h_l[t] into the ring;
+  4. applies one skip matmul over the concatenated gate outputs and the model's
+     output head: logits [batch, num_classes] for x[t + 1], equal to the
+     parallel forward's logits[:, t].
 """
+import functools
 from typing import Any, Optional, Sequence
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from wavenet_jax import mulaw
 
 Array = jax.Array
 Dtype = Any
@@ -58,6 +73,10 @@ LAYERS = 'layers'
 SPEAKERS = 'speakers'
 COND = 'cond'
 HEAD = 'head'
+
+# Largest batch whose past taps `step` multiplies in one batched matmul (larger: one
+# matmul per layer, as XLA's CPU batched matmul is slower than separate ones there).
+BATCHED_PAST_TAPS_MAX_BATCH = 16
 
 
 def dilations(num_layers: int, num_stacks: int) -> tuple[int, ...]:
@@ -82,10 +101,9 @@ def mulaw_sinusoid_init(key: Array, shape: tuple[int, int], dtype: Dtype = jnp.f
   sqrt(2) sin(f_i y_c + phase_i) over channels i, with frequencies f_i spaced
   geometrically from π/2 (one smooth ramp over the whole range) to 32π (neighbouring
   classes told apart) and random phases from `key`: unit variance per entry like
-  normal(1.0), but neighbouring classes start with neighbouring vectors. With
-  normal(1.0) rows the network must first learn the order of the 256 classes from
-  data; this start lowered held-out bits/sample by ~0.25 after 5 minutes of CPU
-  training (experiments/speech_cpu.py).
+  normal(1.0), but neighbouring classes start with neighbouring vectors: with
+  normal(1.0) rows the network must first learn the order of the classes from
+  data, so early training is slower.
   """
   num_classes, channels = shape
   values = jnp.linspace(-1.0, 1.0, num_classes)
@@ -247,6 +265,43 @@ class LocalConditioningUpsampler(nn.Module):
     return x
 
 
+def check_conditioning(model: 'WaveNet', batch_size: int, global_cond: Optional[Array],
+                       local_cond: Optional[Array], time: Optional[int] = None) -> None:
+  """One-line ValueErrors for conditioning inputs that do not fit the model.
+
+  Args:
+    model: the WaveNet.
+    batch_size: of the audio being modelled.
+    global_cond: int32 speaker ids [batch] (required iff num_speakers > 0).
+    local_cond: float [batch, frames, local_cond_channels] (required iff
+      local_cond_channels > 0).
+    time: samples the local features must cover (frames * hop_length >= time);
+      None: any number of frames (a generation checks its coverage per chunk).
+  """
+  if model.num_speakers > 0:
+    if global_cond is None:
+      raise ValueError('This WaveNet is speaker-conditioned (num_speakers > 0): '
+                       'pass global_cond speaker ids [batch].')
+    if global_cond.shape != (batch_size,):
+      raise ValueError(f'global_cond must have shape ({batch_size},), got {global_cond.shape}.')
+  elif global_cond is not None:
+    raise ValueError('global_cond given, but this WaveNet has num_speakers=0.')
+  if model.local_cond_channels > 0:
+    if local_cond is None:
+      raise ValueError('This WaveNet is locally conditioned (local_cond_channels > 0): '
+                       'pass local_cond [batch, frames, channels].')
+    if (local_cond.ndim != 3 or local_cond.shape[0] != batch_size
+        or local_cond.shape[2] != model.local_cond_channels
+        or (time is not None and local_cond.shape[1] * model.hop_length < time)):
+      frames, covering = 'frames', ''
+      if time is not None:
+        frames, covering = f'>= {-(-time // model.hop_length)}', f' for {time} samples'
+      raise ValueError(f'local_cond must be [{batch_size}, {frames}, {model.local_cond_channels}]'
+                       f'{covering}, got {local_cond.shape}.')
+  elif local_cond is not None:
+    raise ValueError('local_cond given, but this WaveNet has local_cond_channels=0.')
+
+
 class WaveNet(nn.Module):
   """WaveNet over μ-law classes with optional global and local conditioning.
 
@@ -257,7 +312,7 @@ class WaveNet(nn.Module):
     residual_channels: channels of the residual stream.
     gate_channels: output channels of each dilated conv; the gated unit halves them.
     skip_channels: channels of the skip sum and the output head.
-    num_classes: μ-law classes (256).
+    num_classes: μ-law classes (default the codec's, mulaw.NUM_CLASSES).
     num_speakers: > 0 enables global conditioning on `global_cond` speaker ids.
     speaker_embedding_dim: size of the learned speaker embedding.
     local_cond_channels: > 0 enables local conditioning on `local_cond` features.
@@ -275,7 +330,7 @@ class WaveNet(nn.Module):
   residual_channels: int = 64
   gate_channels: int = 128
   skip_channels: int = 256
-  num_classes: int = 256
+  num_classes: int = mulaw.NUM_CLASSES
   num_speakers: int = 0
   speaker_embedding_dim: int = 16
   local_cond_channels: int = 0
@@ -293,6 +348,14 @@ class WaveNet(nn.Module):
   @property
   def receptive_field(self) -> int:
     return receptive_field(self.num_layers, self.num_stacks, self.kernel_size)
+
+  @property
+  def silence_class(self) -> int:
+    """The class that decodes to (almost) 0.0 under μ-law with μ = num_classes - 1.
+
+    mulaw.SILENCE_CLASS at the default num_classes; the sampler starts from it.
+    """
+    return self.num_classes // 2
 
   def setup(self):
     if self.gate_channels % 2:
@@ -337,7 +400,7 @@ class WaveNet(nn.Module):
 
   def conditioning(self, batch_size: int, time: int, global_cond: Optional[Array],
                    local_cond: Optional[Array]) -> tuple[Optional[Array], Optional[Array]]:
-    """Checks the conditioning inputs and maps them to per-layer inputs.
+    """Checks the conditioning inputs (`check_conditioning`) and maps them to per-layer inputs.
 
     Args:
       batch_size, time: of the audio being modelled.
@@ -349,29 +412,12 @@ class WaveNet(nn.Module):
       (speaker embedding [batch, speaker_embedding] or None,
        upsampled local features [batch, time, local_cond_channels] or None).
     """
+    check_conditioning(self, batch_size, global_cond, local_cond, time)
     global_embedding = local_features = None
-    if self.num_speakers > 0:
-      if global_cond is None:
-        raise ValueError('This WaveNet is speaker-conditioned (num_speakers > 0): '
-                         'pass global_cond speaker ids [batch].')
-      if global_cond.shape != (batch_size,):
-        raise ValueError(f'global_cond must have shape ({batch_size},), got {global_cond.shape}.')
+    if global_cond is not None:
       global_embedding = self.speaker_embedding(global_cond)
-    elif global_cond is not None:
-      raise ValueError('global_cond given, but this WaveNet has num_speakers=0.')
-    if self.local_cond_channels > 0:
-      if local_cond is None:
-        raise ValueError('This WaveNet is locally conditioned (local_cond_channels > 0): '
-                         'pass local_cond [batch, frames, channels].')
-      if (local_cond.ndim != 3 or local_cond.shape[0] != batch_size
-          or local_cond.shape[2] != self.local_cond_channels
-          or local_cond.shape[1] * self.hop_length < time):
-        raise ValueError(
-            f'local_cond must be [{batch_size}, >= {-(-time // self.hop_length)}, '
-            f'{self.local_cond_channels}] for {time} samples, got {local_cond.shape}.')
+    if local_cond is not None:
       local_features = self.upsampler(local_cond)[:, :time]
-    elif local_cond is not None:
-      raise ValueError('local_cond given, but this WaveNet has local_cond_channels=0.')
     return global_embedding, local_features
 
   def head(self, skips: Array) -> Array:
@@ -408,6 +454,246 @@ class WaveNet(nn.Module):
     skips = (channel_matmul(skip_kernel.reshape(-1, self.skip_channels),
                             jnp.concatenate(gate_outputs, axis=0)) + skip_bias[:, None, None])
     return self.head(jnp.transpose(skips, (1, 2, 0)))
+
+
+# ---------------------------------------------------------------------------
+# The one-sample step (see the module docstring).
+
+
+@flax.struct.dataclass
+class StepWeights:
+  """A WaveNet's parameters laid out for `step`, in the model's compute dtype.
+
+  Attributes:
+    embedding: [num_classes, residual] input embedding.
+    input_table: [num_classes, gate] embedding @ current tap of layer 0.
+    past_kernels: [layers, (kernel_size - 1) * residual, gate] the taps on past
+      inputs (oldest first), one block per layer.
+    current_kernels: per layer from layer 1 on, [residual, gate]: the tap on the
+      current input (layer 0's is folded into `input_table`). Separate arrays, so
+      that the step does not slice stacked weights on every sample.
+    residual_kernels: per layer but the last, [gate / 2, residual].
+    residual_biases: per layer but the last, [residual].
+    skip_kernel: [layers * gate / 2, skip] over the concatenated gate outputs.
+    skip_bias: [skip].
+    local_kernel: [local_cond_channels, layers * gate], or None (no local conditioning).
+    variables: the model's unboxed variables, for its output head and upsampler.
+  """
+  embedding: Array
+  input_table: Array
+  past_kernels: Array
+  current_kernels: tuple[Array, ...]
+  residual_kernels: tuple[Array, ...]
+  residual_biases: tuple[Array, ...]
+  skip_kernel: Array
+  skip_bias: Array
+  local_kernel: Optional[Array]
+  variables: Any
+
+
+def _layer_params(model: WaveNet, params: Any) -> list[Any]:
+  """Each residual layer's parameters, in order; ValueError if `params` is not the model's."""
+  missing = [name for name in ('embedding', 'skip_kernel', 'skip_bias', 'head_hidden', 'head_out',
+                               *(f'layer_{l}' for l in range(model.num_layers)))
+             if name not in params]
+  if missing:
+    raise ValueError(f'variables do not match the model: no parameters {missing}.')
+  return [params[f'layer_{l}'] for l in range(model.num_layers)]
+
+
+def step_weights(model: WaveNet, variables: Any) -> StepWeights:
+  """Lays out a WaveNet's parameters for `step` (see `StepWeights`).
+
+  Args:
+    model: the WaveNet.
+    variables: its variables (from `model.init` or a checkpoint; boxed or plain).
+  """
+  variables = nn.meta.unbox(variables)
+  params = variables['params']
+  layers = _layer_params(model, params)
+  dtype = model.dtype
+  k, residual, gate = model.kernel_size, model.residual_channels, model.gate_channels
+  kernels = jnp.stack([layer['kernel'] for layer in layers]).astype(dtype)  # [L, k, R, G]
+  embedding = params['embedding']['embedding'].astype(dtype)
+  local_kernel = None
+  if model.local_cond_channels > 0:
+    local_kernel = jnp.concatenate([layer['local_proj']['kernel'] for layer in layers],
+                                   axis=1).astype(dtype)
+  return StepWeights(
+      embedding=embedding,
+      input_table=embedding @ kernels[0, k - 1],
+      past_kernels=kernels[:, :k - 1].reshape(model.num_layers, (k - 1) * residual, gate),
+      current_kernels=tuple(kernels[1:, k - 1]),
+      residual_kernels=tuple(layer['residual_proj']['kernel'].astype(dtype)
+                             for layer in layers[:-1]),
+      residual_biases=tuple(layer['residual_proj']['bias'].astype(dtype)
+                            for layer in layers[:-1]),
+      skip_kernel=params['skip_kernel'].reshape(-1, model.skip_channels).astype(dtype),
+      skip_bias=params['skip_bias'].astype(dtype),
+      local_kernel=local_kernel,
+      variables=variables)
+
+
+def gate_bias(model: WaveNet, variables: Any, batch_size: int,
+              global_cond: Optional[Array]) -> Array:
+  """Each layer's gate bias plus its global conditioning term, constant over a generation.
+
+  Args:
+    model: the WaveNet.
+    variables: its variables (boxed or plain).
+    batch_size: sequences generated together.
+    global_cond: int32 speaker ids [batch_size], or None (no global conditioning).
+
+  Returns:
+    [layers, batch_size, gate] in the model's compute dtype.
+  """
+  variables = nn.meta.unbox(variables)
+  layers = _layer_params(model, variables['params'])
+  bias = jnp.stack([layer['bias'] for layer in layers])
+  bias = jnp.broadcast_to(bias[:, None, :].astype(model.dtype),
+                          (model.num_layers, batch_size, model.gate_channels))
+  if global_cond is None:
+    return bias
+  speaker = model.apply(variables, global_cond, method=lambda m, ids: m.speaker_embedding(ids))
+  global_kernels = jnp.stack([layer['global_proj']['kernel'] for layer in layers])
+  return bias + jnp.einsum('be,leg->lbg', speaker, global_kernels.astype(model.dtype))
+
+
+def upsample(model: WaveNet, weights: StepWeights, local_cond: Array) -> Array:
+  """The model's upsampler: float [batch, frames, C] -> [batch, frames * hop_length, C]."""
+  return model.apply(weights.variables, local_cond, method=lambda m, f: m.upsampler(f))
+
+
+def _ring_layout(model: WaveNet) -> tuple[np.ndarray, np.ndarray]:
+  """Row offset and row count ((k-1) * dilation) of every layer's cache: int32 [layers] each."""
+  sizes = np.asarray(model.dilations, np.int32) * (model.kernel_size - 1)
+  offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
+  return offsets, sizes
+
+
+def _ring_rows(model: WaveNet, time: Array) -> tuple[Array, Array]:
+  """Rows to read (h_l[t - m d_l], m = k-1 .. 1) and write (h_l[t]) at `time`.
+
+  Returns:
+    (read rows int32 [layers * (kernel_size - 1)], layer-major, oldest tap first;
+     write rows int32 [layers]).
+  """
+  offsets, sizes = _ring_layout(model)
+  dilations = np.asarray(model.dilations, np.int32)
+  back = np.arange(model.kernel_size - 1, 0, -1, dtype=np.int32)  # k-1, ..., 1
+  lags = (dilations[:, None] * back[None, :])  # [layers, k-1]
+  read = offsets[:, None] + jnp.remainder(time - lags, sizes[:, None])
+  write = offsets + jnp.remainder(time, sizes)
+  return read.reshape(-1), write
+
+
+def init_ring(model: WaveNet, batch_size: int) -> Array:
+  """The cache before any input (all past inputs zero, as the causal padding has them).
+
+  Returns:
+    ring [rows, batch_size, residual] of zeros in the model's compute dtype.
+  """
+  _, sizes = _ring_layout(model)
+  return jnp.zeros((int(sizes.sum()), batch_size, model.residual_channels), model.dtype)
+
+
+def _is_layer_input(module: nn.Module, method_name: str) -> bool:
+  """capture_intermediates filter: the embedding and every residual layer's output."""
+  return method_name == '__call__' and (
+      isinstance(module, ResidualLayer) or (module.name == 'embedding'
+                                            and isinstance(module, nn.Embed)))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def prefill_ring(model: WaveNet, variables: Any, audio: Array, global_cond: Optional[Array],
+                 local_cond: Optional[Array]) -> Array:
+  """The cache after feeding `audio` (times 0 .. T-1), by one parallel forward pass.
+
+  Only the last receptive_field - 1 samples (rounded back to a frame start) feed
+  the cached inputs h_l[T - (k-1) d_l .. T-1], so only they are run.
+
+  Args:
+    model: the WaveNet.
+    variables: its variables (boxed or plain).
+    audio: int32 μ-law classes [batch, T] with T >= 1.
+    global_cond, local_cond: as for the model (local_cond frames from time 0).
+
+  Returns:
+    ring [rows, batch, residual] in the model's compute dtype: the input of the
+    step at time T.
+  """
+  batch_size, time = audio.shape
+  start = max(0, time - model.receptive_field + 1)
+  if local_cond is not None:
+    start -= start % model.hop_length
+    local_cond = local_cond[:, start // model.hop_length:]
+  _, intermediates = model.apply(variables, audio[:, start:], global_cond, local_cond,
+                                 capture_intermediates=_is_layer_input)
+  intermediates = intermediates['intermediates']
+  # [batch, time, residual]: the embedding, then the (channel-major) layer outputs.
+  layer_inputs = [intermediates['embedding']['__call__'][0]]
+  layer_inputs += [jnp.transpose(intermediates[f'layer_{l}']['__call__'][0][0], (1, 2, 0))
+                   for l in range(model.num_layers - 1)]
+  offsets, sizes = _ring_layout(model)
+  rows, values = [], []
+  for h, offset, size in zip(layer_inputs, offsets, sizes):
+    kept = min(int(size), time - start)
+    times = np.arange(time - kept, time)
+    rows.append(offset + times % size)
+    values.append(jnp.moveaxis(h[:, h.shape[1] - kept:], 1, 0))
+  ring = init_ring(model, batch_size)
+  return ring.at[np.concatenate(rows)].set(jnp.concatenate(values).astype(model.dtype))
+
+
+def step(model: WaveNet, weights: StepWeights, bias: Array, ring: Array, time: Array,
+         sample: Array, local_feature: Optional[Array]) -> tuple[Array, Array]:
+  """Feeds x[time]: the next cache and the logits of x[time + 1].
+
+  Args:
+    model: the WaveNet.
+    weights: its `step_weights`.
+    bias: [layers, batch, gate], from `gate_bias`.
+    ring: [rows, batch, residual] the cache (from `init_ring`, `prefill_ring` or
+      the step at time - 1).
+    time: int32 scalar.
+    sample: int32 [batch], x[time].
+    local_feature: upsampled local features of this time, float [batch,
+      local_cond_channels], or None (no local conditioning).
+
+  Returns:
+    (ring [rows, batch, residual], float32 logits [batch, num_classes]: the
+    parallel forward's logits[:, time]).
+  """
+  num_layers, batch_size = model.num_layers, sample.shape[0]
+  read_rows, write_rows = _ring_rows(model, time)
+  past = ring[read_rows].reshape(num_layers, model.kernel_size - 1, batch_size, -1)
+  past = jnp.swapaxes(past, 1, 2).reshape(num_layers, batch_size, -1)
+  # The past taps do not depend on x[time]: all layers' in one batched matmul
+  # [L, B, (k-1) R] @ [L, (k-1) R, G], or per layer for large batches.
+  if batch_size <= BATCHED_PAST_TAPS_MAX_BATCH:
+    z_past = jnp.einsum('lbr,lrg->lbg', past, weights.past_kernels) + bias
+  else:
+    z_past = [past[l] @ weights.past_kernels[l] + bias[l] for l in range(num_layers)]
+  if local_feature is not None:
+    local = local_feature.astype(model.dtype) @ weights.local_kernel
+    local = local.reshape(batch_size, num_layers, -1)
+    z_past = [z_past[l] + local[:, l] for l in range(num_layers)]
+  h = weights.embedding[sample]
+  z = z_past[0] + weights.input_table[sample]
+  layer_inputs, gate_outputs = [], []
+  for l in range(num_layers):
+    if l > 0:
+      z = z_past[l] + h @ weights.current_kernels[l - 1]
+    gate_out = gated_unit(z)
+    layer_inputs.append(h)
+    gate_outputs.append(gate_out)
+    if l < num_layers - 1:
+      # Bias add first, then the residual: XLA then fuses the add into the matmul instead of
+      # recomputing the whole residual sum inside every later layer's fusion.
+      h = (gate_out @ weights.residual_kernels[l] + weights.residual_biases[l]) + h
+  ring = ring.at[write_rows].set(jnp.stack(layer_inputs))
+  skips = jnp.concatenate(gate_outputs, axis=-1) @ weights.skip_kernel + weights.skip_bias
+  return ring, model.apply(weights.variables, skips, method=WaveNet.head)
 
 
 def model_from_config(model_config: Any, data_config: Any, speakers: Sequence[str]) -> WaveNet:

@@ -1,22 +1,9 @@
 """Fast autoregressive generation from a WaveNet (Paine et al., 2016).
 
-The parallel forward pass recomputes the whole receptive field for every new
-sample. Here each layer instead keeps a cache of its own past inputs: layer l
-(dilation d) needs only h_l[t - d], ..., h_l[t - (k-1) d] besides h_l[t], so one
-step costs O(layers) work, independent of the receptive field.
-
-All layers' caches live in one ring buffer `ring` [rows, batch, residual]: layer
-l owns rows offsets[l] .. offsets[l] + (k-1) d_l, and h_l[t] sits in row
-offsets[l] + t mod (k-1) d_l. A step at time t:
-  1. gathers every layer's past taps and multiplies them with their kernels
-     before the layers run (they do not depend on the sample being fed): one
-     batched matmul up to batch BATCHED_PAST_TAPS_MAX_BATCH, one per layer above;
-  2. runs the layers on the current sample x[t] (the embedding is folded into
-     the first layer's current tap: a table [num_classes, gate]);
-  3. scatters the new layer inputs h_l[t] into the ring;
-  4. applies one skip matmul over the concatenated gate outputs and the model's
-     own output head: logits [batch, num_classes] for x[t + 1].
-Steps run inside `jax.jit` as a `jax.lax.scan` over time.
+The model owns its one-sample step (`models.step`: weights laid out once, a ring
+buffer of every layer's past inputs, O(layers) work per sample); this module
+samples with it. Steps run inside `jax.jit` as a `jax.lax.scan` over time,
+unrolled SCAN_UNROLL steps per iteration.
 
 Sampling inverts the cumulative distribution of softmax(logits / temperature)
 at one uniform number u_s per sample (one random number per sample instead of
@@ -35,70 +22,33 @@ own upsampler (every frame spreads over exactly its own hop_length samples), so
 memory stays O(hop_length) however long the output is.
 
 Sequence convention: the generated samples follow `prompt` (int32 [batch, P]);
-without a prompt, generation starts from one silent sample (class num_classes / 2,
+without a prompt, generation starts from one silent sample (`WaveNet.silence_class`,
 μ-law 0.0) at time 0 that is not returned. The step at time t uses the local
 features of time t, exactly as `logits[:, t]` of the parallel forward does.
-
-Speed levers measured on a 2-core x86 CPU (B1, see experiments/benchmarks/sampling.py)
-and kept: per-layer weight arrays (no slicing of stacked weights inside the loop),
-inverse-CDF sampling from block-drawn uniforms (threefry Gumbel noise for every
-class cost more than the network at batch 256), scan unroll 4, the embedding folded
-into layer 0, one skip matmul, one shared ring buffer, and the bias added before
-the residual (otherwise XLA recomputes the residual sum inside every layer).
 """
 import dataclasses
 import functools
 from typing import Any, Callable, Optional, Sequence
 
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from wavenet_jax.models import ResidualLayer, WaveNet, gated_unit
+from wavenet_jax import models
+from wavenet_jax.models import StepWeights, WaveNet
 
 Array = jax.Array
+
+# The largest batch whose past taps `models.step` multiplies in one batched matmul.
+BATCHED_PAST_TAPS_MAX_BATCH = models.BATCHED_PAST_TAPS_MAX_BATCH
 
 # Samples per block of sampling noise drawn at once (noise of sample s: row
 # s % NOISE_BLOCK of the block drawn from fold_in(rng, s // NOISE_BLOCK)).
 NOISE_BLOCK = 256
-# lax.scan unroll of the step loop.
+# lax.scan unroll of the step loop (less loop overhead per sample).
 SCAN_UNROLL = 4
-# Largest batch whose past taps are one batched matmul (larger: one matmul per layer).
-BATCHED_PAST_TAPS_MAX_BATCH = 16
-
-
-@flax.struct.dataclass
-class SamplerWeights:
-  """The model's parameters arranged for one-sample steps, in the model's compute dtype.
-
-  Attributes:
-    embedding: [num_classes, residual] input embedding.
-    input_table: [num_classes, gate] embedding @ current tap of layer 0.
-    past_kernels: [layers, (kernel_size - 1) * residual, gate] the taps on past
-      inputs (oldest first), one block per layer.
-    current_kernels: per layer from layer 1 on, [residual, gate]: the tap on the
-      current input (layer 0's is folded into `input_table`). Tuples of separate
-      arrays, so that the step does not slice stacked weights on every sample.
-    residual_kernels: per layer but the last, [gate / 2, residual].
-    residual_biases: per layer but the last, [residual].
-    skip_kernel: [layers * gate / 2, skip] over the concatenated gate outputs.
-    skip_bias: [skip].
-    local_kernel: [local_cond_channels, layers * gate], or None (unconditioned).
-    variables: the model's (unboxed) variables, for its output head and upsampler.
-  """
-  embedding: Array
-  input_table: Array
-  past_kernels: Array
-  current_kernels: tuple[Array, ...]
-  residual_kernels: tuple[Array, ...]
-  residual_biases: tuple[Array, ...]
-  skip_kernel: Array
-  skip_bias: Array
-  local_kernel: Optional[Array]
-  variables: Any
 
 
 @flax.struct.dataclass
@@ -107,7 +57,7 @@ class SamplerConditioning:
 
   Attributes:
     gate_bias: [layers, batch, gate] each layer's bias plus its global
-      conditioning term.
+      conditioning term (`models.gate_bias`).
     local_frames: float [batch, frames, local_cond_channels] frame-rate features,
       or None (no local conditioning).
   """
@@ -120,7 +70,7 @@ class SamplerCache:
   """What changes from step to step.
 
   Attributes:
-    ring: [rows, batch, residual] past inputs of every layer (see module docstring).
+    ring: [rows, batch, residual] past inputs of every layer (see `models.step`).
     time: int32 scalar, the time of `last_sample`.
     last_sample: int32 [batch], x[time]: the input of the next step.
   """
@@ -137,7 +87,7 @@ class SamplerState:
   donated) and returns the next one.
   """
   model: WaveNet = flax.struct.field(pytree_node=False)
-  weights: SamplerWeights
+  weights: StepWeights
   conditioning: SamplerConditioning
   cache: SamplerCache
 
@@ -147,75 +97,7 @@ class SamplerState:
 
 
 # ---------------------------------------------------------------------------
-# Ring-buffer layout.
-
-
-def _ring_layout(model: WaveNet) -> tuple[np.ndarray, np.ndarray]:
-  """Row offset and row count ((k-1) * dilation) of every layer's cache: int32 [layers] each."""
-  sizes = np.asarray(model.dilations, np.int32) * (model.kernel_size - 1)
-  offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
-  return offsets, sizes
-
-
-def _ring_rows(model: WaveNet, time: Array) -> tuple[Array, Array]:
-  """Rows to read (h_l[t - m d_l], m = k-1 .. 1) and write (h_l[t]) at `time`.
-
-  Returns:
-    (read rows int32 [layers * (kernel_size - 1)], layer-major, oldest tap first;
-     write rows int32 [layers]).
-  """
-  offsets, sizes = _ring_layout(model)
-  dilations = np.asarray(model.dilations, np.int32)
-  back = np.arange(model.kernel_size - 1, 0, -1, dtype=np.int32)  # k-1, ..., 1
-  lags = (dilations[:, None] * back[None, :])  # [layers, k-1]
-  read = offsets[:, None] + jnp.remainder(time - lags, sizes[:, None])
-  write = offsets + jnp.remainder(time, sizes)
-  return read.reshape(-1), write
-
-
-# ---------------------------------------------------------------------------
 # Preparing weights, conditioning and caches.
-
-
-def _unbox(variables: Any) -> Any:
-  return nn.meta.unbox(variables)
-
-
-def _check_sampler_weights(model: WaveNet, params: Any) -> None:
-  missing = [name for name in ('embedding', 'skip_kernel', 'skip_bias', 'head_hidden', 'head_out',
-                               *(f'layer_{l}' for l in range(model.num_layers)))
-             if name not in params]
-  if missing:
-    raise ValueError(f'variables do not match the model: no parameters {missing}.')
-
-
-def sampler_weights(model: WaveNet, variables: Any) -> SamplerWeights:
-  """Arranges a WaveNet's parameters for the cached step (see `SamplerWeights`)."""
-  variables = _unbox(variables)
-  params = variables['params']
-  _check_sampler_weights(model, params)
-  dtype = model.dtype
-  layers = [params[f'layer_{l}'] for l in range(model.num_layers)]
-  k, residual, gate = model.kernel_size, model.residual_channels, model.gate_channels
-  kernels = jnp.stack([layer['kernel'] for layer in layers]).astype(dtype)  # [L, k, R, G]
-  embedding = params['embedding']['embedding'].astype(dtype)
-  local_kernel = None
-  if model.local_cond_channels > 0:
-    local_kernel = jnp.concatenate([layer['local_proj']['kernel'] for layer in layers],
-                                   axis=1).astype(dtype)
-  return SamplerWeights(
-      embedding=embedding,
-      input_table=embedding @ kernels[0, k - 1],
-      past_kernels=kernels[:, :k - 1].reshape(model.num_layers, (k - 1) * residual, gate),
-      current_kernels=tuple(kernels[1:, k - 1]),
-      residual_kernels=tuple(layer['residual_proj']['kernel'].astype(dtype)
-                             for layer in layers[:-1]),
-      residual_biases=tuple(layer['residual_proj']['bias'].astype(dtype)
-                            for layer in layers[:-1]),
-      skip_kernel=params['skip_kernel'].reshape(-1, model.skip_channels).astype(dtype),
-      skip_bias=params['skip_bias'].astype(dtype),
-      local_kernel=local_kernel,
-      variables=variables)
 
 
 def _check_inputs(model: WaveNet, batch_size: int, prompt: Optional[Array],
@@ -232,84 +114,8 @@ def _check_inputs(model: WaveNet, batch_size: int, prompt: Optional[Array],
     if low < 0 or high >= model.num_classes:
       raise ValueError(f'prompt classes must lie in [0, {model.num_classes - 1}], '
                        f'got [{low}, {high}].')
-  if model.num_speakers > 0:
-    if global_cond is None:
-      raise ValueError('This WaveNet is speaker-conditioned (num_speakers > 0): '
-                       'pass global_cond speaker ids [batch].')
-    if global_cond.shape != (batch_size,):
-      raise ValueError(f'global_cond must have shape ({batch_size},), got {global_cond.shape}.')
-  elif global_cond is not None:
-    raise ValueError('global_cond given, but this WaveNet has num_speakers=0.')
-  if model.local_cond_channels > 0:
-    if local_cond is None:
-      raise ValueError('This WaveNet is locally conditioned (local_cond_channels > 0): '
-                       'pass local_cond [batch, frames, channels].')
-    if (local_cond.ndim != 3 or local_cond.shape[0] != batch_size
-        or local_cond.shape[2] != model.local_cond_channels):
-      raise ValueError(f'local_cond must be [{batch_size}, frames, {model.local_cond_channels}], '
-                       f'got {local_cond.shape}.')
-  elif local_cond is not None:
-    raise ValueError('local_cond given, but this WaveNet has local_cond_channels=0.')
-
-
-def _gate_bias(model: WaveNet, variables: Any, batch_size: int,
-               global_cond: Optional[Array]) -> Array:
-  """Each layer's gate bias plus its global conditioning term: [layers, batch, gate]."""
-  params = variables['params']
-  bias = jnp.stack([params[f'layer_{l}']['bias'] for l in range(model.num_layers)])
-  bias = jnp.broadcast_to(bias[:, None, :].astype(model.dtype),
-                          (model.num_layers, batch_size, model.gate_channels))
-  if global_cond is None:
-    return bias
-  speaker = model.apply(variables, global_cond, method=lambda m, ids: m.speaker_embedding(ids))
-  global_kernels = jnp.stack(
-      [params[f'layer_{l}']['global_proj']['kernel'] for l in range(model.num_layers)])
-  return bias + jnp.einsum('be,leg->lbg', speaker, global_kernels.astype(model.dtype))
-
-
-def _is_cache_source(module: nn.Module, method_name: str) -> bool:
-  """capture_intermediates filter: the embedding and every residual layer's output."""
-  return method_name == '__call__' and (
-      isinstance(module, ResidualLayer) or (module.name == 'embedding'
-                                            and isinstance(module, nn.Embed)))
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _prompt_ring(model: WaveNet, variables: Any, audio: Array, global_cond: Optional[Array],
-                 local_cond: Optional[Array]) -> Array:
-  """Cache contents after teacher-forcing `audio` (times 0 .. T-1), by one parallel pass.
-
-  Only the last receptive_field - 1 samples (rounded back to a frame start) feed
-  the cached inputs h_l[T - (k-1) d_l .. T-1], so only they are run.
-
-  Args:
-    audio: int32 [batch, T] with T >= 1.
-    global_cond, local_cond: as for the model (local_cond frames from time 0).
-
-  Returns:
-    ring [rows, batch, residual] in the model's compute dtype.
-  """
-  batch_size, time = audio.shape
-  start = max(0, time - model.receptive_field + 1)
-  if local_cond is not None:
-    start -= start % model.hop_length
-    local_cond = local_cond[:, start // model.hop_length:]
-  _, intermediates = model.apply(variables, audio[:, start:], global_cond, local_cond,
-                                 capture_intermediates=_is_cache_source)
-  intermediates = intermediates['intermediates']
-  # [batch, time, residual]: the embedding, then the (channel-major) layer outputs.
-  layer_inputs = [intermediates['embedding']['__call__'][0]]
-  layer_inputs += [jnp.transpose(intermediates[f'layer_{l}']['__call__'][0][0], (1, 2, 0))
-                   for l in range(model.num_layers - 1)]
-  offsets, sizes = _ring_layout(model)
-  rows, values = [], []
-  for h, offset, size in zip(layer_inputs, offsets, sizes):
-    kept = min(int(size), time - start)
-    times = np.arange(time - kept, time)
-    rows.append(offset + times % size)
-    values.append(jnp.moveaxis(h[:, h.shape[1] - kept:], 1, 0))
-  ring = jnp.zeros((int(sizes.sum()), batch_size, model.residual_channels), model.dtype)
-  return ring.at[np.concatenate(rows)].set(jnp.concatenate(values).astype(model.dtype))
+  # Frames are checked against the prompt below and against every chunk's end.
+  models.check_conditioning(model, batch_size, global_cond, local_cond)
 
 
 def batch_mesh(batch_size: int, devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
@@ -370,20 +176,18 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
   if mesh is not None and batch_size % mesh.size:
     raise ValueError(f'batch_size {batch_size} does not split evenly over the mesh\'s '
                      f'{mesh.size} devices.')
-  variables = _unbox(variables)
   if prompt is None:
-    prompt = jnp.full((batch_size, 1), model.num_classes // 2, jnp.int32)
+    prompt = jnp.full((batch_size, 1), model.silence_class, jnp.int32)
   prompt = jnp.asarray(prompt, jnp.int32)
   prompt_len = prompt.shape[1]
   if local_cond is not None and local_cond.shape[1] * model.hop_length < prompt_len:
     raise ValueError(f'local_cond has {local_cond.shape[1]} frames of {model.hop_length} '
                      f'samples: too few for the {prompt_len}-sample prompt.')
-  weights = sampler_weights(model, variables)
+  weights = models.step_weights(model, variables)
   if prompt_len > 1:
-    ring = _prompt_ring(model, variables, prompt[:, :-1], global_cond, local_cond)
+    ring = models.prefill_ring(model, weights.variables, prompt[:, :-1], global_cond, local_cond)
   else:
-    _, sizes = _ring_layout(model)
-    ring = jnp.zeros((int(sizes.sum()), batch_size, model.residual_channels), model.dtype)
+    ring = models.init_ring(model, batch_size)
   cache = SamplerCache(ring=ring, time=jnp.asarray(prompt_len - 1, jnp.int32),
                        last_sample=prompt[:, -1])
   if mesh is None:
@@ -394,58 +198,14 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
       model=model,
       weights=weights,
       conditioning=SamplerConditioning(
-          gate_bias=_gate_bias(model, variables, batch_size, global_cond),
+          gate_bias=models.gate_bias(model, weights.variables, batch_size, global_cond),
           local_frames=None if local_cond is None else jnp.asarray(local_cond)),
       cache=cache)
   return state if mesh is None else _shard_over_batch(state, mesh)
 
 
 # ---------------------------------------------------------------------------
-# The cached step and the scan over time.
-
-
-def _step(model: WaveNet, weights: SamplerWeights, gate_bias: Array, ring: Array, time: Array,
-          sample: Array, local_feature: Optional[Array]) -> tuple[Array, Array]:
-  """Feeds x[time] and returns (ring, float32 logits [batch, num_classes] for x[time + 1]).
-
-  Args:
-    gate_bias: [layers, batch, gate].
-    ring: [rows, batch, residual].
-    time: int32 scalar.
-    sample: int32 [batch], x[time].
-    local_feature: upsampled local features of this time [batch, local_cond_channels], or None.
-  """
-  num_layers, batch_size = model.num_layers, sample.shape[0]
-  read_rows, write_rows = _ring_rows(model, time)
-  past = ring[read_rows].reshape(num_layers, model.kernel_size - 1, batch_size, -1)
-  past = jnp.swapaxes(past, 1, 2).reshape(num_layers, batch_size, -1)
-  # The past taps do not depend on x[time]: all layers' in one batched matmul
-  # [L, B, (k-1) R] @ [L, (k-1) R, G], or per layer for large batches, where XLA's CPU
-  # batched matmul is much slower than separate ones (measured: 1.5x slower step at batch 32).
-  if batch_size <= BATCHED_PAST_TAPS_MAX_BATCH:
-    z_past = jnp.einsum('lbr,lrg->lbg', past, weights.past_kernels) + gate_bias
-  else:
-    z_past = [past[l] @ weights.past_kernels[l] + gate_bias[l] for l in range(num_layers)]
-  if local_feature is not None:
-    local = local_feature.astype(model.dtype) @ weights.local_kernel
-    local = local.reshape(batch_size, num_layers, -1)
-    z_past = [z_past[l] + local[:, l] for l in range(num_layers)]
-  h = weights.embedding[sample]
-  z = z_past[0] + weights.input_table[sample]
-  layer_inputs, gate_outputs = [], []
-  for l in range(num_layers):
-    if l > 0:
-      z = z_past[l] + h @ weights.current_kernels[l - 1]
-    gate_out = gated_unit(z)
-    layer_inputs.append(h)
-    gate_outputs.append(gate_out)
-    if l < num_layers - 1:
-      # Bias add first, then the residual: XLA then fuses the add into the matmul instead of
-      # recomputing the whole residual sum inside every later layer's fusion.
-      h = (gate_out @ weights.residual_kernels[l] + weights.residual_biases[l]) + h
-  ring = ring.at[write_rows].set(jnp.stack(layer_inputs))
-  skips = jnp.concatenate(gate_outputs, axis=-1) @ weights.skip_kernel + weights.skip_bias
-  return ring, model.apply(weights.variables, skips, method=WaveNet.head)
+# Sampling and the scan over time.
 
 
 def sample_categorical(logits: Array, temperature: Array, uniform: Array) -> Array:
@@ -486,7 +246,7 @@ def _current_row(block: Array, position: Array, block_size: int,
                                              keepdims=False)
 
 
-def _scan_steps(model: WaveNet, weights: SamplerWeights, conditioning: SamplerConditioning,
+def _scan_steps(model: WaveNet, weights: StepWeights, conditioning: SamplerConditioning,
                 cache: SamplerCache, num_steps: int, choose: ChooseFn, choose_carry: Any,
                 step_inputs: Any = None) -> tuple[SamplerCache, Any]:
   """Runs `num_steps` cached steps; `choose` picks each next input from the logits.
@@ -497,8 +257,8 @@ def _scan_steps(model: WaveNet, weights: SamplerWeights, conditioning: SamplerCo
   frames = conditioning.local_frames
 
   def upsample_frame(frame_index: Array) -> Array:
-    frame = jax.lax.dynamic_slice_in_dim(frames, frame_index, 1, axis=1)
-    return model.apply(weights.variables, frame, method=lambda m, f: m.upsampler(f))
+    return models.upsample(model, weights,
+                           jax.lax.dynamic_slice_in_dim(frames, frame_index, 1, axis=1))
 
   def body(carry, step_input):
     cache, local_block, choose_carry = carry
@@ -506,8 +266,8 @@ def _scan_steps(model: WaveNet, weights: SamplerWeights, conditioning: SamplerCo
     if frames is not None:
       local_block, local_feature = _current_row(local_block, cache.time, model.hop_length,
                                                 upsample_frame)
-    ring, logits = _step(model, weights, conditioning.gate_bias, cache.ring, cache.time,
-                         cache.last_sample, local_feature)
+    ring, logits = models.step(model, weights, conditioning.gate_bias, cache.ring, cache.time,
+                               cache.last_sample, local_feature)
     choose_carry, next_sample, output = choose(choose_carry, cache.time, logits, step_input)
     cache = SamplerCache(ring=ring, time=cache.time + 1, last_sample=next_sample)
     return (cache, local_block, choose_carry), output
@@ -519,7 +279,7 @@ def _scan_steps(model: WaveNet, weights: SamplerWeights, conditioning: SamplerCo
 
 
 @functools.partial(jax.jit, static_argnums=(0, 6, 7), donate_argnums=3)
-def _generate_chunk(model: WaveNet, weights: SamplerWeights, conditioning: SamplerConditioning,
+def _generate_chunk(model: WaveNet, weights: StepWeights, conditioning: SamplerConditioning,
                     cache: SamplerCache, rng: Array, temperature: Array, num_samples: int,
                     greedy: bool) -> tuple[SamplerCache, Array]:
   batch_size = cache.last_sample.shape[0]
@@ -605,7 +365,7 @@ def generate(model: WaveNet, variables: Any, rng: Array, *, num_samples: int,
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _teacher_forced_logits(model: WaveNet, weights: SamplerWeights,
+def _teacher_forced_logits(model: WaveNet, weights: StepWeights,
                            conditioning: SamplerConditioning, cache: SamplerCache,
                            next_inputs: Array) -> Array:
 

@@ -96,5 +96,5 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
                            time.perf_counter() - began))
   generated = np.concatenate(chunks, axis=1)[:, :num_samples]
   if prompt is None:
-    prompt = np.full((batch_size, 1), mulaw.SILENCE_CLASS, np.int32)
+    prompt = np.full((batch_size, 1), model.silence_class, np.int32)  # The sampler's start.
   return mulaw.decode(np.concatenate([np.asarray(prompt), generated], axis=1))
