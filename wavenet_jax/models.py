@@ -721,7 +721,5 @@ def model_from_config(model_config: Any, data_config: Any, speakers: Sequence[st
       hop_length=data_config.mel.hop_length,
       upsample_method=model_config.upsample_method,
       upsample_scales=tuple(model_config.upsample_scales),
-      # Checkpoints written before this key existed lack it; a restored model's
-      # parameters do not depend on the initialiser.
-      embedding_init=model_config.get('embedding_init', 'normal'),
+      embedding_init=model_config.embedding_init,
       dtype=jnp.dtype(model_config.dtype))
