@@ -32,27 +32,30 @@ import json
 import os
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from wavenet_jax import sampler
 from wavenet_jax.models import WaveNet
 
-_BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '16', '256'],
-                                 'Batch sizes of cached generation.')
-_CPU_DEVICES = flags.DEFINE_integer('cpu_devices', os.cpu_count(),
-                                    'CPU devices JAX makes (on a CPU host; default one per core).')
-_SECONDS = flags.DEFINE_float('seconds', 5.0, 'Timed seconds per measurement (after warm-up).')
-_WINDOWS = flags.DEFINE_integer('windows', 5, 'Timed windows per measurement (median reported).')
-_CHUNK_ROWS = flags.DEFINE_integer(
-    'chunk_rows', 8192, 'Samples per timed generate_chunk call, in total over the batch '
-    '(chunk length = chunk_rows // batch, at least 16).')
-_NAIVE_STEPS = flags.DEFINE_integer('naive_steps', 8, 'Samples per timed naive call.')
-_TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Sampling temperature (0: greedy).')
+# The flags exist only when this file is the program: accelerator.py imports its helpers.
+if __name__ == '__main__':
+  _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '16', '256'],
+                                   'Batch sizes of cached generation.')
+  _CPU_DEVICES = flags.DEFINE_integer(
+      'cpu_devices', os.cpu_count(), 'CPU devices JAX makes (on a CPU host; default one per core).')
+  _SECONDS = flags.DEFINE_float('seconds', 5.0, 'Timed seconds per measurement (after warm-up).')
+  _WINDOWS = flags.DEFINE_integer('windows', 5, 'Timed windows per measurement (median reported).')
+  _CHUNK_ROWS = flags.DEFINE_integer(
+      'chunk_rows', 8192, 'Samples per timed generate_chunk call, in total over the batch '
+      '(chunk length = chunk_rows // batch, at least 16).')
+  _NAIVE_STEPS = flags.DEFINE_integer('naive_steps', 8, 'Samples per timed naive call.')
+  _TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Sampling temperature (0: greedy).')
 
 
 def b1_model() -> WaveNet:
@@ -78,19 +81,30 @@ def timed_rate(run: Callable[[], Any], samples_per_call: int, seconds: float,
   return statistics.median(rates), min(rates), max(rates)
 
 
-def cached_rate(model: WaveNet, variables: Any, batch_size: int) -> tuple[float, float, float]:
-  """Total samples/s (median, min, max) of `sampler.generate_chunk` at this batch size."""
-  chunk_length = max(16, _CHUNK_ROWS.value // batch_size)
+def cached_rate(model: WaveNet, variables: Any, batch_size: int, *, chunk_rows: int,
+                temperature: float, seconds: float, windows: int,
+                global_cond: Optional[np.ndarray] = None) -> tuple[float, float, float]:
+  """Total samples/s (median, min, max) of `sampler.generate_chunk` at this batch size.
+
+  The batch is split over `sampler.batch_mesh(batch_size)`; each timed call generates
+  max(16, chunk_rows // batch_size) samples per sequence (see `timed_rate` for the windows).
+
+  Args:
+    global_cond: int32 speaker ids [batch_size], for speaker-conditioned models.
+  """
+  chunk_length = max(16, chunk_rows // batch_size)
   state = sampler.init_state(model, variables, batch_size=batch_size,
+                             global_cond=(None if global_cond is None
+                                          else jnp.asarray(global_cond, jnp.int32)),
                              mesh=sampler.batch_mesh(batch_size))
   rng = jax.random.key(1)
 
   def run():
     nonlocal state
-    state, samples = sampler.generate_chunk(state, rng, chunk_length, _TEMPERATURE.value)
+    state, samples = sampler.generate_chunk(state, rng, chunk_length, temperature)
     return samples
 
-  return timed_rate(run, batch_size * chunk_length, _SECONDS.value, _WINDOWS.value)
+  return timed_rate(run, batch_size * chunk_length, seconds, windows)
 
 
 def naive_rate(model: WaveNet, variables: Any) -> tuple[float, float, float]:
@@ -152,8 +166,11 @@ def main(argv):
 
   for batch_size in batch_sizes:
     devices = sampler.batch_mesh(batch_size).size
+    rates = cached_rate(model, variables, batch_size, chunk_rows=_CHUNK_ROWS.value,
+                        temperature=_TEMPERATURE.value, seconds=_SECONDS.value,
+                        windows=_WINDOWS.value)
     report(f'batch_{batch_size}', f'cached generation, batch {batch_size} over {devices} '
-           f'device{"s" if devices > 1 else ""}', cached_rate(model, variables, batch_size))
+           f'device{"s" if devices > 1 else ""}', rates)
   report('naive_batch_1', 'naive generation, batch 1', naive_rate(model, variables))
   print(json.dumps({key: round(value, 1) for key, value in results.items()}))
 

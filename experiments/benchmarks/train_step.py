@@ -37,11 +37,13 @@ import numpy as np
 from wavenet_jax import trainer
 from wavenet_jax.models import WaveNet
 
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 4, 'Sequences per step.')
-_NUM_SAMPLES = flags.DEFINE_integer('num_samples', 8000, 'Samples per sequence.')
-_STEPS = flags.DEFINE_integer('steps', 10, 'Timed steps (after one compile + warm-up step).')
-_DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Compute dtype.')
-_MATMUL_SIZE = flags.DEFINE_integer('matmul_size', 2048, 'Side of the peak-matmul probe.')
+# The flags exist only when this file is the program: accelerator.py imports its helpers.
+if __name__ == '__main__':
+  _BATCH_SIZE = flags.DEFINE_integer('batch_size', 4, 'Sequences per step.')
+  _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 8000, 'Samples per sequence.')
+  _STEPS = flags.DEFINE_integer('steps', 10, 'Timed steps (after one compile + warm-up step).')
+  _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Compute dtype.')
+  _MATMUL_SIZE = flags.DEFINE_integer('matmul_size', 2048, 'Side of the peak-matmul probe.')
 
 
 def b1_model(dtype: str) -> WaveNet:
@@ -63,11 +65,14 @@ def forward_matmul_flops(model: WaveNet, num_positions: int) -> int:
   return 2 * per_position * num_positions
 
 
-def matmul_peak_gflops(size: int, repeats: int = 10) -> float:
-  """Best float32 [size, size] @ [size, size] rate over `repeats` runs, in GFLOP/s."""
+def matmul_peak_gflops(size: int, dtype: str = 'float32', repeats: int = 10) -> float:
+  """Best [size, size] @ [size, size] rate in `dtype` over `repeats` runs, in GFLOP/s.
+
+  On the default device, at jax_default_matmul_precision (which sets how float32 multiplies).
+  """
   keys = jax.random.split(jax.random.key(0), 2)
-  a = jax.random.normal(keys[0], (size, size), jnp.float32)
-  b = jax.random.normal(keys[1], (size, size), jnp.float32)
+  a = jax.random.normal(keys[0], (size, size), jnp.dtype(dtype))
+  b = jax.random.normal(keys[1], (size, size), jnp.dtype(dtype))
   matmul = jax.jit(jnp.matmul)
   matmul(a, b).block_until_ready()
   best = float('inf')
