@@ -257,12 +257,8 @@ def benchmark_train_step(config: ml_collections.ConfigDict, model: WaveNet,
   batch = jax.device_put(
       {'audio': np.random.default_rng(0).integers(0, model.num_classes, shape, np.int32),
        'mask': np.ones(shape, np.float32)}, batch_sharding)
-  step = jax.jit(
-      lambda s, b: trainer.train_step(s, b, model=model, optimizer=optimizer,
-                                      learning_rate_fn=learning_rate_fn,
-                                      ema_decay=config.train.ema_decay),
-      in_shardings=(state_shardings, batch_sharding), out_shardings=(state_shardings, None),
-      donate_argnums=0)
+  step = trainer.make_train_step(model, optimizer, learning_rate_fn, config.train.ema_decay,
+                                 state_shardings, batch_sharding)
   began = time.perf_counter()
   state, metrics = step(state, batch)
   jax.block_until_ready(metrics)

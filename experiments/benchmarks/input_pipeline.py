@@ -48,12 +48,8 @@ def _train_steps_per_second(config, info, batch, num_steps: int) -> float:
   use_ema = config.train.ema_decay > 0
   state = jax.jit(lambda key: nn.unbox(trainer.init_train_state(key, model, optimizer, use_ema)))(
       jax.random.key(config.seed))
-  step = jax.jit(
-      lambda s, b: trainer.train_step(
-          s, b, model=model, optimizer=optimizer,
-          learning_rate_fn=trainer.create_learning_rate_fn(config.train),
-          ema_decay=config.train.ema_decay),
-      donate_argnums=0)
+  step = trainer.make_train_step(model, optimizer, trainer.create_learning_rate_fn(config.train),
+                                 config.train.ema_decay)
   batch = {key: jax.device_put(value) for key, value in batch.items()}
   state, metrics = step(state, batch)
   jax.block_until_ready(metrics)

@@ -19,7 +19,7 @@ each, and reports the median window's rate (shared machines are noisy; the range
 printed too).
 
 Command:
-  python experiments/benchmarks/sampling.py
+  python -m experiments.benchmarks.sampling
 Hardware: any; the targets were set on a 2-core CPU, where r9y9/wavenet_vocoder's incremental
 PyTorch generation makes 280 samples/s at batch 1 and 2,700 at batch 16, and naive generation
 about 18 samples/s. Targets there: batch 1 >= 8,000 samples/s, batch 16 >= 30,000, batch 256
@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.benchmarks import train_step
 from wavenet_jax import sampler
 from wavenet_jax.models import WaveNet
 
@@ -56,11 +57,6 @@ if __name__ == '__main__':
       '(chunk length = chunk_rows // batch, at least 16).')
   _NAIVE_STEPS = flags.DEFINE_integer('naive_steps', 8, 'Samples per timed naive call.')
   _TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Sampling temperature (0: greedy).')
-
-
-def b1_model() -> WaveNet:
-  return WaveNet(num_layers=20, num_stacks=2, kernel_size=2, residual_channels=64,
-                 gate_channels=128, skip_channels=256, num_classes=256)
 
 
 def timed_rate(run: Callable[[], Any], samples_per_call: int, seconds: float,
@@ -127,7 +123,7 @@ def naive_rate(model: WaveNet, variables: Any) -> tuple[float, float, float]:
     uniforms = jax.random.uniform(rng, (num_steps, 1))
     return jax.lax.scan(step, window, uniforms)[0]
 
-  window = jnp.full((1, model.receptive_field), model.num_classes // 2, jnp.int32)
+  window = jnp.full((1, model.receptive_field), model.silence_class, jnp.int32)
   rng = jax.random.key(2)
 
   def run():
@@ -153,7 +149,7 @@ def main(argv):
     # Read when the CPU backend starts (below), not at import.
     os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
                                + ' --xla_cpu_multi_thread_eigen=false').strip()
-  model = b1_model()
+  model = train_step.b1_model('float32')
   variables = model.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))
   print(f'B1: {model.num_layers} layers, receptive field {model.receptive_field}; '
         f'devices {jax.devices()}; temperature {_TEMPERATURE.value}', flush=True)

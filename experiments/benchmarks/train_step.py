@@ -5,7 +5,7 @@ B1: 20 layers = 2 stacks of dilations 1..512, kernel 2, residual 64, gate 128, s
 backward, global-norm clipping, AdamW) on a random batch.
 
 Command:
-  python experiments/benchmarks/train_step.py
+  python -m experiments.benchmarks.train_step
 Hardware: any; the targets were set on a 2-core CPU (the reference figures there: PyTorch
 r9y9/wavenet_vocoder ~15,000 samples/s, matmul peak ~165 GFLOP/s).
 The benchmark calls `wavenet_jax.host_memory.retain_freed_host_memory()` before anything
@@ -97,10 +97,7 @@ def main(argv: list[str]) -> None:
   shape = (_BATCH_SIZE.value, _NUM_SAMPLES.value)
   batch = {'audio': jax.random.randint(jax.random.key(1), shape, 0, model.num_classes),
            'mask': jnp.ones(shape, jnp.float32)}
-  step = jax.jit(lambda s, b: trainer.train_step(s, b, model=model, optimizer=optimizer,
-                                                 learning_rate_fn=learning_rate_fn,
-                                                 ema_decay=0.0),
-                 donate_argnums=0)
+  step = trainer.make_train_step(model, optimizer, learning_rate_fn, ema_decay=0.0)
   start = time.perf_counter()
   state, metrics = step(state, batch)
   jax.block_until_ready(metrics)
