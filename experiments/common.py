@@ -35,9 +35,9 @@ def cpu_run(config: ml_collections.ConfigDict, corpus: str, *, segment_length: i
   config.train.warmup_steps = 100
   config.train.ema_decay = 0.0
   config.train.log_every_steps = 25
-  config.train.eval_every_steps = eval_every_steps
-  config.train.eval_batches = 8
-  config.train.sample_every_steps = num_steps
-  config.train.sample_seconds = 0.5
+  config.eval.every_steps = eval_every_steps
+  config.eval.num_batches = 8
+  config.sample.every_steps = num_steps
+  config.sample.seconds = 0.5
   config.checkpoint.every_steps = eval_every_steps
   return config

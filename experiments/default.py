@@ -64,10 +64,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.grad_clip_norm = 1.0
   config.train.ema_decay = 0.9999  # 0 disables the parameter EMA.
   config.train.log_every_steps = 100
-  config.train.eval_every_steps = 5000  # 0 disables periodic evaluation.
-  config.train.eval_batches = 16
-  config.train.sample_every_steps = 20_000  # 0 disables the generated clips.
-  config.train.sample_seconds = 1.0
+
+  # Periodic validation (teacher-forced bits/sample on crops of the validation split).
+  config.eval = ml_collections.ConfigDict()
+  config.eval.every_steps = 5000  # 0 disables periodic evaluation.
+  config.eval.num_batches = 16
+
+  # Periodic generated clips (workdir/samples/step_N.wav and TensorBoard audio).
+  config.sample = ml_collections.ConfigDict()
+  config.sample.every_steps = 20_000  # 0 disables the generated clips.
+  config.sample.seconds = 1.0
 
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 2000

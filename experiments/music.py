@@ -25,5 +25,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.skip_channels = 512
   config.data.segment_length = 16000
   config.data.top_db = 40.0  # Trim silent lead-in and tail of the renderings.
-  config.train.sample_seconds = 4.0
+  config.sample.seconds = 4.0
   return config

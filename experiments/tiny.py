@@ -23,9 +23,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.warmup_steps = 100
   config.train.ema_decay = 0.0
   config.train.log_every_steps = 20
-  config.train.eval_every_steps = 250
-  config.train.eval_batches = 4
-  config.train.sample_every_steps = 500
-  config.train.sample_seconds = 0.25
+  config.eval.every_steps = 250
+  config.eval.num_batches = 4
+  config.sample.every_steps = 500
+  config.sample.seconds = 0.25
   config.checkpoint.every_steps = 250
   return config

@@ -52,8 +52,8 @@ guarded() {  # guarded NAME SCRIPT ARGS...: runs SCRIPT, then fails if it import
   fi
 }
 TINY=(--config=experiments/tiny.py --workdir="$RUN/tiny" --config.data.data_dir="$RUN/tfds"
-      --config.train.log_every_steps=2 --config.train.eval_every_steps=4
-      --config.train.sample_every_steps=4 --config.checkpoint.every_steps=4)
+      --config.train.log_every_steps=2 --config.eval.every_steps=4
+      --config.sample.every_steps=4 --config.checkpoint.every_steps=4)
 guarded train train.py "${TINY[@]}" --config.train.num_steps=4
 guarded resume train.py "${TINY[@]}" --config.train.num_steps=8
 test -d "$RUN/tiny/checkpoints/8" && test -f "$RUN/tiny/samples/step_00000008.wav"

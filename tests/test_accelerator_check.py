@@ -23,7 +23,7 @@ SHRUNK_FLAGS = (
     '--config.model.residual_channels=8', '--config.model.gate_channels=16',
     '--config.model.skip_channels=16', '--config.data.segment_length=240',
     '--config.data.mel.n_mels=8', '--config.data.read_threads=1', '--config.train.batch_size=2',
-    '--config.train.eval_batches=1', '--train_seconds=4', '--step_batch_size=2',
+    '--config.eval.num_batches=1', '--train_seconds=4', '--step_batch_size=2',
     '--step_segment_length=240', '--generation_batch_sizes=1,4', '--window_seconds=0.2',
     '--windows=2', f'--clip_seconds={CLIP_SECONDS}', '--matmul_size=1024',
 )

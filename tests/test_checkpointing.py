@@ -48,7 +48,7 @@ def test_sigkill_then_restart_reaches_the_same_params(tmp_path):
   killed = str(tmp_path / 'killed')
   process = _start_and_wait_for_checkpoint(killed, {'train.num_steps': 10_000, **RESUME})
   process.send_signal(signal.SIGKILL)
-  process.wait()
+  process.communicate(timeout=60)
   resumed_from = _steps(killed)[-1]
   assert 2 <= resumed_from < num_steps
   trainer.train_and_evaluate(training_runs.tiny_config({'train.num_steps': num_steps, **RESUME}),
@@ -112,10 +112,23 @@ def test_a_checkpoint_written_before_a_config_key_existed_restores_with_its_old_
   saved_config = tmp_path / 'checkpoints' / '2' / 'config' / 'metadata'
   old = json.loads(saved_config.read_text())
   del old['model']['embedding_init']
+  # Where the evaluation and sampling keys were, before they had sections of their own.
+  old['train'].update(eval_every_steps=old['eval']['every_steps'],
+                      eval_batches=old['eval']['num_batches'],
+                      sample_every_steps=old['sample']['every_steps'],
+                      sample_seconds=old['sample']['seconds'])
+  del old['eval'], old['sample']
   saved_config.write_text(json.dumps(old))
   trained = checkpointing.restore_for_inference(str(tmp_path))
   assert trained.config.model.embedding_init == 'normal'
   assert trained.model.embedding_init == 'normal' and trained.step == 2
+  assert trained.config.eval.to_dict() == config.eval.to_dict()
+  assert trained.config.sample.to_dict() == config.sample.to_dict()
+  assert 'eval_every_steps' not in trained.config.train
+  # Resuming it with today's config sees no change.
+  state = trainer.train_and_evaluate(training_runs.tiny_config({'train.num_steps': 3}),
+                                     str(tmp_path))
+  assert int(state.step) == 3
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):
@@ -171,7 +184,7 @@ def test_a_second_trainer_on_a_workdir_refuses_at_once_and_a_killed_one_blocks_n
   last_line = second.stderr.strip().splitlines()[-1]
   assert last_line.startswith(f'train.py: error: {workdir} is in use by process {first.pid} on ')
   first.send_signal(signal.SIGKILL)
-  first.wait(timeout=60)
+  first.communicate(timeout=60)
   third = training_runs.run_train(workdir, overrides={'train.num_steps': _steps(workdir)[-1] + 2,
                                                       **RESUME})
   assert third.returncode == 0, third.stderr[-3000:]

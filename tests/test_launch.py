@@ -395,7 +395,7 @@ def test_multiprocess_trains_tiny_config_in_two_local_processes(tmp_path):
       sys.executable, 'train.py', '--config=experiments/tiny.py', f'--workdir={workdir}',
       '--config.train.num_steps=3', '--config.train.batch_size=2',
       '--config.data.segment_length=256', '--config.train.log_every_steps=1',
-      '--config.train.eval_every_steps=3', '--config.train.eval_batches=1',
+      '--config.eval.every_steps=3', '--config.eval.num_batches=1',
       '--config.checkpoint.every_steps=3',
   ], env={'JAX_PLATFORMS': 'cpu', 'XLA_FLAGS': '', 'TF_CPP_MIN_LOG_LEVEL': '3'}, timeout=600)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -73,7 +73,7 @@ def _train(tmp_path_factory, name: str, overrides: dict | None = None) -> str:
   workdir = str(tmp_path_factory.mktemp(name))
   trainer.train_and_evaluate(
       training_runs.tiny_config({'train.num_steps': 1, 'checkpoint.every_steps': 1,
-                                 'train.sample_every_steps': 0, **(overrides or {})}), workdir)
+                                 'sample.every_steps': 0, **(overrides or {})}), workdir)
   return workdir
 
 

@@ -45,7 +45,7 @@ def _scalar_values(events, tag):
 
 def test_unconditional_run_writes_checkpoints_metrics_eval_and_clip(tmp_path):
   workdir = str(tmp_path)
-  config = training_runs.tiny_config({'train.eval_every_steps': 2, 'train.sample_every_steps': 4,
+  config = training_runs.tiny_config({'eval.every_steps': 2, 'sample.every_steps': 4,
                                       'train.ema_decay': 0.5})
   state = trainer.train_and_evaluate(config, workdir)
   assert int(state.step) == 4
@@ -84,7 +84,7 @@ def test_unconditional_run_writes_checkpoints_metrics_eval_and_clip(tmp_path):
 @pytest.mark.parametrize('conditioning, param', [('global_conditioning', 'speaker_embedding'),
                                                  ('local_conditioning', 'upsampler')])
 def test_conditioned_run(tmp_path, conditioning, param):
-  config = training_runs.tiny_config({'train.num_steps': 2, 'train.sample_every_steps': 2,
+  config = training_runs.tiny_config({'train.num_steps': 2, 'sample.every_steps': 2,
                                       f'model.{conditioning}': True})
   state = trainer.train_and_evaluate(config, str(tmp_path))
   assert os.path.exists(os.path.join(str(tmp_path), 'samples', 'step_00000002.wav'))
@@ -149,8 +149,8 @@ def test_config_typo_is_a_one_line_error(tmp_path):
 
 
 def test_zero_intervals_disable_eval_and_clips(tmp_path):
-  config = training_runs.tiny_config({'train.num_steps': 2, 'train.eval_every_steps': 0,
-                                      'train.sample_every_steps': 0})
+  config = training_runs.tiny_config({'train.num_steps': 2, 'eval.every_steps': 0,
+                                      'sample.every_steps': 0})
   state = trainer.train_and_evaluate(config, str(tmp_path))
   assert int(state.step) == 2
   assert not os.path.exists(os.path.join(str(tmp_path), 'samples'))
@@ -161,7 +161,7 @@ def test_zero_intervals_disable_eval_and_clips(tmp_path):
 def test_max_seconds_stops_with_a_checkpoint_and_a_final_evaluation(tmp_path):
   workdir = str(tmp_path)
   config = training_runs.tiny_config({'train.num_steps': 100_000, 'train.max_seconds': 2.0,
-                                      'train.eval_every_steps': 100_000,
+                                      'eval.every_steps': 100_000,
                                       'checkpoint.every_steps': 100_000})
   state = trainer.train_and_evaluate(config, workdir)
   step = int(state.step)
@@ -189,7 +189,7 @@ def test_bad_speed_perturbation_is_a_config_error(tmp_path, overrides):
   assert not os.listdir(tmp_path)
 
 
-@pytest.mark.parametrize('key', ['train.sample_every_steps', 'train.eval_every_steps',
+@pytest.mark.parametrize('key', ['sample.every_steps', 'eval.every_steps',
                                  'train.log_every_steps', 'checkpoint.every_steps',
                                  'train.max_seconds'])
 def test_bad_interval_is_a_config_error(tmp_path, key):

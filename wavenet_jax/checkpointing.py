@@ -243,8 +243,26 @@ _ADDED_CONFIG_KEYS = {
 }
 
 
+# Config keys that moved, old -> new: restore moves them in checkpoints written before.
+_MOVED_CONFIG_KEYS = {
+    'train.eval_every_steps': 'eval.every_steps',
+    'train.eval_batches': 'eval.num_batches',
+    'train.sample_every_steps': 'sample.every_steps',
+    'train.sample_seconds': 'sample.seconds',
+}
+
+
 def _config_from_json(config_json: dict[str, Any]) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict(config_json)
+  for old, new in _MOVED_CONFIG_KEYS.items():
+    old_section, old_name = old.rsplit('.', 1)
+    new_section, new_name = new.rsplit('.', 1)
+    if old_name in config.get(old_section, {}):
+      value = config[old_section][old_name]
+      del config[old_section][old_name]
+      if new_section not in config:
+        config[new_section] = ml_collections.ConfigDict()
+      config[new_section][new_name] = value
   for key, value in _ADDED_CONFIG_KEYS.items():
     section, name = key.rsplit('.', 1)
     if name not in config[section]:

@@ -287,7 +287,7 @@ def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> No
   """
   for key, value in (('train.batch_size', config.train.batch_size),
                      ('train.num_steps', config.train.num_steps),
-                     ('train.eval_batches', config.train.eval_batches),
+                     ('eval.num_batches', config.eval.num_batches),
                      ('data.segment_length', config.data.segment_length),
                      ('data.read_threads', config.data.read_threads)):
     if value < 1:
@@ -318,8 +318,8 @@ def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> No
                      ('checkpoint.every_steps', config.checkpoint.every_steps)):
     if value < 1:
       raise ValueError(f'config.{key} must be >= 1, got {value}.')
-  for key, value in (('train.eval_every_steps', config.train.eval_every_steps),
-                     ('train.sample_every_steps', config.train.sample_every_steps)):
+  for key, value in (('eval.every_steps', config.eval.every_steps),
+                     ('sample.every_steps', config.sample.every_steps)):
     if value < 0:
       raise ValueError(f'config.{key} must be >= 0 (0 disables it), got {value}.')
 
@@ -662,7 +662,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   def validation_batches() -> Iterator[Batch]:
     return _global_batches(
-        input_pipeline.eval_batches(config.data, info, num_batches=config.train.eval_batches,
+        input_pipeline.eval_batches(config.data, info, num_batches=config.eval.num_batches,
                                     **data_kwargs),
         batch_sharding, global_batch_size)
 
@@ -702,7 +702,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     compiled_train_step = _compile(jit_train_step, state, first_batch)
     train_batches = itertools.chain([first_batch], train_batches)
   clip_conditioning = (_clip_conditioning(config, info, data_kwargs)
-                       if is_chief and config.train.sample_every_steps > 0 else None)
+                       if is_chief and config.sample.every_steps > 0 else None)
 
   writer = summaries.SummaryWriter(workdir if is_chief else None)
   metrics = _TrainMetrics(writer, config.train, workdir, start_step,
@@ -732,14 +732,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           logging.warning('Preempted: saved checkpoint %d in %s; exiting.', step,
                           checkpointing.checkpoint_dir(workdir))
         raise TrainingPreempted(step, str(checkpointing.checkpoint_dir(workdir)))
-      eval_every_steps = config.train.eval_every_steps
+      eval_every_steps = config.eval.every_steps
       if has_validation and (_is_due(step, eval_every_steps) or (eval_every_steps > 0 and last)):
         eval_bits = _evaluate(jit_eval_step, _eval_params(state), validation_batches())
         writer.scalar('eval/bits_per_sample', eval_bits, step)
         if is_chief:
           logging.info('step %d  validation %.4f bits/sample', step, eval_bits)
-      if _is_due(step, config.train.sample_every_steps):
-        _write_clip(workdir, writer, model, state, step, config.train.sample_seconds, info,
+      if _is_due(step, config.sample.every_steps):
+        _write_clip(workdir, writer, model, state, step, config.sample.seconds, info,
                     clip_conditioning)
       if last:
         if step < num_steps and is_chief:

@@ -111,8 +111,8 @@ _CONFIG = exit_on_config_key_error(
     config_flags.DEFINE_config_file, 'config', os.path.join(REPO, 'experiments', 'multispeaker.py'),
     "The training run's config; its model without conditioning is the step benchmark's. "
     'Override keys with --config.KEY=VALUE; the check itself sets model.dtype (bfloat16), '
-    'train.max_seconds, train.ema_decay (0), train.eval_every_steps, '
-    'train.sample_every_steps, checkpoint.every_steps and (when empty) data.data_dir.')
+    'train.max_seconds, train.ema_decay (0), eval.every_steps, '
+    'sample.every_steps, checkpoint.every_steps and (when empty) data.data_dir.')
 _OUTPUT_DIR = flags.DEFINE_string(
     'output_dir', None, 'Folder for summary.json, the clips, the training run (run/) and the '
     'prepared data (tensorflow_datasets/); must not hold a run already.', required=True)
@@ -304,9 +304,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, train_seconds: float)
   # evaluated and sampled.
   config.train.ema_decay = 0.0
   # One evaluation and one checkpoint: where the time runs out (or at num_steps); clips below.
-  config.train.eval_every_steps = config.train.num_steps
+  config.eval.every_steps = config.train.num_steps
   config.checkpoint.every_steps = config.train.num_steps
-  config.train.sample_every_steps = 0
+  config.sample.every_steps = 0
   began = time.perf_counter()
   state = trainer.train_and_evaluate(config, workdir)
   wall = time.perf_counter() - began

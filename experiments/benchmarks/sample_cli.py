@@ -45,8 +45,8 @@ MODELS = {
 TRAIN_FLAGS = [
     '--config.train.num_steps=1', '--config.train.batch_size=2',
     '--config.data.segment_length=1000', '--config.data.read_threads=1',
-    '--config.train.warmup_steps=0', '--config.train.eval_every_steps=0',
-    '--config.train.sample_every_steps=0', '--config.checkpoint.every_steps=1',
+    '--config.train.warmup_steps=0', '--config.eval.every_steps=0',
+    '--config.sample.every_steps=0', '--config.checkpoint.every_steps=1',
 ]
 _RTF_LINE = re.compile(r'real-time factor: end_to_end=(\S+) steady_state=(\S+)')
 
