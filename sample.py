@@ -7,16 +7,24 @@ r"""Generates audio from a trained WaveNet.
 
 Restores the latest (or --step) checkpoint with the config and dataset info saved
 with it (EMA weights when the run kept them). Writes OUT.wav (or OUT_0.wav,
-OUT_1.wav, ... for --batch_size > 1) at the model's sample rate and a PNG of the
-waveform and log-mel spectrogram beside each. A WAV holds the whole sequence: the
-prompt (or one silent start sample) and the generated samples; with --mel_from it
-is as long as the input. The batch is split over the most local devices that divide
-it (several GPUs; on a CPU host JAX_NUM_CPU_DEVICES=2 makes a device per core of a
-2-core machine: for --batch_size=16, 1.4-1.6x the samples/s of one device there).
+OUT_1.wav, ... for --batch_size > 1; --output must end in .wav) at the model's sample
+rate, chunk by chunk as it is generated (a killed run leaves a playable WAV of the chunks
+done; a gs:// output is written at the end), then a PNG of the waveform and log-mel
+spectrogram beside each. A WAV holds the whole sequence: the prompt (or one silent
+start sample) and the generated samples; with --mel_from it is as long as the input.
+A clip is at most --max_seconds long (default an hour). The flags, the inputs, the
+output path and the disk space for the WAVs are checked before generating. The batch
+is split over the most local devices that divide it (several GPUs; on a CPU host
+JAX_NUM_CPU_DEVICES=2 makes a device per core of a 2-core machine: for --batch_size=16,
+1.4-1.6x the samples/s of one device there).
 """
+import contextlib
+import math
 import os
+import shutil
 import sys
 import time
+import wave
 
 from absl import flags
 from etils import epath
@@ -33,11 +41,19 @@ from wavenet_jax import sampler
 from wavenet_jax import synthesis
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training run directory.', required=True)
-_OUTPUT = flags.DEFINE_string('output', None, 'WAV file to write.', required=True)
-_SECONDS = flags.DEFINE_float('seconds', 2.0, 'Seconds to generate (after the prompt); with '
+_OUTPUT = flags.DEFINE_string(
+    'output', None, 'WAV file to write, ending in .wav (STEM.wav -> STEM_0.wav, STEM_1.wav, ... '
+    'for --batch_size > 1). A local file is written chunk by chunk as it is generated (a killed '
+    'run leaves a valid WAV of the chunks done); a URL (gs://...) is written at the end.',
+    required=True)
+_SECONDS = flags.DEFINE_float('seconds', 2.0, 'Seconds to generate (after the prompt), > 0; with '
                                '--mel_from the output is as long as the input instead.')
+_MAX_SECONDS = flags.DEFINE_float('max_seconds', 3600.0, 'Longest clip accepted, in seconds of '
+                                  'audio (the prompt included); a longer one is an error.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 1, 'Clips generated together.')
-_TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Softmax temperature; 0 is greedy.')
+_TEMPERATURE = flags.DEFINE_float(
+    'temperature', 1.0, f'Softmax temperature: 0 is greedy, else >= '
+    f'{synthesis.MIN_TEMPERATURE} (lower ones are greedy in effect; subnormal ones give garbage).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sampling noise.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step; default the latest.')
 _SPEAKER = flags.DEFINE_string('speaker', None, 'Speaker name or id (speaker-conditioned models).')
@@ -45,6 +61,10 @@ _MEL_FROM = flags.DEFINE_string('mel_from', None, 'Vocoder mode: resynthesise th
                                 'from its log-mel spectrogram.')
 _PROMPT = flags.DEFINE_string('prompt', None, 'Audio file whose continuation is generated.')
 _CHUNK_SIZE = flags.DEFINE_integer('chunk_size', 8000, 'Samples generated per compiled chunk.')
+
+
+def _is_url(path: str) -> bool:
+  return '://' in path
 
 
 def _read_audio(flag: str, path: str, sample_rate: int) -> np.ndarray:
@@ -64,27 +84,100 @@ def _print_progress(progress: synthesis.Progress) -> None:
 
 
 def _output_paths(output: str, batch_size: int) -> list[str]:
+  """[output], or STEM_0.wav, STEM_1.wav, ... for a batch (output ends in .wav)."""
   if batch_size == 1:
     return [output]
-  stem, extension = os.path.splitext(output)
-  return [f'{stem}_{i}{extension or ".wav"}' for i in range(batch_size)]
+  stem, suffix = output[:-len('.wav')], output[-len('.wav'):]
+  return [f'{stem}_{i}{suffix}' for i in range(batch_size)]
 
 
 def _check_flags() -> None:
   """Raises ValueError naming the first flag with a value out of range."""
   for flag, value, lowest in (('batch_size', _BATCH_SIZE.value, 1),
-                              ('chunk_size', _CHUNK_SIZE.value, 1),
-                              ('temperature', _TEMPERATURE.value, 0)):
+                              ('chunk_size', _CHUNK_SIZE.value, 1)):
     if value < lowest:
       raise ValueError(f'--{flag} must be >= {lowest}, got {value}.')
-
-
-def _make_output_folder() -> None:
-  """Creates --output's folder (before generating: a bad path fails at once)."""
+  for flag, value in (('seconds', _SECONDS.value), ('max_seconds', _MAX_SECONDS.value)):
+    if not (math.isfinite(value) and value > 0):
+      raise ValueError(f'--{flag} must be finite and > 0, got {value}.')
+  if _MEL_FROM.value is None and _SECONDS.value > _MAX_SECONDS.value:
+    raise ValueError(f'--seconds={_SECONDS.value} is over --max_seconds={_MAX_SECONDS.value}.')
   try:
-    epath.Path(_OUTPUT.value).parent.mkdir(parents=True, exist_ok=True)
+    synthesis.check_temperature(_TEMPERATURE.value)
+  except ValueError as error:
+    raise ValueError(f'--{error}') from None
+  for flag, path in (('mel_from', _MEL_FROM.value), ('prompt', _PROMPT.value)):
+    if path is not None and not os.path.isfile(path):
+      raise ValueError(f'--{flag}={path}: ' + ('is a folder, not an audio file.'
+                                               if os.path.isdir(path) else
+                                               'the file does not exist.'))
+
+
+def _check_output() -> None:
+  """Checks --output's suffix and that its WAVs can be written; creates its folder."""
+  output = _OUTPUT.value
+  if not output.lower().endswith('.wav'):
+    raise ValueError(f'--output={output}: must end in .wav (a WAV file is written).')
+  try:
+    epath.Path(output).parent.mkdir(parents=True, exist_ok=True)
   except OSError as error:
-    raise ValueError(f'--output={_OUTPUT.value}: cannot create its folder ({error}).') from error
+    raise ValueError(f'--output={output}: cannot create its folder ({error}).') from error
+  if _is_url(output):
+    return
+  for path in _output_paths(output, _BATCH_SIZE.value):
+    if os.path.isdir(path):
+      raise ValueError(f'--output={output}: {path} is an existing folder.')
+    if not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK) or (
+        os.path.exists(path) and not os.access(path, os.W_OK)):
+      raise ValueError(f'--output={output}: {path} cannot be written (permission denied).')
+
+
+def _check_length(num_samples: int, sample_rate: int) -> None:
+  """Raises ValueError if a clip of num_samples is over --max_seconds or its WAVs do not fit."""
+  seconds = num_samples / sample_rate
+  if seconds > _MAX_SECONDS.value:
+    raise ValueError(f'a clip would be {seconds:.2f} s long (prompt or --mel_from input '
+                     f'included), over --max_seconds={_MAX_SECONDS.value}.')
+  if _is_url(_OUTPUT.value):
+    return
+  needed = _BATCH_SIZE.value * (44 + 2 * num_samples)  # 16-bit PCM WAVs with 44-byte headers.
+  folder = os.path.dirname(os.path.abspath(_OUTPUT.value))
+  free = shutil.disk_usage(folder).free
+  if needed > free:
+    raise ValueError(f'--output={_OUTPUT.value}: the WAVs need {needed:,} bytes but {folder} '
+                     f'has {free:,} bytes free.')
+
+
+class _StreamedWav:
+  """A 16-bit PCM mono WAV written chunk by chunk, valid on disk after every chunk.
+
+  The stdlib writer rewrites the header's lengths after each write; the file is flushed then,
+  so a killed run leaves a playable WAV of the chunks done.
+  """
+
+  def __init__(self, path: str, sample_rate: int):
+    try:
+      self._file = open(path, 'wb')  # pylint: disable=consider-using-with  # See close().
+    except OSError as error:
+      raise ValueError(f'--output={_OUTPUT.value}: cannot write {path} ({error}).') from error
+    self._wav = wave.open(self._file, 'wb')
+    self._wav.setnchannels(1)
+    self._wav.setsampwidth(2)
+    self._wav.setframerate(sample_rate)
+    self._wav.writeframes(b'')  # The header now, for 0 frames: a valid WAV from the start.
+    self._file.flush()
+
+  def append(self, audio: np.ndarray) -> None:
+    """Appends float32 [time] audio in [-1, 1] (clipped)."""
+    self._wav.writeframes(audio_lib.pcm16_frames(audio, self._wav.getframerate()))
+    self._file.flush()
+
+  def __enter__(self) -> '_StreamedWav':
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self._wav.close()
+    self._file.close()
 
 
 @cli.exit_on_error(checkpointing.NoCheckpointError, audio_lib.AudioFileError, ValueError)
@@ -92,6 +185,7 @@ def main(argv):
   del argv  # cli.run checks that there are no positional arguments.
   began = time.perf_counter()
   _check_flags()
+  _check_output()
   trained = checkpointing.restore_for_inference(_WORKDIR.value, _STEP.value)
   config, info, model, variables = (trained.config, trained.dataset_info, trained.model,
                                     trained.variables)
@@ -129,26 +223,35 @@ def main(argv):
     num_samples = round(_SECONDS.value * sample_rate) - (1 if prompt is None else 0)
   if num_samples < 1:
     raise ValueError('nothing to generate: --seconds (or the --mel_from input) is too short.')
+  _check_length(start + num_samples, sample_rate)
 
-  _make_output_folder()
   load_seconds = time.perf_counter() - began
   progress = []
+  paths = _output_paths(_OUTPUT.value, batch_size)
+  streamed = not _is_url(_OUTPUT.value)  # A URL's WAVs are written at the end.
+  with contextlib.ExitStack() as stack:
+    wavs = [stack.enter_context(_StreamedWav(path, sample_rate)) for path in paths if streamed]
 
-  def on_progress(report: synthesis.Progress) -> None:
-    progress.append(report)
-    _print_progress(report)
+    def on_chunk(pieces: np.ndarray) -> None:
+      for wav, piece in zip(wavs, pieces):
+        wav.append(piece)
 
-  waveforms = synthesis.synthesize(
-      model, variables, jax.random.key(_SEED.value), num_samples=num_samples,
-      batch_size=batch_size, temperature=_TEMPERATURE.value, prompt=prompt,
-      global_cond=global_cond, local_cond=local_cond, chunk_size=_CHUNK_SIZE.value,
-      on_progress=on_progress, mesh=sampler.batch_mesh(batch_size))
+    def on_progress(report: synthesis.Progress) -> None:
+      progress.append(report)
+      _print_progress(report)
+
+    waveforms = synthesis.synthesize(
+        model, variables, jax.random.key(_SEED.value), num_samples=num_samples,
+        batch_size=batch_size, temperature=_TEMPERATURE.value, prompt=prompt,
+        global_cond=global_cond, local_cond=local_cond, chunk_size=_CHUNK_SIZE.value,
+        on_progress=on_progress, on_chunk=on_chunk, mesh=sampler.batch_mesh(batch_size))
   print(file=sys.stderr)
   generate_seconds = progress[-1].seconds
   total_seconds = time.perf_counter() - began
 
-  for path, waveform in zip(_output_paths(_OUTPUT.value, batch_size), waveforms):
-    audio_lib.write_wav(path, waveform, sample_rate)
+  for path, waveform in zip(paths, waveforms):
+    if not streamed:
+      audio_lib.write_wav(path, waveform, sample_rate)
     plotting.save_waveform_and_spectrogram(os.path.splitext(path)[0] + '.png', waveform,
                                            sample_rate, config.data.mel, title=path)
     print(f'wrote {path} ({len(waveform) / sample_rate:.2f} s at {sample_rate} Hz) and its PNG')

@@ -8,8 +8,13 @@ import dataclasses
 import importlib.util
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
+import types
+import wave
 
 from absl import flags
 import jax
@@ -237,14 +242,13 @@ def test_vocoder_output_is_as_long_as_its_input(vocoder_run, inputs, tmp_path, c
     ('vocoder_run', [], 'this model is a vocoder (mel-conditioned): pass --mel_from=IN.wav'),
     ('unconditional_run', ['--prompt={inputs}/not_audio.wav'], 'not_audio.wav: cannot decode '
      'audio'),
-    ('vocoder_run', ['--mel_from={inputs}/missing.wav'], 'missing.wav: cannot decode audio'),
-    ('unconditional_run', ['--batch_size=0'], '--batch_size must be >= 1, got 0.'),
-    ('unconditional_run', ['--chunk_size=0'], '--chunk_size must be >= 1, got 0.'),
-    ('unconditional_run', ['--temperature=-1'], '--temperature must be >= 0, got -1.0.'),
-    ('unconditional_run', ['--output=/dev/null/out.wav'], '--output=/dev/null/out.wav: cannot '
-     'create its folder'),
-    ('unconditional_run', ['--seconds=0'], 'nothing to generate'),
+    ('unconditional_run', ['--seconds=0.00001'], 'nothing to generate'),
     ('unconditional_run', ['--step=7'], 'no checkpoint for step 7 (have [1])'),
+    ('unconditional_run', ['--prompt={inputs}/prompt.wav', '--max_seconds=0.06'],
+     'a clip would be 0.07 s long (prompt or --mel_from input included), over '
+     '--max_seconds=0.06.'),
+    ('vocoder_run', ['--mel_from={inputs}/speech.wav', '--max_seconds=0.05'],
+     'a clip would be 0.06 s long'),
 ])
 def test_bad_input_is_a_one_line_error(request, inputs, tmp_path, capsys, run, extra_flags,
                                        message):
@@ -255,6 +259,128 @@ def test_bad_input_is_a_one_line_error(request, inputs, tmp_path, capsys, run, e
   assert 'Traceback' not in result.stderr + result.stdout
   assert message in result.last_error_line, result.stderr
   assert not os.path.exists(tmp_path / 'out.wav')
+
+
+@pytest.mark.parametrize('extra_flags, message', [
+    (['--batch_size=0'], '--batch_size must be >= 1, got 0.'),
+    (['--chunk_size=0'], '--chunk_size must be >= 1, got 0.'),
+    (['--seconds=nan'], '--seconds must be finite and > 0, got nan.'),
+    (['--seconds=inf'], '--seconds must be finite and > 0, got inf.'),
+    (['--seconds=0'], '--seconds must be finite and > 0, got 0.0.'),
+    (['--seconds=-1'], '--seconds must be finite and > 0, got -1.0.'),
+    (['--max_seconds=nan'], '--max_seconds must be finite and > 0, got nan.'),
+    (['--seconds=1e9'], '--seconds=1000000000.0 is over --max_seconds=3600.0.'),
+    (['--seconds=11', '--max_seconds=10'], '--seconds=11.0 is over --max_seconds=10.0.'),
+    (['--temperature=-1'], '--temperature must be 0 (greedy) or finite and >= 0.001, got -1.0.'),
+    (['--temperature=nan'], '--temperature must be 0 (greedy) or finite and >= 0.001, got nan.'),
+    (['--temperature=inf'], '--temperature must be 0 (greedy) or finite and >= 0.001, got inf.'),
+    (['--temperature=1e-40'], '--temperature must be 0 (greedy) or finite and >= 0.001, got '
+     '1e-40.'),
+    (['--mel_from={tmp}/missing.wav'], '--mel_from={tmp}/missing.wav: the file does not exist.'),
+    (['--prompt={tmp}/missing.wav'], '--prompt={tmp}/missing.wav: the file does not exist.'),
+    (['--prompt={tmp}'], '--prompt={tmp}: is a folder, not an audio file.'),
+    (['--output={tmp}/out.mp3'], '--output={tmp}/out.mp3: must end in .wav'),
+    (['--output={tmp}/out'], '--output={tmp}/out: must end in .wav'),
+    (['--output=/dev/null/out.wav'], '--output=/dev/null/out.wav: cannot create its folder'),
+    (['--output={tmp}/folder.wav'], '--output={tmp}/folder.wav: {tmp}/folder.wav is an existing '
+     'folder.'),
+    (['--output={tmp}/clip.wav', '--batch_size=2'], '--output={tmp}/clip.wav: {tmp}/clip_1.wav '
+     'is an existing folder.'),
+])
+def test_bad_flags_fail_before_any_work(tmp_path, capsys, monkeypatch, extra_flags, message):
+  """Each bad flag: one line, status 1, before the checkpoint is even looked for."""
+  (tmp_path / 'folder.wav').mkdir()
+  (tmp_path / 'clip_1.wav').mkdir()
+
+  def no_restore(*args, **kwargs):
+    raise AssertionError('restored a checkpoint despite a bad flag')
+
+  monkeypatch.setattr(checkpointing, 'restore_for_inference', no_restore)
+  began = time.perf_counter()
+  result = _run_main(capsys, f'--workdir={tmp_path}/no_run', f'--output={tmp_path}/out.wav',
+                     f'--seconds={SECONDS}', *[flag.format(tmp=tmp_path) for flag in extra_flags])
+  assert time.perf_counter() - began < 5
+  assert result.returncode == 1
+  assert 'Traceback' not in result.stderr + result.stdout
+  assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+  assert f': error: {message.format(tmp=tmp_path)}' in result.last_error_line
+  assert sorted(os.listdir(tmp_path)) == ['clip_1.wav', 'folder.wav']
+
+
+def test_too_little_disk_space_is_an_error_before_generating(unconditional_run, tmp_path, capsys,
+                                                             monkeypatch):
+  monkeypatch.setattr(shutil, 'disk_usage', lambda folder: types.SimpleNamespace(free=1000))
+  result = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={tmp_path}/out.wav',
+                     f'--seconds={SECONDS}', '--batch_size=2')
+  assert result.returncode == 1
+  assert result.last_error_line.endswith(f': error: --output={tmp_path}/out.wav: the WAVs need '
+                                         f'3,288 bytes but {tmp_path} has 1,000 bytes free.')
+  assert 'generated' not in result.stderr
+  assert os.listdir(tmp_path) == []
+
+
+def test_lowest_temperature_samples(unconditional_run, tmp_path, capsys):
+  """At the floor the samples are valid audio (not the constant -1 of a NaN distribution)."""
+  output = tmp_path / 'cold.wav'
+  result = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={output}',
+                     f'--seconds={SECONDS}', f'--temperature={synthesis.MIN_TEMPERATURE}')
+  assert result.returncode == 0, result.stderr
+  audio = _read_wav(output)
+  assert audio.shape == (NUM_SAMPLES,) and not np.all(audio[1:] == -1.0)
+
+
+def test_uppercase_suffix_and_batch_names(unconditional_run, tmp_path, capsys):
+  result = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={tmp_path}/Clip.WAV',
+                     f'--seconds={SECONDS}', '--batch_size=2')
+  assert result.returncode == 0, result.stderr
+  assert sorted(os.listdir(tmp_path)) == ['Clip_0.WAV', 'Clip_0.png', 'Clip_1.WAV', 'Clip_1.png']
+
+
+def test_chunks_handed_over_make_up_the_waveform(unconditional_run):
+  trained = checkpointing.restore_for_inference(unconditional_run)
+  pieces = []
+  prompt = np.full((2, 5), 100, np.int32)
+  waveforms = synthesis.synthesize(trained.model, trained.variables, jax.random.key(0),
+                                   num_samples=2 * 48 + 10, batch_size=2, prompt=prompt,
+                                   chunk_size=48, on_chunk=pieces.append)
+  assert [piece.shape for piece in pieces] == [(2, 5 + 48), (2, 48), (2, 10)]
+  assert all(piece.dtype == np.float32 for piece in pieces)
+  np.testing.assert_array_equal(np.concatenate(pieces, axis=1), waveforms)
+  np.testing.assert_array_equal(waveforms[:, :5], mulaw.decode(prompt))
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_a_valid_wav_of_the_chunks_done(unconditional_run, tmp_path):
+  """The WAV is written chunk by chunk: SIGKILL mid-generation leaves the chunks done, playable."""
+  output = tmp_path / 'long.wav'
+  chunk_size = 1000
+  process = subprocess.Popen(
+      [sys.executable, 'sample.py', f'--workdir={unconditional_run}', f'--output={output}',
+       '--seconds=600', f'--chunk_size={chunk_size}', '--seed=4'],
+      cwd=training_runs.REPO, env=training_runs.run_env(), stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.monotonic() + 240
+    while not (output.exists() and soundfile.info(output).frames > 1 + 2 * chunk_size):
+      assert process.poll() is None and time.monotonic() < deadline
+      time.sleep(0.1)
+  finally:
+    process.kill()
+    process.wait()
+  assert process.returncode == -signal.SIGKILL
+  audio, rate = soundfile.read(output, dtype='float32')
+  assert rate == SAMPLE_RATE
+  assert len(audio) > 1 + 2 * chunk_size and (len(audio) - 1) % chunk_size == 0
+  with wave.open(str(output)) as strict:  # The header counts exactly the frames on disk.
+    assert strict.getnframes() == len(audio)
+  assert os.path.getsize(output) == 44 + 2 * len(audio)
+  assert not os.path.exists(tmp_path / 'long.png')  # The PNG comes at the end.
+  trained = checkpointing.restore_for_inference(unconditional_run)
+  expected = synthesis.synthesize(trained.model, trained.variables, jax.random.key(4),
+                                  num_samples=len(audio) - 1, chunk_size=chunk_size)[0]
+  audio_lib.write_wav(tmp_path / 'expected.wav', expected, SAMPLE_RATE)
+  np.testing.assert_array_equal(audio, soundfile.read(tmp_path / 'expected.wav',
+                                                      dtype='float32')[0])
 
 
 @pytest.mark.slow

@@ -106,6 +106,17 @@ def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int)
   path.write_bytes(encoded.getvalue())
 
 
+def pcm16_frames(audio: np.ndarray, sample_rate: int) -> bytes:
+  """float32 [time] in [-1, 1] (clipped) -> the little-endian 16-bit frames write_wav stores.
+
+  The same conversion as write_wav (libsndfile's), for WAVs written chunk by chunk.
+  """
+  raw = io.BytesIO()
+  soundfile.write(raw, np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0), sample_rate,
+                  subtype='PCM_16', format='RAW', endian='LITTLE')
+  return raw.getvalue()
+
+
 def float_to_pcm16(audio: np.ndarray) -> np.ndarray:
   """float32 [time] in [-1, 1] (clipped) -> int16 [time]."""
   return np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
