@@ -7,6 +7,9 @@ three are complete, so a run killed mid-save restarts from the previous step):
   dataset_info/  dataset_info.DatasetInfo as JSON (speakers, mel statistics)
 
 `restore_for_inference` rebuilds the model from a workdir alone (for evaluate.py, sampling).
+A checkpoint that does not restore (a truncated or missing file) is passed over: training moves
+it to WORKDIR/damaged_checkpoints/, inference leaves it; a save the disk has no room for stops
+the run with SaveError before it starts.
 """
 import dataclasses
 import json
@@ -14,8 +17,8 @@ import os
 import shutil
 from typing import Any, Optional
 
-from etils import epath
 from absl import logging
+from etils import epath
 import jax
 from jax.experimental import multihost_utils
 import ml_collections
@@ -30,7 +33,6 @@ DAMAGED_DIR = 'damaged_checkpoints'
 STATE = 'state'
 CONFIG = 'config'
 DATASET_INFO = 'dataset_info'
-ITEM_NAMES = (STATE, CONFIG, DATASET_INFO)
 
 
 class SaveError(RuntimeError):
