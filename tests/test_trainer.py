@@ -118,6 +118,15 @@ def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
   assert all(np.isfinite(value).all() for value in params.values())
 
 
+def test_a_run_that_fails_after_it_wrote_something_keeps_its_workdir(tmp_path):
+  workdir = str(tmp_path / 'new')
+  config = training_runs.tiny_config({'train.num_steps': 6, 'train.learning_rate': 1e38,
+                                      'train.grad_clip_norm': 1e38, 'checkpoint.every_steps': 100})
+  with pytest.raises(trainer.TrainingDivergedError):
+    trainer.train_and_evaluate(config, workdir)
+  assert glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))  # Its summaries are kept.
+
+
 @pytest.mark.slow
 def test_eight_devices_give_the_same_params_as_one(tmp_path):
   overrides = {'train.num_steps': 1, 'train.batch_size': 8, 'checkpoint.every_steps': 1,

@@ -596,18 +596,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     return _train_and_evaluate(config, workdir, mesh, rules, accept_config_change)
   except BaseException:
     if created:
-      _remove_if_no_checkpoint(workdir)
+      _remove_if_nothing_written(workdir)
     raise
   finally:
     workdir_lock.release(lock)
 
 
-def _remove_if_no_checkpoint(workdir: str) -> None:
-  """Removes a workdir this run created, when it failed before writing any checkpoint."""
-  directory = checkpointing.checkpoint_dir(workdir)
-  if jax.process_index() == 0 and not (directory.exists() and any(
-      path.name.isdigit() for path in directory.iterdir())):
-    epath.Path(workdir).rmtree()
+def _remove_if_nothing_written(workdir: str) -> None:
+  """Removes a workdir this run created when it failed before writing anything there.
+
+  Only the lock and an empty checkpoints folder count as nothing: summaries, clips or a
+  checkpoint (a run that diverged at step 3, say) are kept.
+  """
+  path = epath.Path(workdir)
+  if jax.process_index() != 0 or not path.exists():
+    return
+  checkpoints = checkpointing.checkpoint_dir(workdir)
+  if ({entry.name for entry in path.iterdir()} <= {workdir_lock.LOCK_FILE, checkpoints.name}
+      and not (checkpoints.exists() and any(checkpoints.iterdir()))):
+    path.rmtree()
 
 
 def _hold_workdir(workdir: str) -> Optional[Any]:
