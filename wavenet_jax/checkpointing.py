@@ -96,8 +96,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
   try:
     return _save(manager, step, state, config, dataset_info, force)
   except Exception as error:  # pylint: disable=broad-except  # orbax/TensorStore: many kinds.
-    raise SaveError(f'could not save a checkpoint in {manager.directory} ({_damage(error)}); '
-                    'the checkpoints before it are intact.') from None
+    raise _save_error(manager, error) from None
 
 
 def finish(manager: ocp.CheckpointManager) -> None:
@@ -105,8 +104,25 @@ def finish(manager: ocp.CheckpointManager) -> None:
   try:
     manager.wait_until_finished()
   except Exception as error:  # pylint: disable=broad-except  # orbax/TensorStore: many kinds.
-    raise SaveError(f'could not save a checkpoint in {manager.directory} ({_damage(error)}); '
-                    'the checkpoints before it are intact.') from None
+    raise _save_error(manager, error) from None
+
+
+def close_quietly(manager: ocp.CheckpointManager) -> None:
+  """Waits for the last save and closes the manager, on the way out of a run.
+
+  A save that fails here was reported by `finish` or is hidden behind the error that ends
+  the run; one warning line says so instead of a second traceback.
+  """
+  try:
+    manager.wait_until_finished()
+    manager.close()
+  except Exception as error:  # pylint: disable=broad-except  # orbax/TensorStore: many kinds.
+    logging.warning('The last checkpoint save did not complete: %s', _damage(error))
+
+
+def _save_error(manager: ocp.CheckpointManager, error: BaseException) -> SaveError:
+  return SaveError(f'could not save a checkpoint in {manager.directory} ({_damage(error)}); '
+                   'the checkpoints before it are intact.')
 
 
 # Room asked for beyond the state's own bytes (the JSON items and orbax's metadata).
@@ -140,7 +156,7 @@ def _save(manager: ocp.CheckpointManager, step: int, state: Any,
 
 
 def _damage(error: BaseException) -> str:
-  """The first line of a restore error (orbax and TensorStore raise many kinds)."""
+  """The type and first line of an orbax or TensorStore error (they raise many kinds)."""
   lines = str(error).strip().splitlines()
   first = (lines[0] if lines else '').split('. See full TensorStore details')[0]
   return f'{type(error).__name__}: {first}'[:300]

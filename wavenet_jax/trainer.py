@@ -529,20 +529,6 @@ class _TrainMetrics:
                    time.strftime('%H:%M:%S', time.gmtime(eta_s)))
 
 
-def _close_quietly(manager: Any) -> None:
-  """Closes the checkpoint manager on the way out of a run that already failed or finished.
-
-  A save that fails here was reported by `checkpointing.finish` or is hidden behind the error
-  that ends the run; one warning line says so instead of a second traceback.
-  """
-  try:
-    manager.wait_until_finished()
-    manager.close()
-  except Exception as error:  # pylint: disable=broad-except  # orbax/TensorStore: many kinds.
-    logging.warning('The last checkpoint save did not complete: %s',
-                    str(error).strip().splitlines()[0][:300] if str(error).strip() else error)
-
-
 def _compile(jit_train_step: Any, state: TrainState, batch: Batch) -> Callable:
   """The train step compiled for these shapes, with its memory use logged (process 0)."""
   began = time.perf_counter()
@@ -757,7 +743,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       metrics.record(*pending)
     checkpointing.finish(manager)
   finally:
-    _close_quietly(manager)
+    checkpointing.close_quietly(manager)
     if stop_signals is not None:
       stop_signals.restore()
     writer.close()
