@@ -8,6 +8,7 @@ import pathlib
 import setuptools
 
 _ROOT = pathlib.Path(__file__).parent
+_LIBROSA = ['librosa>=0.10,<0.12', 'scipy>=1.11', 'pillow>=10']
 
 setuptools.setup(
     name='wavenet-jax',
@@ -42,7 +43,9 @@ setuptools.setup(
         'tensorflow': ['tensorflow-cpu>=2.18; platform_machine == "x86_64"',
                        'tensorflow>=2.18; platform_machine != "x86_64"'],
         # Silence trimming (config.data.top_db > 0) and the experiments' quality metrics.
-        'librosa': ['librosa>=0.10,<0.12', 'scipy>=1.11', 'pillow>=10'],
+        'librosa': _LIBROSA,
+        # experiments/report.py's PESQ and STOI too (pesq builds from source: a C compiler).
+        'metrics': [*_LIBROSA, 'pesq>=0.0.4,<0.1', 'pystoi>=0.4,<0.5'],
         'test': ['pytest>=8', 'tensorboard>=2.18'],
     },
 )

@@ -28,6 +28,9 @@ def get_config() -> ml_collections.ConfigDict:
   # tempo; not with local conditioning, whose mel frames would no longer match).
   config.data.speed_perturbation = 0.0
   config.data.read_threads = 4  # Threads reading and cropping examples, per host.
+  # > 0: the waveform is pre-emphasised, x[t] - p x[t - 1], before encoding (the model
+  # learns the filtered signal) and generated audio de-emphasised (the inverse filter).
+  config.data.preemphasis = 0.0
   config.data.mel = ml_collections.ConfigDict()
   config.data.mel.n_mels = 80
   config.data.mel.hop_length = 256
@@ -49,6 +52,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.upsample_scales = (4, 4, 4, 4)  # Product = config.data.mel.hop_length.
   # Input embedding start: 'normal' or 'mulaw_sinusoid' (rows ordered like the classes).
   config.model.embedding_init = 'normal'
+  # 'mulaw_softmax' (the paper's 256-way softmax) or 'mixture_of_logistics' (a discretized
+  # mixture of logistics over 16-bit samples: num_mixtures components, log scales floored at
+  # log_scale_min; see wavenet_jax/distributions.py).
+  config.model.output = 'mulaw_softmax'
+  config.model.num_mixtures = 10
+  config.model.log_scale_min = -14.0
   config.model.dtype = 'float32'  # 'bfloat16' for bf16 compute.
 
   config.train = ml_collections.ConfigDict()

@@ -20,11 +20,12 @@ and computes, on this host's first device:
                    measured) next to speakers.csv's mean_f0_hz; WAV + PNG per speaker.
   mel-cond.        resynthesis of the first --num_utterances validation utterances (cut to
                    the shortest of them) from their log-mel spectrograms, and Griffin-Lim
-                   (librosa.feature.inverse.mel_to_audio) from the same mel; log-mel
-                   spectral distance and mel-cepstral distortion of each against the
-                   original (|mel| floored at --floor_db), with the original through the
-                   8-bit μ-law codec as the best an 8-bit vocoder can do; WAV + PNG of
-                   original, WaveNet and Griffin-Lim for one.
+                   (librosa, --griffin_lim_iters iterations, seeded) from the same mel;
+                   against the original, of each: log-mel spectral distance and
+                   mel-cepstral distortion (|mel| floored at --floor_db), wide-band PESQ
+                   (ITU-T P.862.2, the pesq package) and STOI (pystoi), with the original
+                   through the 8-bit μ-law codec as the best an 8-bit vocoder can do; WAV
+                   + PNG of original, WaveNet and Griffin-Lim for one.
 
 Prints markdown tables, then as the last line JSON with every figure.
 """
@@ -61,7 +62,9 @@ _CLIP_SECONDS = flags.DEFINE_float('clip_seconds', 1.0, 'Seconds of each clip wr
 _NUM_CLIPS = flags.DEFINE_integer('num_clips', 4, 'Generated clips (per speaker if conditioned).')
 _NUM_UTTERANCES = flags.DEFINE_integer('num_utterances', 4,
                                        'Validation utterances resynthesised (vocoders).')
-_GRIFFIN_LIM_ITERS = flags.DEFINE_integer('griffin_lim_iters', 32, 'Griffin-Lim iterations.')
+_GRIFFIN_LIM_ITERS = flags.DEFINE_integer(
+    'griffin_lim_iters', 64, 'Griffin-Lim iterations (64: the setting of the PESQ / STOI '
+    'reference figures in experiments/results/README.md).')
 _FLOOR_DB = flags.DEFINE_float(
     'floor_db', -80.0, 'Vocoder distances: |mel| floor in dB for both signals (the corpus\'s '
     'digital-silence padding would otherwise dominate: any output noise there is ~100 dB off).')
@@ -248,9 +251,13 @@ def vocoder_table(model: WaveNet, variables: Any, config: ml_collections.ConfigD
   μ-law vocoder (WaveNet included) keeps even when it is perfect.
 
   Returns:
-    (rows {'file', '{system}_log_mel_db', '{system}_mcd_db' for system in wavenet,
-    griffin_lim, mulaw_original}, originals, WaveNet and Griffin-Lim waveforms, each
-    float32 [utterances, time]).
+    (rows {'file', '{system}_log_mel_db', '{system}_mcd_db', '{system}_pesq',
+    '{system}_stoi' for system in wavenet, griffin_lim, mulaw_original}, originals, WaveNet
+    and Griffin-Lim waveforms, each float32 [utterances, time]).
+
+  Raises:
+    ValueError: if pesq or pystoi is not installed, or PESQ or STOI cannot score an
+      utterance (shorter than 0.4 s, no speech found, a silent resynthesis).
   """
   length = min(len(waveform) for _, waveform, _ in examples)
   originals = np.stack([waveform[:length] for _, waveform, _ in examples])
@@ -274,6 +281,8 @@ def vocoder_table(model: WaveNet, variables: Any, config: ml_collections.ConfigD
           original, estimate, info.sample_rate, mel_config, floor_db=floor_db)
       row[f'{system}_mcd_db'] = audio_metrics.mel_cepstral_distortion_db(
           original, estimate, info.sample_rate, mel_config, floor_db=floor_db)
+      row[f'{system}_pesq'] = audio_metrics.wideband_pesq(original, estimate, info.sample_rate)
+      row[f'{system}_stoi'] = audio_metrics.stoi(original, estimate, info.sample_rate)
     rows.append(row)
   return rows, originals, wavenet, griffin_lim
 

@@ -1,11 +1,20 @@
-"""Tests of wavenet_jax/audio_metrics.py (synthetic signals, seconds)."""
+"""Tests of wavenet_jax/audio_metrics.py (synthetic signals and a bundled utterance, seconds)."""
+import functools
+import os
+import sys
+
 import ml_collections
 import numpy as np
 import pytest
 
+from wavenet_jax import audio as audio_lib
 from wavenet_jax import audio_metrics
+from wavenet_jax import mulaw
 
 SAMPLE_RATE = 16000
+# A 2.9 s utterance of the bundled corpus (the shared corpus's awb_000, as FLAC).
+UTTERANCE = os.path.join(os.path.dirname(audio_lib.__file__), 'data', 'speech', 'awb',
+                         'awb_000.flac')
 
 
 def mel_config() -> ml_collections.ConfigDict:
@@ -115,3 +124,90 @@ def test_griffin_lim_is_aligned_with_the_original():
   for shift in (-128, 128):  # Half a hop either way: librosa's and audio.log_mel's framing.
     shifted = np.roll(reconstruction, shift)
     assert aligned < audio_metrics.log_mel_distance_db(audio, shifted, SAMPLE_RATE, config) - 0.5
+
+
+@functools.lru_cache(maxsize=1)
+def utterance() -> np.ndarray:
+  return audio_lib.load_audio(UTTERANCE, SAMPLE_RATE)
+
+
+def white_noise_like(audio: np.ndarray, relative_db: float) -> np.ndarray:
+  """White noise alone (no speech) at relative_db of the RMS of `audio`."""
+  noise = np.random.default_rng(0).standard_normal(len(audio))
+  noise *= np.sqrt(np.mean(np.square(audio))) * 10 ** (relative_db / 20) / np.std(noise)
+  return noise.astype(np.float32)
+
+
+def test_pesq_and_stoi_of_identical_signals_are_their_maxima():
+  audio = utterance()
+  assert audio_metrics.wideband_pesq(audio, audio, SAMPLE_RATE) == pytest.approx(4.64, abs=0.01)
+  assert audio_metrics.stoi(audio, audio, SAMPLE_RATE) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_pesq_and_stoi_rank_codec_griffin_lim_and_noise():
+  # Issue 16's orientation: 8-bit μ-law 3.8-4.2 / 1.00, Griffin-Lim 2.3-2.6 / 0.92-0.94,
+  # white noise at -26 dB about 1.05. This utterance: 4.12 / 1.00, 2.15 / 0.95, 1.03 / 0.41.
+  audio = utterance()
+  config = mel_config()
+  griffin_lim = audio_metrics.griffin_lim_from_log_mel(
+      audio_lib.log_mel(audio, SAMPLE_RATE, config), SAMPLE_RATE, config, len(audio), 32)
+  estimates = (mulaw.decode(mulaw.encode(audio)), griffin_lim, white_noise_like(audio, -26.0))
+  pesq = [audio_metrics.wideband_pesq(audio, estimate, SAMPLE_RATE) for estimate in estimates]
+  stoi = [audio_metrics.stoi(audio, estimate, SAMPLE_RATE) for estimate in estimates]
+  assert pesq[0] > pesq[1] + 1.0 and pesq[1] > pesq[2] + 0.5, pesq
+  assert 3.5 < pesq[0] < 4.5 and 1.5 < pesq[1] < 2.9 and pesq[2] < 1.3, pesq
+  assert stoi[0] > 0.99 and 0.88 < stoi[1] < 0.98 and stoi[2] < 0.6, stoi
+
+
+def test_pesq_resamples_other_rates_to_16_khz():
+  audio = utterance()
+  degraded = mulaw.decode(mulaw.encode(audio))
+  at_16k = audio_metrics.wideband_pesq(audio, degraded, SAMPLE_RATE)
+  # The pesq package itself accepts only 8 and 16 kHz.
+  at_22k = audio_metrics.wideband_pesq(audio_lib.resample(audio, SAMPLE_RATE, 22050),
+                                       audio_lib.resample(degraded, SAMPLE_RATE, 22050), 22050)
+  assert at_22k == pytest.approx(at_16k, abs=0.2)
+  assert audio_metrics.stoi(audio_lib.resample(audio, SAMPLE_RATE, 22050),
+                            audio_lib.resample(degraded, SAMPLE_RATE, 22050), 22050) > 0.99
+
+
+def test_pesq_and_stoi_use_the_common_length():
+  audio = utterance()
+  degraded = mulaw.decode(mulaw.encode(audio))
+  longer = np.concatenate([degraded, white_noise_like(audio, 0.0)[:SAMPLE_RATE]])
+  for metric in (audio_metrics.wideband_pesq, audio_metrics.stoi):
+    assert metric(audio, longer, SAMPLE_RATE) == metric(audio, degraded, SAMPLE_RATE)
+
+
+@pytest.mark.parametrize('metric', ['wideband_pesq', 'stoi'])
+@pytest.mark.parametrize('make_input, problem', [
+    (lambda audio: (audio, np.stack([audio, audio])), r'\[time\] waveform, got shape \(2, '),
+    (lambda audio: (audio, np.zeros(0, np.float32)), r'\[time\] waveform, got shape \(0,\)'),
+    (lambda audio: (audio, np.where(np.arange(len(audio)) == 99, np.nan, audio)), 'NaN'),
+    (lambda audio: (audio, np.zeros_like(audio)), 'the estimate is digital silence'),
+    (lambda audio: (np.zeros_like(audio), audio), 'the reference is digital silence'),
+])
+def test_unscorable_input_raises_a_one_line_value_error(metric, make_input, problem):
+  with pytest.raises(ValueError, match=problem) as raised:
+    getattr(audio_metrics, metric)(*make_input(utterance()), SAMPLE_RATE)
+  assert '\n' not in str(raised.value)
+
+
+def test_too_short_input_names_the_problem():
+  short = utterance()[:1600]
+  with pytest.raises(ValueError, match=r'0\.10 s\): Buffer needs to be at least 1/4 of a second'):
+    audio_metrics.wideband_pesq(short, short, SAMPLE_RATE)
+  with pytest.raises(ValueError, match=r'0\.10 s\): fewer than 30 frames'):
+    audio_metrics.stoi(short, short, SAMPLE_RATE)
+  # The utterance's first 0.31 s: its 0.15 s of leading silence and the onset.
+  onset = utterance()[:5000]
+  with pytest.raises(ValueError, match=r'0\.31 s\): No utterances detected'):
+    audio_metrics.wideband_pesq(onset, onset, SAMPLE_RATE)
+
+
+@pytest.mark.parametrize('metric, package', [('wideband_pesq', 'pesq'), ('stoi', 'pystoi')])
+def test_a_missing_package_names_the_extra(monkeypatch, metric, package):
+  monkeypatch.setitem(sys.modules, package, None)  # `import package` raises ImportError.
+  with pytest.raises(ValueError, match=rf"needs the {package} package: pip install "
+                                       r"'wavenet-jax\[metrics\]'"):
+    getattr(audio_metrics, metric)(utterance(), utterance(), SAMPLE_RATE)

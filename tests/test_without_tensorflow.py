@@ -89,7 +89,7 @@ def test_inference_path_imports_neither_tensorflow_nor_the_data_stack(tmp_path, 
   modules = set(json.loads(stdout.splitlines()[-1]))
   assert 'wavenet_jax' in modules and 'orbax' in modules
   assert not modules & {'tensorflow', 'tensorflow_datasets', 'grain', 'array_record', 'librosa',
-                        'matplotlib', 'scipy'}
+                        'matplotlib', 'scipy', 'pesq', 'pystoi'}
 
 
 def test_importing_the_package_stays_light(tmp_path):
@@ -100,7 +100,7 @@ def test_importing_the_package_stays_light(tmp_path):
       """)
   modules = set(json.loads(stdout.splitlines()[-1]))
   assert not modules & {'tensorflow', 'tensorflow_datasets', 'grain', 'librosa', 'matplotlib',
-                        'scipy', 'orbax', 'optax', 'soundfile'}
+                        'scipy', 'orbax', 'optax', 'soundfile', 'pesq', 'pystoi'}
 
 
 def test_catalog_dataset_without_tensorflow_names_the_extra(tmp_path):

@@ -258,6 +258,10 @@ def saved_config(manager: ocp.CheckpointManager) -> Optional[ml_collections.Conf
 # checkpoints' models had: restore fills them in (the one place that sees old checkpoints).
 _ADDED_CONFIG_KEYS = {
     'model.embedding_init': 'normal',
+    'model.output': 'mulaw_softmax',
+    'model.num_mixtures': 10,
+    'model.log_scale_min': -14.0,
+    'data.preemphasis': 0.0,
 }
 
 

@@ -2,16 +2,21 @@
 
 Architecture (van den Oord et al., 2016):
 
-  classes x [B, T] int32 ──embed──> h_0 [B, T, residual]
+  classes x [B, T] int32 ──embed──> h_0 [B, T, residual]   (a table lookup; for the
+                                                          mixture head x's value, scaled)
   for each layer l (dilation d_l):
     z   = Σ_j W_j h_l[t - (k-1-j) d_l] + b        dilated causal conv, k taps
         + V_g speaker_embedding + V_c local_cond   conditioning (optional)
     a_l = tanh(z_filter) ⊙ σ(z_gate)               gated unit, [B, T, gate/2]
     h_{l+1} = h_l + W_res a_l                      residual connection
   skips = Σ_l W_skip,l a_l                         one matmul over concat(a_l)
-  logits = W_2 relu(W_1 relu(skips))               [B, T, num_classes]
+  outputs = W_2 relu(W_1 relu(skips))              [B, T, output_size]
 
-`logits[:, t]` is the distribution of `x[:, t + 1]` and depends on `x[:, :t + 1]`
+Output heads (`distributions`): 'mulaw_softmax', the paper's, logits of 256 μ-law classes;
+'mixture_of_logistics', the parameters of a discretized mixture of logistics over 16-bit
+PCM classes (output_size = 3 * num_mixtures), whose input is the previous sample's value.
+
+`logits[:, t]` (the head's outputs) is the distribution of `x[:, t + 1]` and depends on `x[:, :t + 1]`
 only: every convolution is causal (left zero padding of its input), so the model
 output has the same length as its input.
 
@@ -42,10 +47,11 @@ scatter per step for all layers): layer l owns rows offsets[l] .. offsets[l] +
      multiplied at once): one batched matmul up to batch
      BATCHED_PAST_TAPS_MAX_BATCH, one per layer above;
   2. runs the layers on x[t], the embedding folded into the first layer's
-     current tap (a table [num_classes, gate]: a lookup instead of a matmul);
+     current tap (a table [num_classes, gate]: a lookup instead of a matmul; for the
+     mixture head's scalar input, x[t]'s value times a row);
   3. writes the new layer inputs h_l[t] into the ring;
   4. applies one skip matmul over the concatenated gate outputs and the model's
-     output head: logits [batch, num_classes] for x[t + 1], equal to the
+     output head: outputs [batch, output_size] for x[t + 1], equal to the
      parallel forward's logits[:, t].
 """
 import functools
@@ -57,6 +63,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wavenet_jax import codecs
+from wavenet_jax import distributions
 from wavenet_jax import mulaw
 
 Array = jax.Array
@@ -303,7 +311,7 @@ def check_conditioning(model: 'WaveNet', batch_size: int, global_cond: Optional[
 
 
 class WaveNet(nn.Module):
-  """WaveNet over μ-law classes with optional global and local conditioning.
+  """WaveNet over audio classes with optional global and local conditioning.
 
   Attributes:
     num_layers: total number of dilated conv layers.
@@ -312,15 +320,25 @@ class WaveNet(nn.Module):
     residual_channels: channels of the residual stream.
     gate_channels: output channels of each dilated conv; the gated unit halves them.
     skip_channels: channels of the skip sum and the output head.
-    num_classes: μ-law classes (default the codec's, mulaw.NUM_CLASSES).
+    output: the output head, 'mulaw_softmax' (logits of μ-law classes) or
+      'mixture_of_logistics' (a discretized mixture of logistics over linear PCM classes,
+      with the previous sample's value as the input); see `distributions`.
+    num_classes: classes of the head's codec (`codec`); None: the default, 256 μ-law
+      classes or 65,536 (16-bit) PCM levels.
+    num_mixtures: logistic components of the mixture head.
+    log_scale_min: floor of the mixture's log scales. At -14 (scale 8.3e-7) a component
+      centred on a 16-bit bin (half-width 1/65536 = 18 scales) puts all but 3e-8 of its
+      mass in it, so the floor does not limit the likelihood, while 1/scale stays below
+      1.2e6 (bounded gradients for a target far out in a tail).
     num_speakers: > 0 enables global conditioning on `global_cond` speaker ids.
     speaker_embedding_dim: size of the learned speaker embedding.
     local_cond_channels: > 0 enables local conditioning on `local_cond` features.
     hop_length: audio samples per local-conditioning frame.
     upsample_method: 'transposed' (learned) or 'repeat'.
     upsample_scales: strides of the transposed convs; their product is hop_length.
-    embedding_init: initialiser of the input embedding, a key of EMBEDDING_INITS:
-      'normal' (independent N(0, 1) rows) or 'mulaw_sinusoid' (see mulaw_sinusoid_init).
+    embedding_init: initialiser of the input embedding (softmax head), a key of
+      EMBEDDING_INITS: 'normal' (independent N(0, 1) rows) or 'mulaw_sinusoid' (see
+      mulaw_sinusoid_init).
     dtype: computation dtype (e.g. bfloat16); logits are returned as float32.
     param_dtype: parameter dtype.
   """
@@ -330,7 +348,10 @@ class WaveNet(nn.Module):
   residual_channels: int = 64
   gate_channels: int = 128
   skip_channels: int = 256
-  num_classes: int = mulaw.NUM_CLASSES
+  output: str = 'mulaw_softmax'
+  num_classes: Optional[int] = None
+  num_mixtures: int = 10
+  log_scale_min: float = -14.0
   num_speakers: int = 0
   speaker_embedding_dim: int = 16
   local_cond_channels: int = 0
@@ -340,6 +361,23 @@ class WaveNet(nn.Module):
   embedding_init: str = 'normal'
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+
+  def __post_init__(self):
+    distributions.check_output(self.output)
+    if self.num_classes is None:  # The codec's default, fixed before Flax copies the module.
+      object.__setattr__(self, 'num_classes', mulaw.NUM_CLASSES
+                         if self.output == 'mulaw_softmax' else codecs.PCM16_CLASSES)
+    super().__post_init__()
+
+  @property
+  def codec(self) -> codecs.Codec:
+    """How waveforms map to this model's classes (μ-law or linear PCM)."""
+    return distributions.codec(self.output, self.num_classes)
+
+  @property
+  def output_size(self) -> int:
+    """Head outputs per position: num_classes logits or 3 * num_mixtures parameters."""
+    return distributions.output_size(self.output, self.num_classes, self.num_mixtures)
 
   @property
   def dilations(self) -> tuple[int, ...]:
@@ -351,11 +389,8 @@ class WaveNet(nn.Module):
 
   @property
   def silence_class(self) -> int:
-    """The class that decodes to (almost) 0.0 under μ-law with μ = num_classes - 1.
-
-    mulaw.SILENCE_CLASS at the default num_classes; the sampler starts from it.
-    """
-    return self.num_classes // 2
+    """The class that decodes to (almost) 0.0; the sampler starts from it."""
+    return self.codec.silence_class
 
   def setup(self):
     if self.gate_channels % 2:
@@ -363,10 +398,17 @@ class WaveNet(nn.Module):
     if self.embedding_init not in EMBEDDING_INITS:
       raise ValueError(f'embedding_init must be one of {sorted(EMBEDDING_INITS)}, '
                        f'got {self.embedding_init!r}.')
-    self.embedding = nn.Embed(
-        self.num_classes, self.residual_channels, dtype=self.dtype, param_dtype=self.param_dtype,
-        embedding_init=nn.with_logical_partitioning(EMBEDDING_INITS[self.embedding_init],
-                                                    (EMBED, RESIDUAL)))
+    if self.output == 'mulaw_softmax':
+      self.embedding = nn.Embed(
+          self.num_classes, self.residual_channels, dtype=self.dtype,
+          param_dtype=self.param_dtype,
+          embedding_init=nn.with_logical_partitioning(EMBEDDING_INITS[self.embedding_init],
+                                                      (EMBED, RESIDUAL)))
+    else:
+      if self.num_mixtures < 1:
+        raise ValueError(f'num_mixtures must be >= 1, got {self.num_mixtures}.')
+      self.input_proj = _dense(self.residual_channels, (EMBED, RESIDUAL), True, self.dtype,
+                               self.param_dtype, 'input_proj')
     num_layers = len(self.dilations)
     self.layers = [
         ResidualLayer(d, self.kernel_size, self.residual_channels, self.gate_channels,
@@ -385,7 +427,7 @@ class WaveNet(nn.Module):
         (self.skip_channels,), self.param_dtype)
     self.head_hidden = _dense(self.skip_channels, (SKIP, HEAD), True, self.dtype,
                               self.param_dtype, 'head_hidden')
-    self.head_out = _dense(self.num_classes, (HEAD, EMBED), True, self.dtype, self.param_dtype,
+    self.head_out = _dense(self.output_size, (HEAD, EMBED), True, self.dtype, self.param_dtype,
                            'head_out')
     if self.num_speakers > 0:
       self.speaker_embedding = nn.Embed(
@@ -420,8 +462,14 @@ class WaveNet(nn.Module):
       local_features = self.upsampler(local_cond)[:, :time]
     return global_embedding, local_features
 
+  def embed(self, audio: Array) -> Array:
+    """Input layer: int32 classes [...] -> [..., residual] (a table, or the value scaled)."""
+    if self.output == 'mulaw_softmax':
+      return self.embedding(audio)
+    return self.input_proj(self.codec.decode(audio)[..., None])
+
   def head(self, skips: Array) -> Array:
-    """Output head: skip sum [..., skip] -> float32 logits [..., num_classes]."""
+    """Output head: skip sum [..., skip] -> float32 outputs [..., output_size]."""
     hidden = self.head_hidden(nn.relu(skips))
     return self.head_out(nn.relu(hidden)).astype(jnp.float32)
 
@@ -430,18 +478,19 @@ class WaveNet(nn.Module):
     """Parallel (teacher-forced) forward pass.
 
     Args:
-      audio: int32 μ-law classes [batch, time].
+      audio: int32 classes of the model's codec [batch, time].
       global_cond: int32 speaker ids [batch], for speaker-conditioned models.
       local_cond: float [batch, frames, local_cond_channels] at hop_length samples
         per frame, for locally conditioned models.
 
     Returns:
-      float32 logits [batch, time, num_classes]; logits[:, t] predicts audio[:, t + 1].
+      float32 head outputs ("logits") [batch, time, output_size]; logits[:, t] is the
+      distribution of audio[:, t + 1] (`distributions`).
     """
     batch_size, time = audio.shape
     global_embedding, local_features = self.conditioning(batch_size, time, global_cond,
                                                          local_cond)
-    h = jnp.transpose(self.embedding(audio), (2, 0, 1))  # Channel-major from here on.
+    h = jnp.transpose(self.embed(audio), (2, 0, 1))  # Channel-major from here on.
     if local_features is not None:
       local_features = jnp.transpose(local_features, (2, 0, 1))
     gate_outputs = []
@@ -465,8 +514,10 @@ class StepWeights:
   """A WaveNet's parameters laid out for `step`, in the model's compute dtype.
 
   Attributes:
-    embedding: [num_classes, residual] input embedding.
-    input_table: [num_classes, gate] embedding @ current tap of layer 0.
+    embedding: [num_classes, residual] input embedding (softmax head), or for the
+      mixture head's scalar input x: [2, residual], h_0 = x * embedding[0] + embedding[1].
+    input_table: [num_classes, gate] embedding @ current tap of layer 0; for the
+      mixture head [2, gate], likewise x * input_table[0] + input_table[1].
     past_kernels: [layers, (kernel_size - 1) * residual, gate] the taps on past
       inputs (oldest first), one block per layer.
     current_kernels: per layer from layer 1 on, [residual, gate]: the tap on the
@@ -493,7 +544,8 @@ class StepWeights:
 
 def _layer_params(model: WaveNet, params: Any) -> list[Any]:
   """Each residual layer's parameters, in order; ValueError if `params` is not the model's."""
-  missing = [name for name in ('embedding', 'skip_kernel', 'skip_bias', 'head_hidden', 'head_out',
+  input_layer = 'embedding' if model.output == 'mulaw_softmax' else 'input_proj'
+  missing = [name for name in (input_layer, 'skip_kernel', 'skip_bias', 'head_hidden', 'head_out',
                                *(f'layer_{l}' for l in range(model.num_layers)))
              if name not in params]
   if missing:
@@ -514,14 +566,18 @@ def step_weights(model: WaveNet, variables: Any) -> StepWeights:
   dtype = model.dtype
   k, residual, gate = model.kernel_size, model.residual_channels, model.gate_channels
   kernels = jnp.stack([layer['kernel'] for layer in layers]).astype(dtype)  # [L, k, R, G]
-  embedding = params['embedding']['embedding'].astype(dtype)
+  if model.output == 'mulaw_softmax':
+    embedding = params['embedding']['embedding'].astype(dtype)
+  else:
+    embedding = jnp.stack([params['input_proj']['kernel'][0],
+                           params['input_proj']['bias']]).astype(dtype)
   local_kernel = None
   if model.local_cond_channels > 0:
     local_kernel = jnp.concatenate([layer['local_proj']['kernel'] for layer in layers],
                                    axis=1).astype(dtype)
   return StepWeights(
       embedding=embedding,
-      input_table=embedding @ kernels[0, k - 1],
+      input_table=embedding @ kernels[0, k - 1],  # Mixture: [x, 1] @ that, per row.
       past_kernels=kernels[:, :k - 1].reshape(model.num_layers, (k - 1) * residual, gate),
       current_kernels=tuple(kernels[1:, k - 1]),
       residual_kernels=tuple(layer['residual_proj']['kernel'].astype(dtype)
@@ -598,10 +654,9 @@ def init_ring(model: WaveNet, batch_size: int) -> Array:
 
 
 def _is_layer_input(module: nn.Module, method_name: str) -> bool:
-  """capture_intermediates filter: the embedding and every residual layer's output."""
-  return method_name == '__call__' and (
-      isinstance(module, ResidualLayer) or (module.name == 'embedding'
-                                            and isinstance(module, nn.Embed)))
+  """capture_intermediates filter: the input layer and every residual layer's output."""
+  return ((isinstance(module, ResidualLayer) and method_name == '__call__')
+          or (isinstance(module, WaveNet) and method_name == 'embed'))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -615,7 +670,7 @@ def prefill_ring(model: WaveNet, variables: Any, audio: Array, global_cond: Opti
   Args:
     model: the WaveNet.
     variables: its variables (boxed or plain).
-    audio: int32 μ-law classes [batch, T] with T >= 1.
+    audio: int32 classes [batch, T] with T >= 1.
     global_cond, local_cond: as for the model (local_cond frames from time 0).
 
   Returns:
@@ -631,7 +686,7 @@ def prefill_ring(model: WaveNet, variables: Any, audio: Array, global_cond: Opti
                                  capture_intermediates=_is_layer_input)
   intermediates = intermediates['intermediates']
   # [batch, time, residual]: the embedding, then the (channel-major) layer outputs.
-  layer_inputs = [intermediates['embedding']['__call__'][0]]
+  layer_inputs = [intermediates['embed'][0]]
   layer_inputs += [jnp.transpose(intermediates[f'layer_{l}']['__call__'][0][0], (1, 2, 0))
                    for l in range(model.num_layers - 1)]
   offsets, sizes = _ring_layout(model)
@@ -647,7 +702,7 @@ def prefill_ring(model: WaveNet, variables: Any, audio: Array, global_cond: Opti
 
 def step(model: WaveNet, weights: StepWeights, bias: Array, ring: Array, time: Array,
          sample: Array, local_feature: Optional[Array]) -> tuple[Array, Array]:
-  """Feeds x[time]: the next cache and the logits of x[time + 1].
+  """Feeds x[time]: the next cache and the head's outputs for x[time + 1].
 
   Args:
     model: the WaveNet.
@@ -661,7 +716,7 @@ def step(model: WaveNet, weights: StepWeights, bias: Array, ring: Array, time: A
       local_cond_channels], or None (no local conditioning).
 
   Returns:
-    (ring [rows, batch, residual], float32 logits [batch, num_classes]: the
+    (ring [rows, batch, residual], float32 outputs [batch, output_size]: the
     parallel forward's logits[:, time]).
   """
   num_layers, batch_size = model.num_layers, sample.shape[0]
@@ -678,8 +733,13 @@ def step(model: WaveNet, weights: StepWeights, bias: Array, ring: Array, time: A
     local = local_feature.astype(model.dtype) @ weights.local_kernel
     local = local.reshape(batch_size, num_layers, -1)
     z_past = [z_past[l] + local[:, l] for l in range(num_layers)]
-  h = weights.embedding[sample]
-  z = z_past[0] + weights.input_table[sample]
+  if model.output == 'mulaw_softmax':
+    h = weights.embedding[sample]
+    z = z_past[0] + weights.input_table[sample]
+  else:
+    value = model.codec.decode(sample).astype(model.dtype)[:, None]
+    h = value * weights.embedding[0] + weights.embedding[1]
+    z = z_past[0] + (value * weights.input_table[0] + weights.input_table[1])
   layer_inputs, gate_outputs = [], []
   for l in range(num_layers):
     if l > 0:
@@ -722,4 +782,7 @@ def model_from_config(model_config: Any, data_config: Any, speakers: Sequence[st
       upsample_method=model_config.upsample_method,
       upsample_scales=tuple(model_config.upsample_scales),
       embedding_init=model_config.embedding_init,
+      output=model_config.output,
+      num_mixtures=model_config.num_mixtures,
+      log_scale_min=model_config.log_scale_min,
       dtype=jnp.dtype(model_config.dtype))
