@@ -7,8 +7,10 @@ conditioning: speakers by name from FOLDER/metadata.csv (else each file's folder
 features computed from each file with the training statistics. Files that cannot be scored
 (undecodable, NaN/inf, under 2 samples, a speaker the model does not know, ...) are skipped:
 a line before the last lists them with the reasons, another the metadata.csv rows not used or
-overridden. The last line printed is JSON: {"bits_per_sample": ..., "num_samples": ...,
-"num_files": ..., "skipped": {path: reason}, "metadata_problems": ["line N: ...", ...]}.
+overridden. The last line printed is JSON: {"bits_per_sample": ..., "mulaw_bits_per_sample":
+..., "num_samples": ..., "num_files": ..., "skipped": {path: reason}, "metadata_problems":
+["line N: ...", ...]}: bits per sample of the model's own classes (8-bit μ-law, or 16-bit for
+a mixture-of-logistics model) and bits per μ-law class, the unit both kinds of model share.
 """
 import json
 
@@ -39,6 +41,7 @@ def main(argv: list[str]) -> None:
     if note:
       print(note)
   print(json.dumps({'bits_per_sample': score.bits_per_sample,
+                    'mulaw_bits_per_sample': score.mulaw_bits_per_sample,
                     'num_samples': score.num_samples, 'num_files': score.num_files,
                     'skipped': dict(score.skipped),
                     'metadata_problems': list(score.metadata_problems)}))

@@ -133,17 +133,17 @@ def score_examples(model: WaveNet, variables: Any, config: ml_collections.Config
     (the score of all examples, the score of each speaker's examples by speaker name;
     empty when the dataset has fewer than two speakers).
   """
-  totals: dict[int, list[float]] = {}  # speaker id -> [nats, scored samples, files]
+  # speaker id -> [nats, μ-law nats, scored samples, files]
+  totals: dict[int, list[float]] = {}
   for _, waveform, speaker in examples:
-    nats = evaluation.score_waveform(model, variables, waveform, info, config.data,
-                                     speaker if model.num_speakers else None)
-    total = totals.setdefault(speaker, [0.0, 0, 0])
+    nats, mulaw_nats = evaluation.score_waveform(model, variables, waveform, info, config.data,
+                                                 speaker if model.num_speakers else None)
+    total = totals.setdefault(speaker, [0.0, 0.0, 0, 0])
     total[0] += nats
-    total[1] += len(waveform) - 1
-    total[2] += 1
-  overall = evaluation.Score(nats=sum(t[0] for t in totals.values()),
-                             num_samples=sum(t[1] for t in totals.values()),
-                             num_files=len(examples))
+    total[1] += mulaw_nats
+    total[2] += len(waveform) - 1
+    total[3] += 1
+  overall = evaluation.Score(*(sum(t[i] for t in totals.values()) for i in range(4)))
   per_speaker = {info.speakers[speaker]: evaluation.Score(*total)
                  for speaker, total in sorted(totals.items())} if len(info.speakers) > 1 else {}
   return overall, per_speaker
@@ -322,6 +322,7 @@ def main(argv: list[str]) -> None:
   examples = split_examples(config, info, 'validation', _MAX_VALIDATION_FILES.value)
   score, speaker_scores = score_examples(model, variables, config, info, examples)
   figures.update(validation_bits_per_sample=score.bits_per_sample,
+                 validation_mulaw_bits_per_sample=score.mulaw_bits_per_sample,
                  validation_files=score.num_files, validation_samples=score.num_samples,
                  training_log=log)
   print(f'validation files scored ({score.num_files}): '
@@ -336,7 +337,8 @@ def main(argv: list[str]) -> None:
   speaker_rows = []
   for name, speaker_score in speaker_scores.items():
     row = {'speaker': name, 'held-out files': speaker_score.num_files,
-           'validation bits/sample': speaker_score.bits_per_sample}
+           'validation bits/sample': speaker_score.bits_per_sample,
+           'bits per μ-law class': speaker_score.mulaw_bits_per_sample}
     if _COUNT_BASELINE.value:
       row['order-2 count model'] = audio_metrics.count_model_bits_per_sample(
           train_classes,
@@ -351,6 +353,7 @@ def main(argv: list[str]) -> None:
       'last train bits/sample': log.get('train/bits_per_sample'),
       'last validation bits/sample (crops)': log.get('eval/bits_per_sample'),
       'validation bits/sample (whole held-out files)': score.bits_per_sample,
+      'the same, bits per μ-law class': score.mulaw_bits_per_sample,
       'order-2 count model, same files': baseline,
   }])]
   if speaker_rows:

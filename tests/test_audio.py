@@ -223,3 +223,27 @@ def test_trim_silence_drops_the_silent_ends():
   clip = np.concatenate([np.zeros(4000, np.float32), _tone(), np.zeros(4000, np.float32)])
   trimmed = audio.trim_silence(clip, top_db=30.0)
   assert len(_tone()) <= len(trimmed) < len(clip) - 4000
+
+
+@pytest.mark.parametrize('coefficient', [0.0, 0.5, 0.97])
+def test_deemphasis_inverts_preemphasis_across_chunk_boundaries(coefficient):
+  signal = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 1700)).astype(np.float32)
+  emphasised = audio.preemphasize(signal, coefficient)
+  np.testing.assert_allclose(emphasised[:, 1:], signal[:, 1:] - coefficient * signal[:, :-1],
+                             atol=1e-6)
+  np.testing.assert_allclose(audio.deemphasize(emphasised, coefficient), signal, atol=1e-5)
+  # Chunk by chunk, each given the previous chunk's last output (and input) sample.
+  pieces, previous_in, previous_out = [], 0.0, np.zeros(2)
+  for start, stop in ((0, 1), (1, 300), (300, 301), (301, 1000), (1000, 1700)):
+    chunk = audio.preemphasize(signal[:, start:stop], coefficient, previous_in)
+    previous_in = signal[:, stop - 1]
+    pieces.append(audio.deemphasize(chunk, coefficient, previous_out))
+    previous_out = pieces[-1][:, -1]
+  np.testing.assert_allclose(np.concatenate(pieces, axis=1), signal, atol=1e-5)
+  # The inverse filter: y[t] = x[t] + p y[t - 1] (a sample-by-sample reference).
+  x = np.random.default_rng(1).standard_normal(600).astype(np.float32)
+  expected, last = np.empty(600), 0.0
+  for t in range(600):
+    last = expected[t] = x[t] + coefficient * last
+  np.testing.assert_allclose(audio.deemphasize(x, coefficient), expected, rtol=1e-5,
+                             atol=1e-5)

@@ -15,6 +15,7 @@ import soundfile
 from experiments import default
 import training_runs
 from wavenet_jax import audio as audio_lib
+from wavenet_jax import distributions
 from wavenet_jax import evaluation
 from wavenet_jax import file_listing
 from wavenet_jax import trainer
@@ -35,20 +36,29 @@ def _small_folder(path, speakers=('awb', 'slt'), per_speaker=1):
   return path
 
 
-@pytest.mark.parametrize('hop, speaker, local', [(1, False, False), (4, True, True)])
-def test_chunked_scores_equal_one_forward_pass(hop, speaker, local):
+@pytest.mark.parametrize('hop, speaker, local, output', [
+    (1, False, False, 'mulaw_softmax'), (4, True, True, 'mulaw_softmax'),
+    (1, False, False, 'mixture_of_logistics'), (4, True, True, 'mixture_of_logistics')])
+def test_chunked_scores_equal_one_forward_pass(hop, speaker, local, output):
   model = WaveNet(num_layers=4, num_stacks=1, residual_channels=8, gate_channels=8,
-                  skip_channels=8, num_classes=256, num_speakers=3 if speaker else 0,
+                  skip_channels=8, num_speakers=3 if speaker else 0,
                   local_cond_channels=2 if local else 0, hop_length=hop,
-                  upsample_method='repeat')
-  classes = np.asarray(jax.random.randint(jax.random.key(0), (103,), 0, 256), np.int32)
+                  upsample_method='repeat', output=output, num_mixtures=2)
+  classes = np.asarray(jax.random.randint(jax.random.key(0), (103,), 0, model.num_classes),
+                       np.int32)
   mel = np.asarray(jax.random.normal(jax.random.key(1), (26, 2))) if local else None
   global_cond = jnp.asarray([2]) if speaker else None
   local_cond = None if mel is None else jnp.asarray(mel[None])
   variables = model.init(jax.random.key(2), jnp.asarray(classes[None]), global_cond, local_cond)
   logits = model.apply(variables, jnp.asarray(classes[None]), global_cond, local_cond)
-  expected = float(optax.softmax_cross_entropy_with_integer_labels(
-      logits[0, :-1], jnp.asarray(classes[1:])).sum())
+  targets = jnp.asarray(classes[1:])
+  expected = [-float(log_prob(model, logits[0, :-1], targets).sum())
+              for log_prob in (distributions.log_prob, distributions.mulaw_log_prob)]
+  if output == 'mulaw_softmax':
+    assert expected[0] == pytest.approx(float(optax.softmax_cross_entropy_with_integer_labels(
+        logits[0, :-1], targets).sum()), rel=1e-6)
+  else:  # A 16-bit class is one of the PCM bins of its μ-law class: less probable.
+    assert expected[0] > expected[1]
   chunked = evaluation.score_classes(model, variables, classes, 2 if speaker else None, mel,
                                      chunk_length=10)
   assert chunked == pytest.approx(expected, rel=1e-5)
@@ -76,11 +86,11 @@ def test_score_folder_skips_and_lists_the_files_it_cannot_score(tmp_path):
   (tmp_path / 'metadata.csv').write_text('file,speaker\nx/b.wav,bob\ngone.wav,ann\nx/b.wav,"bob\n')
   score = evaluation.score_folder(model, variables, info, data_config, str(tmp_path),
                                   chunk_length=128, setting='--wav_dir')
-  expected = sum(
+  expected = np.sum([
       evaluation.score_waveform(model, variables, audio_lib.load_audio(tmp_path / name, rate),
                                 info, data_config, speaker, chunk_length=128)
-      for name, (_, speaker) in good.items())
-  assert score.nats == pytest.approx(expected, rel=1e-6)
+      for name, (_, speaker) in good.items()], axis=0)
+  assert (score.nats, score.mulaw_nats) == pytest.approx(tuple(expected), rel=1e-6)
   assert score.num_files == 2 and score.num_samples == 199 + 299
   assert set(score.skipped) == {'ann/one.wav', 'ann/nan.wav', 'ann/text.wav', 'carl/c.wav',
                                 'gone.wav'}
@@ -116,6 +126,7 @@ def test_evaluate_cli_scores_a_folder_with_speakers_and_mel(tmp_path):
              for name in os.listdir(folder) if name.endswith('.flac')]
   assert score['num_files'] == 2 and score['num_samples'] == sum(lengths) - 2
   assert 0.0 < score['bits_per_sample'] < 10.0
+  assert score['mulaw_bits_per_sample'] == score['bits_per_sample']
   assert score['skipped'] == {} and score['metadata_problems'] == []
 
   # Bad files are skipped and listed; the others scored.

@@ -7,6 +7,7 @@ import soundfile
 
 from experiments import default
 from wavenet_jax import audio
+from wavenet_jax import codecs
 from wavenet_jax import dataset_info
 from wavenet_jax import input_pipeline
 from wavenet_jax import mulaw
@@ -247,3 +248,26 @@ def test_speed_perturbation_plays_training_crops_faster_or_slower(tmp_path):
   config.speed_perturbation = 0.1
   with pytest.raises(ValueError, match='speed_perturbation'):
     _train(config, info, 1, with_mel=True)
+
+
+def test_pcm_codec_and_preemphasis_encode_the_filtered_clip(prepared):
+  """Mixture-head crops hold the clip's exact 16-bit samples, pre-emphasised when configured."""
+  config, info, clips = prepared
+  pcm = codecs.Codec('pcm', codecs.PCM16_CLASSES)
+  plain = _train(config, info, 2, codec=pcm)
+  mulaw_batches = _train(config, info, 2)
+  emphasised_config = config.copy_and_resolve_references()
+  emphasised_config.preemphasis = 0.9
+  emphasised = _train(emphasised_config, info, 2, codec=pcm)
+  for plain_batch, mulaw_batch, emphasised_batch in zip(plain, mulaw_batches, emphasised):
+    np.testing.assert_array_equal(plain_batch['mask'], mulaw_batch['mask'])
+    for row in range(len(plain_batch['audio'])):
+      name, start = _identify(mulaw_batch['audio'][row], mulaw_batch['mask'][row], clips)
+      valid = int(plain_batch['mask'][row].sum())
+      clip = clips[name]
+      np.testing.assert_array_equal(plain_batch['audio'][row, :valid],
+                                    pcm.encode(clip[start:start + valid]))
+      # The whole clip filtered, then cut: the crop's first sample sees the one before it.
+      filtered = audio.preemphasize(clip, 0.9)[start:start + valid]
+      np.testing.assert_array_equal(emphasised_batch['audio'][row, :valid], pcm.encode(filtered))
+      np.testing.assert_array_equal(plain_batch['audio'][row, valid:], pcm.silence_class)

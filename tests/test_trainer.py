@@ -64,8 +64,12 @@ def test_unconditional_run_writes_checkpoints_metrics_eval_and_clip(tmp_path):
   events = _summaries(workdir)
   assert set(events.PluginTagToContent('scalars')) == {
       'train/loss', 'train/bits_per_sample', 'train/grad_norm', 'train/learning_rate',
-      'train/samples_per_s', 'train/steps_per_s', 'eval/bits_per_sample'}
+      'train/samples_per_s', 'train/steps_per_s', 'eval/bits_per_sample',
+      'eval/mulaw_bits_per_sample'}
   assert [step for step, _ in _scalar_values(events, 'eval/bits_per_sample')] == [2, 4]
+  # A softmax model's classes are μ-law classes: the two units agree.
+  assert (_scalar_values(events, 'eval/mulaw_bits_per_sample')
+          == _scalar_values(events, 'eval/bits_per_sample'))
   losses = _scalar_values(events, 'train/loss')
   bits = _scalar_values(events, 'train/bits_per_sample')
   assert [step for step, _ in losses] == [1, 2, 3, 4]

@@ -93,6 +93,60 @@ def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
   return _soxr_resample(audio, factor, 1.0)
 
 
+# Samples per block of `deemphasize` (the inverse filter as one matrix product per block).
+_DEEMPHASIS_BLOCK = 256
+
+
+def preemphasize(audio: np.ndarray, coefficient: float, previous: Any = 0.0) -> np.ndarray:
+  """The pre-emphasis filter y[t] = x[t] - coefficient x[t - 1] along the last axis.
+
+  Args:
+    audio: float [..., time].
+    coefficient: in [0, 1); 0 returns the audio unchanged.
+    previous: x[-1], the sample before the first (a scalar or [...]).
+
+  Returns:
+    float32 [..., time].
+  """
+  audio = np.asarray(audio, np.float32)
+  if not coefficient:
+    return audio
+  before = np.broadcast_to(np.asarray(previous, np.float32), audio.shape[:-1])[..., None]
+  return audio - np.float32(coefficient) * np.concatenate([before, audio[..., :-1]], axis=-1)
+
+
+def deemphasize(audio: np.ndarray, coefficient: float, previous: Any = 0.0) -> np.ndarray:
+  """The inverse of `preemphasize`: y[t] = x[t] + coefficient y[t - 1] along the last axis.
+
+  A long signal filtered in pieces equals the whole filtered at once when each piece is
+  given the previous piece's last output sample as `previous`.
+
+  Args:
+    audio: float [..., time].
+    coefficient: in [0, 1); 0 returns the audio unchanged.
+    previous: y[-1], the filter's output before the first sample (a scalar or [...]).
+
+  Returns:
+    float32 [..., time].
+  """
+  audio = np.asarray(audio, np.float32)
+  if not coefficient:
+    return audio
+  x = audio.astype(np.float64)
+  lags = np.arange(_DEEMPHASIS_BLOCK)[:, None] - np.arange(_DEEMPHASIS_BLOCK)[None, :]
+  # Within a block y = M x + coefficient^(i + 1) y_before, M[i, j] = coefficient^(i - j), j <= i.
+  response = np.where(lags >= 0, float(coefficient) ** np.maximum(lags, 0), 0.0)
+  decay = float(coefficient) ** np.arange(1, _DEEMPHASIS_BLOCK + 1)
+  state = np.broadcast_to(np.asarray(previous, np.float64), x.shape[:-1])
+  y = np.empty_like(x)
+  for start in range(0, x.shape[-1], _DEEMPHASIS_BLOCK):
+    block = x[..., start:start + _DEEMPHASIS_BLOCK]
+    n = block.shape[-1]
+    y[..., start:start + n] = block @ response[:n, :n].T + state[..., None] * decay[:n]
+    state = y[..., start + n - 1]
+  return y.astype(np.float32)
+
+
 def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> None:
   """Writes float32 [time] audio in [-1, 1] as a 16-bit PCM mono WAV file (clipped).
 

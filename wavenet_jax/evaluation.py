@@ -1,6 +1,10 @@
 """Teacher-forced scoring of whole audio files: bits per sample under a trained WaveNet.
 
-A file of T samples (μ-law classes x) is scored on its T - 1 next-sample predictions
+A file of T samples (classes x of the model's codec, after the checkpoint's pre-emphasis) is
+scored in two units: bits per sample of the model's own classes (8-bit μ-law, or 16-bit
+PCM for the mixture head), and bits per μ-law class (`distributions.mulaw_log_prob`; the
+same for a softmax model), in which models of either head compare on the same files. It is
+scored on its T - 1 next-sample predictions
 (logits[t] against x[t + 1]), exactly as one forward pass over the whole file would score
 it, but in chunks of a fixed length so that memory and compilation do not depend on the file:
 the chunk predicting x[s + 1 .. e] reads x[a .. e - 1] with a <= s - receptive_field + 1
@@ -28,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from wavenet_jax import audio as audio_lib
+from wavenet_jax import distributions
 from wavenet_jax import file_listing
-from wavenet_jax import mulaw
 from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.models import WaveNet
 
@@ -43,12 +47,14 @@ class Score:
 
   Attributes:
     nats: Σ -ln p(x[t + 1] | x[..t]) over all scored positions.
+    mulaw_nats: the same for the μ-law class of x[t + 1] (= nats for a softmax model).
     num_samples: number of scored positions (Σ over files of length - 1).
     num_files: number of files scored.
     skipped: files not scored (path relative to the folder -> reason).
     metadata_problems: the folder's metadata.csv rows not used or overridden ('line N: ...').
   """
   nats: float
+  mulaw_nats: float
   num_samples: int
   num_files: int
   skipped: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -57,6 +63,10 @@ class Score:
   @property
   def bits_per_sample(self) -> float:
     return nats_to_bits(self.nats) / max(self.num_samples, 1)
+
+  @property
+  def mulaw_bits_per_sample(self) -> float:
+    return nats_to_bits(self.mulaw_nats) / max(self.num_samples, 1)
 
 
 def nats_to_bits(nats: float) -> float:
@@ -67,35 +77,41 @@ def nats_to_bits(nats: float) -> float:
 @functools.partial(jax.jit, static_argnames='model')
 def _chunk_nats(model: WaveNet, variables: Any, audio: jax.Array, weights: jax.Array,
                 global_cond: Optional[jax.Array], local_cond: Optional[jax.Array]) -> jax.Array:
-  """Σ weights[t] * -ln p(audio[t + 1] | audio[..t]); audio int32 [1, L], weights [1, L - 1]."""
-  logits = model.apply(variables, audio, global_cond, local_cond)
-  nats = -jnp.take_along_axis(jax.nn.log_softmax(logits[:, :-1]), audio[:, 1:, None], axis=-1)
-  return jnp.sum(nats[..., 0] * weights)
+  """Σ weights[t] * -ln p(audio[t + 1] | audio[..t]) of the classes and of their μ-law classes.
+
+  audio int32 [1, L], weights [1, L - 1]; returns float32 [2].
+  """
+  logits = model.apply(variables, audio, global_cond, local_cond)[:, :-1]
+  return jnp.stack([-jnp.sum(log_prob(model, logits, audio[:, 1:]) * weights)
+                    for log_prob in (distributions.log_prob, distributions.mulaw_log_prob)])
 
 
 def score_classes(model: WaveNet, variables: Any, classes: np.ndarray,
                   speaker: Optional[int] = None, mel: Optional[np.ndarray] = None,
-                  chunk_length: int = DEFAULT_CHUNK_LENGTH) -> float:
+                  chunk_length: int = DEFAULT_CHUNK_LENGTH) -> tuple[float, float]:
   """Total nats of the T - 1 next-sample predictions of one file.
 
   Args:
     model, variables: the WaveNet and its {'params': ...}.
-    classes: int32 [T] μ-law classes, T >= 2.
+    classes: int32 [T] classes of the model's codec, T >= 2.
     speaker: the speaker id, for speaker-conditioned models.
     mel: float32 [>= ceil(T / hop_length), n_mels] normalised log-mel frames, for locally
       conditioned models.
     chunk_length: scored positions per forward pass.
+
+  Returns:
+    (nats of the classes, nats of their μ-law classes).
   """
   hop = model.hop_length if model.local_cond_channels else 1
   context = -(-(model.receptive_field - 1) // hop) * hop  # Receptive field, rounded up to hops.
   window = context + chunk_length + hop  # Input samples per chunk (fixed: one compilation).
   global_cond = None if speaker is None else jnp.asarray([speaker], jnp.int32)
   num_targets = len(classes) - 1
-  total = 0.0
+  total = np.zeros(2)
   for start in range(0, num_targets, chunk_length):
     stop = min(start + chunk_length, num_targets)
     first = max(0, (start - context) // hop * hop)
-    inputs = np.full((1, window), mulaw.SILENCE_CLASS, np.int32)
+    inputs = np.full((1, window), model.silence_class, np.int32)
     inputs[0, :stop + 1 - first] = classes[first:stop + 1]
     weights = np.zeros((1, window - 1), np.float32)
     weights[0, start - first:stop - first] = 1.0
@@ -106,26 +122,31 @@ def score_classes(model: WaveNet, variables: Any, classes: np.ndarray,
       chunk_frames = mel[first // hop:first // hop + num_frames]
       frames[0, :len(chunk_frames)] = chunk_frames
       local_cond = jnp.asarray(frames)
-    total += float(_chunk_nats(model, variables, jnp.asarray(inputs), jnp.asarray(weights),
-                               global_cond, local_cond))
-  return total
+    total += np.asarray(_chunk_nats(model, variables, jnp.asarray(inputs),
+                                    jnp.asarray(weights), global_cond, local_cond), np.float64)
+  return float(total[0]), float(total[1])
 
 
 def score_waveform(model: WaveNet, variables: Any, waveform: np.ndarray,
                    dataset_info: DatasetInfo, data_config: Any,
                    speaker: Optional[int] = None,
-                   chunk_length: int = DEFAULT_CHUNK_LENGTH) -> float:
+                   chunk_length: int = DEFAULT_CHUNK_LENGTH) -> tuple[float, float]:
   """Total nats of one waveform's T - 1 next-sample predictions, with its own mel for vocoders.
 
   Args:
     waveform: float32 [T] at dataset_info.sample_rate, T >= 2.
-    dataset_info, data_config: of the checkpoint (mel statistics, mel settings).
+    dataset_info, data_config: of the checkpoint (mel statistics, mel settings,
+      pre-emphasis; the mel is that of the waveform itself, not pre-emphasised).
     speaker: the speaker id, for speaker-conditioned models.
+
+  Returns:
+    (nats, μ-law nats) as `score_classes`.
   """
   mel = (audio_lib.vocoder_features(waveform, dataset_info.sample_rate, data_config.mel,
                                      dataset_info.mel_mean, dataset_info.mel_std)
          if model.local_cond_channels else None)
-  return score_classes(model, variables, mulaw.encode(waveform), speaker, mel, chunk_length)
+  classes = model.codec.encode(audio_lib.preemphasize(waveform, data_config.preemphasis))
+  return score_classes(model, variables, classes, speaker, mel, chunk_length)
 
 
 def _scorable(entry: file_listing.AudioFileEntry, root: pathlib.Path, model: WaveNet,
@@ -167,7 +188,7 @@ def score_folder(model: WaveNet, variables: Any, dataset_info: DatasetInfo,
   listing = file_listing.scan_folder(wav_dir, setting)
   root = pathlib.Path(wav_dir).expanduser().resolve()  # As scan_folder lists it.
   skipped = listing.skipped
-  nats = 0.0
+  nats = np.zeros(2)
   num_samples = num_files = 0
   for entry in listing.entries:
     scorable = _scorable(entry, root, model, dataset_info)
@@ -182,5 +203,6 @@ def score_folder(model: WaveNet, variables: Any, dataset_info: DatasetInfo,
   if not num_files:
     raise ValueError(f'{setting}={wav_dir!r}: no file can be scored. '
                      f'{file_listing.skipped_line(wav_dir, skipped)}')
-  return Score(nats=nats, num_samples=num_samples, num_files=num_files, skipped=skipped,
+  return Score(nats=float(nats[0]), mulaw_nats=float(nats[1]), num_samples=num_samples,
+               num_files=num_files, skipped=skipped,
                metadata_problems=listing.problems)

@@ -15,8 +15,11 @@ Each example: optional silence trimming (top_db), a crop of
 T = receptive_field + segment_length samples starting at a multiple of
 hop_length, optional speed perturbation of training crops (speed_perturbation =
 p > 0: T * r source samples resampled to T, r uniform in [1 - p, 1 + p], drawn
-from the crop's generator), μ-law encoding. Clips shorter than T are padded at
-the end with mulaw.SILENCE_CLASS and masked out (mask 0), never dropped. The
+from the crop's generator), optional pre-emphasis (config.data.preemphasis, the
+crop's first sample filtered against the clip's sample before it), encoding with
+the model's codec (μ-law, or 16-bit PCM for the mixture head). Clips shorter than
+T are padded at the end with the codec's silence class and masked out (mask 0),
+never dropped. The
 log-mel frames of a crop are those of the whole clip (`audio.vocoder_features` with the
 clip as context), so frame k covers crop samples [k * hop, (k + 1) * hop); they
 are normalised with statistics computed once over the training split at prepare
@@ -36,6 +39,7 @@ import jax
 import numpy as np
 
 from wavenet_jax import audio as audio_lib
+from wavenet_jax import codecs
 from wavenet_jax import datasets
 from wavenet_jax import mulaw
 from wavenet_jax.dataset_info import DatasetInfo
@@ -45,6 +49,8 @@ MEL_STATS_MAX_EXAMPLES = 2000
 # Crops of the validation split are keyed by this seed, whatever the training seed.
 EVAL_SEED = 0
 _MEL_STD_FLOOR = 1e-3
+# The codec of the paper's softmax head: the default.
+MULAW = codecs.Codec('mulaw', mulaw.NUM_CLASSES)
 # Source samples read past a speed-perturbed crop, so that its last samples are not
 # at the edge of the resampler's filter.
 _RESAMPLE_MARGIN = 64
@@ -150,7 +156,7 @@ class _CropReader:
 
   def __init__(self, source: datasets.AudioSource, data_config: Any, info: DatasetInfo,
                split: str, receptive_field: int, with_speaker: bool, with_mel: bool,
-               speed_perturbation: float = 0.0):
+               codec: codecs.Codec, speed_perturbation: float = 0.0):
     if speed_perturbation and with_mel:
       raise ValueError('speed_perturbation would move the audio away from its mel frames; '
                        'it cannot be used with with_mel=True.')
@@ -162,6 +168,7 @@ class _CropReader:
     self._crop_length = receptive_field + data_config.segment_length
     self._with_speaker = with_speaker
     self._with_mel = with_mel
+    self._codec = codec
     self._mel_mean, self._mel_std = info.mel_mean, info.mel_std
     if with_mel and (info.mel_mean is None or info.mel_std is None):
       raise ValueError('with_mel=True needs DatasetInfo.mel_mean/mel_std (prepare_dataset).')
@@ -184,11 +191,14 @@ class _CropReader:
     start = hop * int(rng.integers(num_starts)) if num_starts > 1 else 0
     if speed == 1.0:
       segment = waveform[start:start + length]
+      previous = waveform[start - 1] if start else 0.0
     else:
       segment = waveform[start:start + source_length + _RESAMPLE_MARGIN]
       segment = audio_lib.change_speed(segment, speed)[:length]
-    audio = np.full(length, mulaw.SILENCE_CLASS, np.int32)
-    audio[:len(segment)] = mulaw.encode(segment)
+      previous = 0.0  # The resampled crop has no sample before it.
+    audio = np.full(length, self._codec.silence_class, np.int32)
+    audio[:len(segment)] = self._codec.encode(
+        audio_lib.preemphasize(segment, config.preemphasis, previous))
     mask = np.zeros(length, np.float32)
     mask[:len(segment)] = 1.0
     crop = {'audio': audio, 'mask': mask}
@@ -236,6 +246,7 @@ def train_batches(data_config: Any, info: DatasetInfo, *, receptive_field: int,
                   global_batch_size: int, seed: int, start_step: int = 0,
                   process_index: int | None = None, process_count: int | None = None,
                   with_speaker: bool = False, with_mel: bool = False,
+                  codec: codecs.Codec = MULAW,
                   ) -> Iterator[dict[str, np.ndarray]]:
   """Endless training batches: this host's slice of global batches start_step, start_step + 1, ...
 
@@ -253,9 +264,10 @@ def train_batches(data_config: Any, info: DatasetInfo, *, receptive_field: int,
     process_count: number of hosts (default jax.process_count()).
     with_speaker: include 'speaker'.
     with_mel: include 'mel'.
+    codec: of the model's classes (`WaveNet.codec`).
 
   Yields:
-    {'audio': int32 [b, T] μ-law classes, 'mask': float32 [b, T] (1 = real
+    {'audio': int32 [b, T] classes of `codec`, 'mask': float32 [b, T] (1 = real
     audio, 0 = padding), 'speaker': int32 [b], 'mel': float32 [b, ceil(T / hop),
     n_mels] normalised}, with b = global_batch_size // process_count and
     T = receptive_field + segment_length.
@@ -263,7 +275,7 @@ def train_batches(data_config: Any, info: DatasetInfo, *, receptive_field: int,
   first_row, rows = _host_slice(global_batch_size, process_index, process_count)
   source = datasets.audio_source(data_config)
   reader = _CropReader(source, data_config, info, source.train_split, receptive_field,
-                       with_speaker, with_mel, data_config.speed_perturbation)
+                       with_speaker, with_mel, codec, data_config.speed_perturbation)
   num_examples = len(reader)
   if not num_examples:
     raise ValueError(f'config.data: the training split of {data_config.name!r} is empty.')
@@ -280,7 +292,8 @@ def train_batches(data_config: Any, info: DatasetInfo, *, receptive_field: int,
 def eval_batches(data_config: Any, info: DatasetInfo, *, receptive_field: int,
                  global_batch_size: int, num_batches: int, process_index: int | None = None,
                  process_count: int | None = None, with_speaker: bool = False,
-                 with_mel: bool = False) -> Iterator[dict[str, np.ndarray]]:
+                 with_mel: bool = False, codec: codecs.Codec = MULAW,
+                 ) -> Iterator[dict[str, np.ndarray]]:
   """num_batches deterministic batches of validation crops (this host's slice of each).
 
   Global batch j holds validation positions j * B ... j * B + B - 1, position p
@@ -290,7 +303,7 @@ def eval_batches(data_config: Any, info: DatasetInfo, *, receptive_field: int,
   first_row, rows = _host_slice(global_batch_size, process_index, process_count)
   source = datasets.audio_source(data_config)
   reader = _CropReader(source, data_config, info, source.validation_split, receptive_field,
-                       with_speaker, with_mel)
+                       with_speaker, with_mel, codec)
   num_examples = len(reader)
   if not num_examples:
     raise ValueError(f'config.data: the validation split of {data_config.name!r} is empty '

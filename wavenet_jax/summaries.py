@@ -1,8 +1,8 @@
 """TensorBoard summaries written without TensorFlow (tensorboardX event files).
 
 Tags a training run writes: 'train/loss', 'train/bits_per_sample', 'train/grad_norm',
-'train/learning_rate', 'train/steps_per_s', 'train/samples_per_s', 'eval/bits_per_sample'
-(scalars) and 'generated' (audio clips).
+'train/learning_rate', 'train/steps_per_s', 'train/samples_per_s', 'eval/bits_per_sample',
+'eval/mulaw_bits_per_sample' (scalars) and 'generated' (audio clips).
 """
 from typing import Optional
 

@@ -5,9 +5,12 @@ the latest checkpoint in workdir/checkpoints. The same code runs on one CPU, man
 and many processes: the state is created already sharded over the mesh (sharding.py), each
 process feeds its own rows of the global batch, and the jitted step donates the state.
 
-Loss: the masked mean cross-entropy, in nats, of logits[:, :-1] against audio[:, 1:] with
-weights mask[:, 1:] (1 = real audio); bits/sample = nats / ln 2 (evaluation.nats_to_bits). samples/s counts the audio
-samples the model reads: global batch x (receptive field + segment length) per step.
+Loss: the masked mean negative log-likelihood, in nats, of audio[:, 1:] under the head's
+distributions logits[:, :-1] (`distributions.log_prob`: μ-law softmax cross-entropy, or the
+discretized mixture of logistics over 16-bit classes) with weights mask[:, 1:] (1 = real
+audio); bits/sample = nats / ln 2 (evaluation.nats_to_bits). Validation also reports bits per
+μ-law class (`distributions.mulaw_log_prob`), the unit both heads share. samples/s counts the
+audio samples the model reads: global batch x (receptive field + segment length) per step.
 """
 import functools
 import itertools
@@ -33,6 +36,7 @@ from jax.experimental import multihost_utils
 
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
+from wavenet_jax import distributions
 from wavenet_jax import evaluation
 from wavenet_jax import input_pipeline
 from wavenet_jax import sharding
@@ -166,17 +170,21 @@ def create_train_state(rng: jax.Array, model: WaveNet, optimizer: optax.Gradient
 # ------------------------------------------------------------------------------------------
 
 
-def cross_entropy_sums(logits: jax.Array, batch: Batch) -> tuple[jax.Array, jax.Array]:
-  """Next-sample cross-entropy summed over masked positions, and the number of positions.
+def cross_entropy_sums(model: WaveNet, logits: jax.Array, batch: Batch,
+                       log_prob: Callable[..., jax.Array] = distributions.log_prob,
+                       ) -> tuple[jax.Array, jax.Array]:
+  """Next-sample negative log-likelihood summed over masked positions, and their number.
 
   Args:
-    logits: float32 [b, T, classes], logits[:, t] predicting audio[:, t + 1].
+    model: the WaveNet (its output head).
+    logits: float32 [b, T, output_size], logits[:, t] the distribution of audio[:, t + 1].
     batch: with 'audio' int32 [b, T] and 'mask' float32 [b, T].
+    log_prob: `distributions.log_prob` (the model's classes) or `mulaw_log_prob`.
 
   Returns:
     (Σ mask * nats, Σ mask), float32 scalars.
   """
-  nats = optax.softmax_cross_entropy_with_integer_labels(logits[:, :-1], batch['audio'][:, 1:])
+  nats = -log_prob(model, logits[:, :-1], batch['audio'][:, 1:])
   weights = batch['mask'][:, 1:]
   return jnp.sum(nats * weights), jnp.sum(weights)
 
@@ -192,7 +200,7 @@ def train_step(state: TrainState, batch: Batch, *, model: WaveNet,
   """
   def loss_fn(params):
     logits = model.apply({'params': params}, *model_inputs(batch))
-    nats_sum, count = cross_entropy_sums(logits, batch)
+    nats_sum, count = cross_entropy_sums(model, logits, batch)
     return nats_sum / jnp.maximum(count, 1.0)
 
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
@@ -235,10 +243,18 @@ def make_train_step(model: WaveNet, optimizer: optax.GradientTransformation,
 
 
 def eval_step(params: Any, batch: Batch, *, model: WaveNet) -> Metrics:
-  """{'nats_sum', 'count'} float32 scalars of the teacher-forced loss on a global batch."""
+  """Float32 scalars of the teacher-forced loss on a global batch.
+
+  Returns:
+    {'nats_sum': Σ nats of the model's classes, 'mulaw_nats_sum': Σ nats of their μ-law
+     classes (the same for the softmax head), 'count': scored positions}.
+  """
   logits = model.apply({'params': params}, *model_inputs(batch))
-  nats_sum, count = cross_entropy_sums(logits, batch)
-  return {'nats_sum': nats_sum, 'count': count}
+  nats_sum, count = cross_entropy_sums(model, logits, batch)
+  mulaw_nats_sum = nats_sum
+  if model.output != 'mulaw_softmax':
+    mulaw_nats_sum, _ = cross_entropy_sums(model, logits, batch, distributions.mulaw_log_prob)
+  return {'nats_sum': nats_sum, 'mulaw_nats_sum': mulaw_nats_sum, 'count': count}
 
 
 # ------------------------------------------------------------------------------------------
@@ -303,6 +319,17 @@ def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> No
   if config.model.embedding_init not in EMBEDDING_INITS:
     raise ValueError(f'config.model.embedding_init must be one of {sorted(EMBEDDING_INITS)}, '
                      f'got {config.model.embedding_init!r}.')
+  if config.model.output not in distributions.OUTPUTS:
+    raise ValueError(f'config.model.output must be one of {distributions.OUTPUTS}, '
+                     f'got {config.model.output!r}.')
+  if config.model.output == 'mixture_of_logistics' and config.model.num_mixtures < 1:
+    raise ValueError(f'config.model.num_mixtures must be >= 1, got {config.model.num_mixtures}.')
+  if not math.isfinite(config.model.log_scale_min):
+    raise ValueError(f'config.model.log_scale_min must be finite, got '
+                     f'{config.model.log_scale_min}.')
+  if not 0.0 <= config.data.preemphasis < 1.0:
+    raise ValueError(f'config.data.preemphasis must be in [0, 1) (0: off), '
+                     f'got {config.data.preemphasis}.')
   if not 0.0 <= config.data.speed_perturbation < 1.0:
     raise ValueError('config.data.speed_perturbation must be in [0, 1), '
                      f'got {config.data.speed_perturbation}.')
@@ -342,7 +369,8 @@ def _out_of_time(step: int, loop_start: float, train_config: ml_collections.Conf
 
 # Config keys whose change makes a checkpoint another model or trained on other features: a
 # run resumed with a change here would silently continue something else.
-_ARCHITECTURE_KEYS = ('model.', 'data.name', 'data.wav_dir', 'data.sample_rate', 'data.mel.')
+_ARCHITECTURE_KEYS = ('model.', 'data.name', 'data.wav_dir', 'data.sample_rate', 'data.mel.',
+                      'data.preemphasis')
 
 
 def _flat(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -429,14 +457,15 @@ def _eval_params(state: TrainState) -> Any:
 
 
 def _evaluate(jit_eval_step: Callable[[Any, Batch], Metrics], params: Any,
-              batches: Iterator[Batch]) -> float:
-  """Validation bits/sample over `batches` (all processes take part)."""
-  nats_sum = count = 0.0
+              batches: Iterator[Batch]) -> tuple[float, float]:
+  """Validation (bits/sample, bits per μ-law class) over `batches` (all processes take part)."""
+  totals = {'nats_sum': 0.0, 'mulaw_nats_sum': 0.0, 'count': 0.0}
   for batch in batches:
-    sums = _to_host(jit_eval_step(params, batch))
-    nats_sum += sums['nats_sum']
-    count += sums['count']
-  return evaluation.nats_to_bits(nats_sum / max(count, 1.0))
+    for name, value in _to_host(jit_eval_step(params, batch)).items():
+      totals[name] += value
+  count = max(totals['count'], 1.0)
+  return (evaluation.nats_to_bits(totals['nats_sum'] / count),
+          evaluation.nats_to_bits(totals['mulaw_nats_sum'] / count))
 
 
 def _clip_conditioning(config: ml_collections.ConfigDict, info: DatasetInfo,
@@ -648,7 +677,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   data_kwargs = dict(receptive_field=model.receptive_field,
                      global_batch_size=global_batch_size,
                      with_speaker=bool(model.num_speakers),
-                     with_mel=bool(model.local_cond_channels))
+                     with_mel=bool(model.local_cond_channels),
+                     codec=model.codec)
   has_validation = info.num_validation_examples > 0
   if is_chief and not has_validation:
     logging.warning('The dataset has no validation split: no periodic evaluation.')
@@ -727,10 +757,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         raise TrainingPreempted(step, str(checkpointing.checkpoint_dir(workdir)))
       eval_every_steps = config.eval.every_steps
       if has_validation and (_is_due(step, eval_every_steps) or (eval_every_steps > 0 and last)):
-        eval_bits = _evaluate(jit_eval_step, _eval_params(state), validation_batches())
+        eval_bits, mulaw_bits = _evaluate(jit_eval_step, _eval_params(state),
+                                          validation_batches())
         writer.scalar('eval/bits_per_sample', eval_bits, step)
+        writer.scalar('eval/mulaw_bits_per_sample', mulaw_bits, step)
         if is_chief:
-          logging.info('step %d  validation %.4f bits/sample', step, eval_bits)
+          logging.info('step %d  validation %.4f bits/sample (%.4f bits per μ-law class)', step,
+                       eval_bits, mulaw_bits)
       if _is_due(step, config.sample.every_steps):
         _write_clip(workdir, writer, model, state, step, config.sample.seconds, info,
                     clip_conditioning)
