@@ -25,7 +25,18 @@ from experiments import common
 from experiments import vocoder
 
 
-def get_config() -> ml_collections.ConfigDict:
+# Variants (`--config=experiments/vocoder_cpu.py:VARIANT`): the output head and pre-emphasis.
+VARIANTS = {
+    'mulaw': {},
+    'mulaw_preemphasis': {'data.preemphasis': 0.97},
+    'mixture': {'model.output': 'mixture_of_logistics'},
+}
+
+
+def get_config(variant: str = 'mulaw') -> ml_collections.ConfigDict:
+  if variant not in VARIANTS:
+    raise ValueError(f'experiments/vocoder_cpu.py: unknown variant {variant!r}; '
+                     f'one of {sorted(VARIANTS)}.')
   config = common.cpu_run(vocoder.get_config(), 'speech',
                               segment_length=4096,  # 16 mel frames of 256 samples.
                               num_steps=2700)
@@ -34,4 +45,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.residual_channels = 32
   config.model.gate_channels = 64
   config.model.skip_channels = 64
+  config.update_from_flattened_dict(VARIANTS[variant])
   return config

@@ -10,10 +10,11 @@ import experiments
 from wavenet_jax import models
 from wavenet_jax import trainer
 
-# report.py is the figures script of the *_cpu experiments and common.py their shared
-# settings: not configs.
+# report.py and *_report.py are figures scripts of the experiments and common.py their
+# shared settings: not configs.
 CONFIG_NAMES = sorted(module.name for module in pkgutil.iter_modules(experiments.__path__)
-                      if not module.ispkg and module.name not in ('report', 'common'))
+                      if not module.ispkg and module.name != 'common'
+                      and not module.name.endswith('report'))
 
 
 def test_every_experiment_is_listed():
@@ -21,9 +22,16 @@ def test_every_experiment_is_listed():
           'music_cpu'} <= set(CONFIG_NAMES)
 
 
-@pytest.mark.parametrize('name', CONFIG_NAMES)
-def test_config_builds_its_model(name):
-  config = importlib.import_module(f'experiments.{name}').get_config()
+# (config, variant): every variant of configs that take one (`--config=FILE:VARIANT`).
+CONFIGS = [(name, variant) for name in CONFIG_NAMES
+           for variant in getattr(importlib.import_module(f'experiments.{name}'), 'VARIANTS',
+                                  [None])]
+
+
+@pytest.mark.parametrize('name,variant', CONFIGS)
+def test_config_builds_its_model(name, variant):
+  module = importlib.import_module(f'experiments.{name}')
+  config = module.get_config() if variant is None else module.get_config(variant)
   trainer.check_config(config, num_batch_shards=1)
   model = models.model_from_config(config.model, config.data, ['a', 'b', 'c'])
   inputs = trainer.model_inputs(trainer.init_batch(model))
