@@ -3,6 +3,7 @@ r"""Generates audio from a trained WaveNet.
   python sample.py --workdir=runs/tiny --output=out.wav --seconds=2
   python sample.py --workdir=runs/multispeaker --output=slt.wav --speaker=slt
   python sample.py --workdir=runs/vocoder --output=resynth.wav --mel_from=in.wav
+  python sample.py --workdir=runs/vocoder --output=resynth.wav --mel_from=in.wav --stream
   python sample.py --workdir=runs/tiny --output=more.wav --prompt=in.wav --seconds=1
 
 Restores the latest (or --step) checkpoint with the config and dataset info saved
@@ -14,9 +15,15 @@ spectrogram beside each. A WAV holds the whole sequence: the prompt (or one sile
 start sample) and the generated samples; with --mel_from it is as long as the input.
 A clip is at most --max_seconds long (default an hour). The flags, the inputs, the
 output path and the disk space for the WAVs are checked before generating. The batch
-is split over the most local devices that divide it (several GPUs; on a CPU host
-JAX_NUM_CPU_DEVICES=2 makes a device per core of a 2-core machine: for --batch_size=16,
-1.4-1.6x the samples/s of one device there).
+is split over the most local devices that divide it: several GPUs, or on a CPU host one
+device per core this process may run on (set JAX_NUM_CPU_DEVICES, or XLA_FLAGS'
+--xla_force_host_platform_device_count, to choose another count).
+
+A vocoder folds each utterance into --segments segments generated as one batch (see
+wavenet_jax/synthesis.py; by default as many as keep the devices busy, see
+`synthesis.default_segments`); its WAV is then written once they are joined. --stream
+instead feeds the mel frames one at a time to `synthesis.stream` and appends each frame's
+audio to the WAV as it comes.
 """
 import contextlib
 import math
@@ -24,6 +31,7 @@ import os
 import shutil
 import sys
 import time
+from typing import Any, Callable, Optional
 import wave
 
 from absl import flags
@@ -39,6 +47,10 @@ from wavenet_jax import mulaw
 from wavenet_jax import plotting
 from wavenet_jax import sampler
 from wavenet_jax import synthesis
+from wavenet_jax.models import WaveNet
+
+# --stream: frames between progress reports.
+PROGRESS_FRAMES = 32
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training run directory.', required=True)
 _OUTPUT = flags.DEFINE_string(
@@ -61,6 +73,15 @@ _MEL_FROM = flags.DEFINE_string('mel_from', None, 'Vocoder mode: resynthesise th
                                 'from its log-mel spectrogram.')
 _PROMPT = flags.DEFINE_string('prompt', None, 'Audio file whose continuation is generated.')
 _CHUNK_SIZE = flags.DEFINE_integer('chunk_size', 8000, 'Samples generated per compiled chunk.')
+_SEGMENTS = flags.DEFINE_integer(
+    'segments', None, 'Vocoder (--mel_from): segments each utterance is folded into and '
+    'generated as one batch; 1 generates it as one sequence; default as many as keep the '
+    'devices busy.')
+_OVERLAP_FRAMES = flags.DEFINE_integer(
+    'overlap_frames', synthesis.DEFAULT_OVERLAP_FRAMES, 'Folded generation: mel frames of '
+    'warm-up before each segment (generated, then discarded).')
+_STREAM = flags.DEFINE_bool('stream', False, 'Vocoder: feed the --mel_from frames one at a time '
+                            'and write each frame\'s audio as it comes (one clip, one sequence).')
 
 
 def _is_url(path: str) -> bool:
@@ -94,9 +115,19 @@ def _output_paths(output: str, batch_size: int) -> list[str]:
 def _check_flags() -> None:
   """Raises ValueError naming the first flag with a value out of range."""
   for flag, value, lowest in (('batch_size', _BATCH_SIZE.value, 1),
-                              ('chunk_size', _CHUNK_SIZE.value, 1)):
-    if value < lowest:
+                              ('chunk_size', _CHUNK_SIZE.value, 1),
+                              ('segments', _SEGMENTS.value, 1),
+                              ('overlap_frames', _OVERLAP_FRAMES.value, 0)):
+    if value is not None and value < lowest:
       raise ValueError(f'--{flag} must be >= {lowest}, got {value}.')
+  folded = _SEGMENTS.value is not None and _SEGMENTS.value > 1
+  if folded and (_MEL_FROM.value is None or _PROMPT.value is not None):
+    raise ValueError('--segments > 1 folds a vocoder\'s --mel_from input; it needs --mel_from '
+                     'and no --prompt.')
+  if _STREAM.value and (_MEL_FROM.value is None or _PROMPT.value is not None or folded
+                        or _BATCH_SIZE.value != 1):
+    raise ValueError('--stream vocodes one --mel_from input as one sequence: it needs '
+                     '--mel_from, and no --prompt, --segments > 1 or --batch_size > 1.')
   for flag, value in (('seconds', _SECONDS.value), ('max_seconds', _MAX_SECONDS.value)):
     if not (math.isfinite(value) and value > 0):
       raise ValueError(f'--{flag} must be finite and > 0, got {value}.')
@@ -224,6 +255,19 @@ def main(argv):
   if num_samples < 1:
     raise ValueError('nothing to generate: --seconds (or the --mel_from input) is too short.')
   _check_length(start + num_samples, sample_rate)
+  segments = 1
+  if local_cond is not None and not _STREAM.value:
+    num_frames = -(-(start + num_samples) // model.hop_length)
+    segments = _SEGMENTS.value or synthesis.default_segments(
+        num_frames, batch_size, _OVERLAP_FRAMES.value, jax.local_devices())
+    try:
+      synthesis.fold_plan(num_frames, segments, _OVERLAP_FRAMES.value)
+    except ValueError as error:
+      raise ValueError(f'--{error}') from None
+  mesh = sampler.batch_mesh(batch_size * segments)
+  print(f'generating {batch_size} clip(s)' + (f' folded into {segments} segments each'
+                                              if segments > 1 else '')
+        + f' on {mesh.size} {mesh.devices.flat[0].platform} device(s)')
 
   load_seconds = time.perf_counter() - began
   progress = []
@@ -240,11 +284,17 @@ def main(argv):
       progress.append(report)
       _print_progress(report)
 
-    waveforms = synthesis.synthesize(
-        model, variables, jax.random.key(_SEED.value), num_samples=num_samples,
-        batch_size=batch_size, temperature=_TEMPERATURE.value, prompt=prompt,
-        global_cond=global_cond, local_cond=local_cond, chunk_size=_CHUNK_SIZE.value,
-        on_progress=on_progress, on_chunk=on_chunk, mesh=sampler.batch_mesh(batch_size))
+    rng = jax.random.key(_SEED.value)
+    if _STREAM.value:
+      waveforms = _stream_to(on_chunk, on_progress, model, variables, rng, local_cond[0],
+                             start + num_samples, global_cond)
+    else:
+      waveforms = synthesis.synthesize(
+          model, variables, rng, num_samples=num_samples, batch_size=batch_size,
+          temperature=_TEMPERATURE.value, prompt=prompt, global_cond=global_cond,
+          local_cond=local_cond, chunk_size=_CHUNK_SIZE.value, segments=segments,
+          overlap_frames=_OVERLAP_FRAMES.value, on_progress=on_progress, on_chunk=on_chunk,
+          mesh=mesh)
   print(file=sys.stderr)
   generate_seconds = progress[-1].seconds
   total_seconds = time.perf_counter() - began
@@ -267,6 +317,31 @@ def main(argv):
         f'{generate_seconds:.1f} s; steady state {steady_text}')
 
 
+def _stream_to(on_chunk: Callable[[np.ndarray], None],
+               on_progress: Callable[[synthesis.Progress], None], model: WaveNet, variables: Any,
+               rng: jax.Array, features: np.ndarray, length: int,
+               global_cond: Optional[np.ndarray]) -> np.ndarray:
+  """Streams float32 [frames, n_mels] features frame by frame; float32 [1, length] waveform.
+
+  Each frame's audio goes to on_chunk as [1, hop_length] (the last one trimmed to length);
+  progress is reported every PROGRESS_FRAMES frames and at the end.
+  """
+  pieces, done = [], 0
+  began = time.perf_counter()
+  for index, piece in enumerate(synthesis.stream(model, variables, rng, features,
+                                                 temperature=_TEMPERATURE.value,
+                                                 global_cond=global_cond)):
+    piece = piece[None, :length - done]
+    done += piece.shape[1]
+    pieces.append(piece)
+    on_chunk(piece)
+    if (index + 1) % PROGRESS_FRAMES == 0 or done == length:
+      on_progress(synthesis.Progress(done - 1, length - 1, time.perf_counter() - began))
+    if done == length:
+      break
+  return np.concatenate(pieces, axis=1)
+
+
 def _steady_state_rate(progress: list[synthesis.Progress]) -> float | None:
   """Samples/s per clip after the first chunk (which includes compilation), or None."""
   if len(progress) < 2:
@@ -276,4 +351,5 @@ def _steady_state_rate(progress: list[synthesis.Progress]) -> float | None:
 
 
 if __name__ == '__main__':
+  sampler.use_every_cpu_core()
   cli.run(main)

@@ -39,8 +39,8 @@ def check_same_samples_without_communication(name: str, batch_size: int) -> None
   assert state.cache.ring.sharding.shard_shape(state.cache.ring.shape)[1] == (
       batch_size // mesh.size)
   hlo = sampler._generate_chunk.lower(  # pylint: disable=protected-access
-      model, state.weights, state.conditioning, state.cache, rng, np.float32(1.0), chunk_size,
-      False).compile().as_text()
+      model, state.weights, state.conditioning, state.cache, sampler.row_keys(rng, batch_size),
+      np.float32(1.0), chunk_size, False).compile().as_text()
   found = [op for op in COLLECTIVES if op in hlo]
   assert not found, f'{name}: the split step communicates: {found}'
 

@@ -229,6 +229,47 @@ def test_vocoder_output_is_as_long_as_its_input(vocoder_run, inputs, tmp_path, c
     assert _read_wav(tmp_path / f'resynth_{i}.wav').shape == (SPEECH_SAMPLES,)
 
 
+def test_vocoder_folded_output_is_as_long_as_its_input(vocoder_run, inputs, tmp_path, capsys):
+  output = tmp_path / 'folded.wav'
+  result = _run_main(capsys, f'--workdir={vocoder_run}', f'--output={output}',
+                     f'--mel_from={inputs / "speech.wav"}', '--segments=2', '--overlap_frames=1')
+  assert result.returncode == 0, result.stderr
+  assert 'generating 1 clip(s) folded into 2 segments each on 1 cpu device(s)' in result.stdout
+  assert _read_wav(output).shape == (SPEECH_SAMPLES,)
+
+
+def test_streamed_vocoding_writes_what_one_sequence_writes(vocoder_run, inputs, tmp_path,
+                                                             capsys):
+  clips = {}
+  for mode in ('--stream', '--segments=1'):
+    output = tmp_path / f'{mode[2:8]}.wav'
+    result = _run_main(capsys, f'--workdir={vocoder_run}', f'--output={output}',
+                       f'--mel_from={inputs / "speech.wav"}', mode, '--seed=2')
+    assert result.returncode == 0, result.stderr
+    assert f'generated {SPEECH_SAMPLES - 1:,}/{SPEECH_SAMPLES - 1:,} samples' in result.stderr
+    _real_time_factors(result.stdout)
+    clips[mode] = _read_wav(output)
+  assert clips['--stream'].shape == (SPEECH_SAMPLES,)
+  np.testing.assert_array_equal(clips['--stream'], clips['--segments=1'])
+
+
+@pytest.mark.slow
+def test_script_uses_every_core_unless_told_otherwise(unconditional_run, tmp_path):
+  """A device per core this process may run on; JAX_NUM_CPU_DEVICES, when set, wins."""
+  cores = len(os.sched_getaffinity(0))
+  for env, devices in (({}, cores), ({'JAX_NUM_CPU_DEVICES': '1'}, 1)):
+    process_env = training_runs.run_env(**env)
+    if not env:
+      process_env.pop('JAX_NUM_CPU_DEVICES', None)
+    result = subprocess.run(
+        [sys.executable, 'sample.py', f'--workdir={unconditional_run}',
+         f'--output={tmp_path}/out.wav', f'--seconds={SECONDS}', f'--batch_size={cores}'],
+        cwd=training_runs.REPO, env=process_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f'generating {cores} clip(s) on {devices} cpu device(s)' in result.stdout, (
+        env, result.stdout)
+
+
 @pytest.mark.parametrize('run, extra_flags, message', [
     ('unconditional_run', ['--speaker=slt'], '--speaker given, but this model is not '
      'speaker-conditioned'),
@@ -249,6 +290,8 @@ def test_vocoder_output_is_as_long_as_its_input(vocoder_run, inputs, tmp_path, c
      '--max_seconds=0.06.'),
     ('vocoder_run', ['--mel_from={inputs}/speech.wav', '--max_seconds=0.05'],
      'a clip would be 0.06 s long'),
+    ('vocoder_run', ['--mel_from={inputs}/speech.wav', '--segments=5'],
+     '--segments must be in [1, 4] (at most one per mel frame of the 4-frame utterance), got 5.'),
 ])
 def test_bad_input_is_a_one_line_error(request, inputs, tmp_path, capsys, run, extra_flags,
                                        message):
@@ -264,6 +307,11 @@ def test_bad_input_is_a_one_line_error(request, inputs, tmp_path, capsys, run, e
 @pytest.mark.parametrize('extra_flags, message', [
     (['--batch_size=0'], '--batch_size must be >= 1, got 0.'),
     (['--chunk_size=0'], '--chunk_size must be >= 1, got 0.'),
+    (['--segments=0'], '--segments must be >= 1, got 0.'),
+    (['--overlap_frames=-1'], '--overlap_frames must be >= 0, got -1.'),
+    (['--segments=2'], '--segments > 1 folds a vocoder\'s --mel_from input; it needs --mel_from'),
+    (['--stream'], '--stream vocodes one --mel_from input as one sequence: it needs --mel_from'),
+    (['--stream', '--mel_from={tmp}/clip_1.wav', '--batch_size=2'], '--stream vocodes one'),
     (['--seconds=nan'], '--seconds must be finite and > 0, got nan.'),
     (['--seconds=inf'], '--seconds must be finite and > 0, got inf.'),
     (['--seconds=0'], '--seconds must be finite and > 0, got 0.0.'),

@@ -175,3 +175,59 @@ def test_batch_split_over_devices_gives_the_same_samples_without_communication()
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'all checks passed' in result.stdout
+
+
+def test_a_row_draws_the_same_noise_in_any_batch():
+  """Row r of a batch (key fold_in(rng, r)) equals that row generated alone with its key."""
+  model = tiny_model(**CONDITIONINGS['global'])
+  global_cond = jnp.array([0, 1, 2], jnp.int32)
+  variables = model.init(jax.random.key(1), jnp.zeros((3, 4), jnp.int32), global_cond)
+  rng = jax.random.key(5)
+  batch = generate(model, variables, rng, num_samples=300, batch_size=3, global_cond=global_cond)
+  keys = sampler.row_keys(rng, 3)
+  assert keys.shape == (3,)
+  np.testing.assert_array_equal(generate(model, variables, keys, num_samples=300, batch_size=3,
+                                         global_cond=global_cond), batch)
+  for row in range(3):
+    alone = generate(model, variables, keys[row:row + 1], num_samples=300,
+                     global_cond=global_cond[row:row + 1])
+    np.testing.assert_array_equal(alone[0], batch[row], err_msg=f'row {row}')
+  with pytest.raises(ValueError, match=r'rng must be one key or \[3\] keys'):
+    generate(model, variables, keys[:2], num_samples=4, batch_size=3, global_cond=global_cond)
+
+
+def test_noise_offset_draws_the_noise_of_later_positions():
+  """At a huge temperature every class is about as likely: the classes show the uniforms.
+
+  Two rows with the same key, the second offset by d (not a multiple of NOISE_BLOCK): it
+  draws at time t the uniform of time t + d of the first.
+  """
+  model = tiny_model()
+  variables = model.init(jax.random.key(1), jnp.zeros((1, 4), jnp.int32))
+  offset = sampler.NOISE_BLOCK + 45
+  key = jax.random.key(2)
+  rows = generate(model, variables, jnp.stack([key, key]), num_samples=700, batch_size=2,
+                  temperature=1e6, noise_offset=np.array([0, offset], np.int32))
+  np.testing.assert_array_equal(rows[1, :700 - offset], rows[0, offset:])
+  with pytest.raises(ValueError, match=r'noise_offset must be \[2\] integers >= 0'):
+    generate(model, variables, jax.random.key(2), num_samples=4, batch_size=2,
+             noise_offset=np.array([0, -1], np.int32))
+
+
+def test_local_frames_put_in_one_at_a_time_give_the_one_shot_samples():
+  model = tiny_model(**CONDITIONINGS['local_transposed'])
+  hop = model.hop_length
+  audio, _, local_cond = model_inputs(model, 1, 5 * hop)
+  variables = model.init(jax.random.key(1), audio, None, local_cond)
+  rng = jax.random.key(3)
+  one_shot = generate(model, variables, rng, num_samples=5 * hop - 1, local_cond=local_cond)
+  state = sampler.init_state(model, variables, local_cond=local_cond[:, :1])
+  chunks = []
+  for frame in range(5):
+    if frame:
+      state = sampler.replace_local_frames(state, local_cond[:, frame:frame + 1], frame)
+    state, chunk = sampler.generate_chunk(state, rng, hop - (frame == 4))
+    chunks.append(chunk)
+  np.testing.assert_array_equal(jnp.concatenate(chunks, axis=1), one_shot)
+  with pytest.raises(ValueError, match=r'frames \[2, 3\) do not hold frame 4'):
+    sampler.replace_local_frames(state, local_cond[:, 2:3], 2)

@@ -7,19 +7,26 @@ unrolled SCAN_UNROLL steps per iteration.
 
 Sampling inverts the cumulative distribution of softmax(logits / temperature)
 at one uniform number u_s per sample (one random number per sample instead of
-one per class, as Gumbel-max would need). The uniforms are drawn NOISE_BLOCK
-samples at a time, block i from `fold_in(rng, i)`, so u_s depends on the
-absolute position s only: generating in chunks gives exactly the samples of one
-long call.
+one per class, as Gumbel-max would need). Every sequence (row) of a batch has
+its own key (`row_keys`: one key k gives row r the key fold_in(k, r)), and its
+uniforms are drawn NOISE_BLOCK samples at a time, block i from fold_in(row key, i),
+so u_s depends on the row's key and the position s only, not on the batch the
+row is in: generating in chunks gives exactly the samples of one long call, and
+a row generated alone (with its key) gives the samples it gives in a batch. A
+row's positions may be offset (`init_state(noise_offset=...)`): a segment of an
+utterance generated on its own row then draws the noise of its place in the
+utterance (see synthesis.py's folded generation).
 
 Batch parallelism: given a mesh (see `batch_mesh`), `init_state` splits the batch
 over all its devices and replicates the weights; every step is then per-sequence
 work only, so the devices run without communicating (on a CPU host, one device per
-core: JAX_NUM_CPU_DEVICES=2 gives a 2-core machine two).
+core: `use_every_cpu_core`, or JAX_NUM_CPU_DEVICES=2 gives a 2-core machine two).
 
 Local conditioning features are upsampled one frame at a time with the model's
-own upsampler (every frame spreads over exactly its own hop_length samples), so
-memory stays O(hop_length) however long the output is.
+own upsampler (every frame spreads over exactly its own hop_length samples, no
+look-ahead), so memory stays O(hop_length) however long the output is; the state
+may hold only a window of the frames (`replace_local_frames`: streaming, the
+frames as they arrive).
 
 Sequence convention: the generated samples follow `prompt` (int32 [batch, P]);
 without a prompt, generation starts from one silent sample (`WaveNet.silence_class`,
@@ -28,6 +35,7 @@ features of time t, exactly as `logits[:, t]` of the parallel forward does.
 """
 import dataclasses
 import functools
+import os
 from typing import Any, Callable, Optional, Sequence
 
 import flax
@@ -60,9 +68,14 @@ class SamplerConditioning:
       conditioning term (`models.gate_bias`).
     local_frames: float [batch, frames, local_cond_channels] frame-rate features,
       or None (no local conditioning).
+    first_frame: int32 scalar, the index of local_frames[:, 0] in the whole sequence
+      (0 unless a window of frames was put in with `replace_local_frames`).
+    noise_offset: int32 [batch], added to each row's positions when its noise is drawn.
   """
   gate_bias: Array
   local_frames: Optional[Array]
+  first_frame: Array
+  noise_offset: Array
 
 
 @flax.struct.dataclass
@@ -118,6 +131,24 @@ def _check_inputs(model: WaveNet, batch_size: int, prompt: Optional[Array],
   models.check_conditioning(model, batch_size, global_cond, local_cond)
 
 
+def use_every_cpu_core() -> None:
+  """Makes JAX's CPU backend one device per core this process may run on.
+
+  Unless the user chose a count (JAX_NUM_CPU_DEVICES, or --xla_force_host_platform_device_count
+  in XLA_FLAGS). With several devices XLA:CPU's intra-op thread pool is turned off too, unless
+  XLA_FLAGS sets it (the devices already use every core; measured 7-10 % more samples/s, see
+  experiments/benchmarks/sampling.py). Call it before JAX initialises its backends. On a GPU
+  or TPU host only the CPU backend, which sampling does not use, changes.
+  """
+  xla_flags = os.environ.get('XLA_FLAGS', '')
+  if 'JAX_NUM_CPU_DEVICES' in os.environ or 'xla_force_host_platform_device_count' in xla_flags:
+    return
+  cores = len(os.sched_getaffinity(0))
+  jax.config.update('jax_num_cpu_devices', cores)
+  if cores > 1 and 'xla_cpu_multi_thread_eigen' not in xla_flags:
+    os.environ['XLA_FLAGS'] = f'{xla_flags} --xla_cpu_multi_thread_eigen=false'.strip()
+
+
 def batch_mesh(batch_size: int, devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
   """A one-axis mesh ('batch',) over the most of `devices` that split batch_size evenly.
 
@@ -144,7 +175,9 @@ def _shard_over_batch(state: SamplerState, mesh: Mesh) -> SamplerState:
       conditioning=SamplerConditioning(
           gate_bias=jax.device_put(conditioning.gate_bias, batch_at(1)),
           local_frames=(None if conditioning.local_frames is None
-                        else jax.device_put(conditioning.local_frames, batch_at(0)))),
+                        else jax.device_put(conditioning.local_frames, batch_at(0))),
+          first_frame=jax.device_put(conditioning.first_frame, replicated),
+          noise_offset=jax.device_put(conditioning.noise_offset, batch_at(0))),
       cache=SamplerCache(ring=jax.device_put(state.cache.ring, batch_at(1)),
                          time=jax.device_put(state.cache.time, replicated),
                          last_sample=jax.device_put(state.cache.last_sample, batch_at(0))))
@@ -152,7 +185,7 @@ def _shard_over_batch(state: SamplerState, mesh: Mesh) -> SamplerState:
 
 def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
                prompt: Optional[Array] = None, global_cond: Optional[Array] = None,
-               local_cond: Optional[Array] = None,
+               local_cond: Optional[Array] = None, noise_offset: Optional[Array] = None,
                mesh: Optional[Mesh] = None) -> SamplerState:
   """Prepares a generation: weights, conditioning, and caches filled from the prompt.
 
@@ -166,6 +199,9 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
     local_cond: float [batch_size, frames, local_cond_channels] at hop_length
       samples per frame from the prompt's first sample on (locally conditioned
       models); it must cover prompt_len + all samples to be generated.
+    noise_offset: int32 [batch_size] >= 0: row r's sample at time t gets the noise of
+      position t + noise_offset[r] (a segment of a longer sequence generated on its
+      own draws the noise of its place in that sequence); default 0.
     mesh: split the batch over all devices of this mesh (e.g. `batch_mesh(batch_size)`);
       None: one device. The samples are the same either way.
 
@@ -173,6 +209,10 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
     The state for `generate_chunk`.
   """
   _check_inputs(model, batch_size, prompt, global_cond, local_cond)
+  noise_offset = np.zeros(batch_size, np.int32) if noise_offset is None else noise_offset
+  if np.shape(noise_offset) != (batch_size,) or not np.all(np.asarray(noise_offset) >= 0):
+    raise ValueError(f'noise_offset must be [{batch_size}] integers >= 0, got '
+                     f'{np.asarray(noise_offset).tolist()}.')
   if mesh is not None and batch_size % mesh.size:
     raise ValueError(f'batch_size {batch_size} does not split evenly over the mesh\'s '
                      f'{mesh.size} devices.')
@@ -199,7 +239,9 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
       weights=weights,
       conditioning=SamplerConditioning(
           gate_bias=models.gate_bias(model, weights.variables, batch_size, global_cond),
-          local_frames=None if local_cond is None else jnp.asarray(local_cond)),
+          local_frames=None if local_cond is None else jnp.asarray(local_cond),
+          first_frame=jnp.zeros((), jnp.int32),
+          noise_offset=jnp.asarray(noise_offset, jnp.int32)),
       cache=cache)
   return state if mesh is None else _shard_over_batch(state, mesh)
 
@@ -231,19 +273,14 @@ def sample_categorical(logits: Array, temperature: Array, uniform: Array) -> Arr
 ChooseFn = Callable[[Any, Array, Array, Any], tuple[Any, Array, Any]]
 
 
-def _current_row(block: Array, position: Array, block_size: int,
-                 draw: Callable[[Array], Array]) -> tuple[Array, Array]:
-  """Row `position % block_size` of the block of rows holding `position`.
+def _refreshed(block: Array, position: Array, block_size: int,
+               draw: Callable[[Array], Array]) -> Array:
+  """The block of rows holding `position`: `draw(position // block_size)` when it enters one.
 
-  Blocks cover positions [i * block_size, (i + 1) * block_size); `draw(i)` makes
-  block i ([batch, block_size, ...]) and is called when `position` enters it.
-
-  Returns:
-    (the block holding `position`, its row [batch, ...]).
+  Blocks cover positions [i * block_size, (i + 1) * block_size); `draw(i)` makes block i
+  ([batch, rows, ...]), `block` is the one holding position - 1.
   """
-  block = jax.lax.cond(position % block_size == 0, draw, lambda _: block, position // block_size)
-  return block, jax.lax.dynamic_index_in_dim(block, position % block_size, axis=1,
-                                             keepdims=False)
+  return jax.lax.cond(position % block_size == 0, draw, lambda _: block, position // block_size)
 
 
 def _scan_steps(model: WaveNet, weights: StepWeights, conditioning: SamplerConditioning,
@@ -257,15 +294,16 @@ def _scan_steps(model: WaveNet, weights: StepWeights, conditioning: SamplerCondi
   frames = conditioning.local_frames
 
   def upsample_frame(frame_index: Array) -> Array:
-    return models.upsample(model, weights,
-                           jax.lax.dynamic_slice_in_dim(frames, frame_index, 1, axis=1))
+    return models.upsample(model, weights, jax.lax.dynamic_slice_in_dim(
+        frames, frame_index - conditioning.first_frame, 1, axis=1))
 
   def body(carry, step_input):
     cache, local_block, choose_carry = carry
     local_feature = None
     if frames is not None:
-      local_block, local_feature = _current_row(local_block, cache.time, model.hop_length,
-                                                upsample_frame)
+      local_block = _refreshed(local_block, cache.time, model.hop_length, upsample_frame)
+      local_feature = jax.lax.dynamic_index_in_dim(local_block, cache.time % model.hop_length,
+                                                   axis=1, keepdims=False)
     ring, logits = models.step(model, weights, conditioning.gate_bias, cache.ring, cache.time,
                                cache.last_sample, local_feature)
     choose_carry, next_sample, output = choose(choose_carry, cache.time, logits, step_input)
@@ -278,34 +316,106 @@ def _scan_steps(model: WaveNet, weights: StepWeights, conditioning: SamplerCondi
   return cache, outputs
 
 
+def _noise_block(keys: Array, block_index: Array) -> Array:
+  """Uniforms of each row's positions [i * NOISE_BLOCK, (i + 1) * NOISE_BLOCK).
+
+  Args:
+    keys: [batch] the rows' keys (`row_keys`).
+    block_index: int32 [batch], i of each row.
+
+  Returns:
+    float32 [batch, NOISE_BLOCK] in [0, 1).
+  """
+  return jax.vmap(lambda key, index: jax.random.uniform(jax.random.fold_in(key, index),
+                                                        (NOISE_BLOCK,)))(keys, block_index)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 6, 7), donate_argnums=3)
 def _generate_chunk(model: WaveNet, weights: StepWeights, conditioning: SamplerConditioning,
-                    cache: SamplerCache, rng: Array, temperature: Array, num_samples: int,
+                    cache: SamplerCache, keys: Array, temperature: Array, num_samples: int,
                     greedy: bool) -> tuple[SamplerCache, Array]:
-  batch_size = cache.last_sample.shape[0]
+  offset = conditioning.noise_offset
 
   def draw_noise(block_index: Array) -> Array:
-    """Uniforms of samples [i * NOISE_BLOCK, (i + 1) * NOISE_BLOCK): [batch, NOISE_BLOCK]."""
-    return jax.random.uniform(jax.random.fold_in(rng, block_index), (batch_size, NOISE_BLOCK))
+    """Noise of the positions p + offset, p in [i * NOISE_BLOCK, (i + 1) * NOISE_BLOCK).
 
-  def choose(noise_block, time, logits, _):
+    They span two of each row's blocks: [batch, 2 * NOISE_BLOCK], the first block's start
+    at index 0.
+    """
+    first = block_index + offset // NOISE_BLOCK
+    return jnp.concatenate([_noise_block(keys, first), _noise_block(keys, first + 1)], axis=1)
+
+  def choose(noise_window, time, logits, _):
     if greedy:
       next_sample = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     else:
-      noise_block, uniform = _current_row(noise_block, time + 1, NOISE_BLOCK, draw_noise)
+      noise_window = _refreshed(noise_window, time + 1, NOISE_BLOCK, draw_noise)
+      uniform = jax.vmap(functools.partial(jax.lax.dynamic_index_in_dim, keepdims=False))(
+          noise_window, (time + 1) % NOISE_BLOCK + offset % NOISE_BLOCK)
       next_sample = sample_categorical(logits, temperature, uniform)
-    return noise_block, next_sample, next_sample
+    return noise_window, next_sample, next_sample
 
-  noise_block = None if greedy else draw_noise((cache.time + 1) // NOISE_BLOCK)
+  noise_window = None if greedy else draw_noise((cache.time + 1) // NOISE_BLOCK)
   cache, samples = _scan_steps(model, weights, conditioning, cache, num_samples, choose,
-                               noise_block)
+                               noise_window)
   return cache, samples.T
 
 
-def _check_local_frames_cover(state: SamplerState, num_times: int) -> None:
-  """Raises unless the local features cover times 0 .. num_times - 1."""
+def row_keys(rng: Array, batch_size: int) -> Array:
+  """The noise keys of a batch's rows.
+
+  Args:
+    rng: one PRNG key (row r gets fold_in(rng, r)), or [batch_size] keys, one per row;
+      typed (`jax.random.key`) or raw (uint32 [..., 2]).
+    batch_size: rows.
+
+  Returns:
+    [batch_size] typed keys.
+  """
+  if not jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+    rng = jax.random.wrap_key_data(rng)
+  if rng.ndim == 0:
+    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(batch_size))
+  if rng.shape != (batch_size,):
+    raise ValueError(f'rng must be one key or [{batch_size}] keys (one per row), got '
+                     f'{rng.shape} keys.')
+  return rng
+
+
+def replace_local_frames(state: SamplerState, local_frames: Array,
+                         first_frame: int) -> SamplerState:
+  """The state with local features frames [first_frame, first_frame + frames) only.
+
+  Streaming: put in each frame as it arrives and generate its samples; memory stays
+  constant, and a window of the same shape each time compiles nothing new.
+
+  Args:
+    state: from `init_state` (of a locally conditioned model) or `generate_chunk`.
+    local_frames: float [batch, frames, local_cond_channels].
+    first_frame: the index of local_frames[:, 0] in the whole sequence; the next sample's
+      frame (state time // hop_length) must be in the window.
+  """
   frames = state.conditioning.local_frames
-  if frames is not None and num_times > frames.shape[1] * state.model.hop_length:
+  if frames is None or local_frames.shape[0] != frames.shape[0] or (
+      local_frames.ndim != 3 or local_frames.shape[2] != frames.shape[2]):
+    raise ValueError(f'local_frames must be [batch, frames, channels] like the state\'s '
+                     f'{None if frames is None else frames.shape}, got {local_frames.shape}.')
+  frame = int(state.cache.time) // state.model.hop_length
+  if not first_frame <= frame < first_frame + local_frames.shape[1]:
+    raise ValueError(f'frames [{first_frame}, {first_frame + local_frames.shape[1]}) do not '
+                     f'hold frame {frame} of the next sample.')
+  return dataclasses.replace(state, conditioning=dataclasses.replace(
+      state.conditioning, local_frames=jnp.asarray(local_frames, frames.dtype),
+      first_frame=jnp.asarray(first_frame, jnp.int32)))
+
+
+def _check_local_frames_cover(state: SamplerState, num_times: int) -> None:
+  """Raises unless the local features cover the times from the state's up to num_times - 1."""
+  frames = state.conditioning.local_frames
+  if frames is None:
+    return
+  end_frame = int(state.conditioning.first_frame) + frames.shape[1]
+  if num_times > end_frame * state.model.hop_length:
     raise ValueError(
         f'local_cond has {frames.shape[1]} frames of {state.model.hop_length} samples: too few '
         f'for {num_times} samples (the prompt, or one silent sample, and the generated ones).')
@@ -317,8 +427,8 @@ def generate_chunk(state: SamplerState, rng: Array, num_samples: int,
 
   Args:
     state: from `init_state` or the previous `generate_chunk`; consumed.
-    rng: PRNG key; pass the same key to every chunk of one generation (the noise
-      of each sample is keyed by its absolute position).
+    rng: one PRNG key or [batch] keys (see `row_keys`); pass the same to every chunk
+      of one generation (the noise of each sample is keyed by its absolute position).
     num_samples: samples to generate in this chunk.
     temperature: softmax temperature; 0 picks the most likely class (greedy).
 
@@ -330,21 +440,22 @@ def generate_chunk(state: SamplerState, rng: Array, num_samples: int,
   if temperature < 0:
     raise ValueError(f'temperature must be >= 0, got {temperature}.')
   _check_local_frames_cover(state, int(state.cache.time) + num_samples)
+  keys = jax.device_put(row_keys(rng, state.batch_size), state.conditioning.noise_offset.sharding)
   cache, samples = _generate_chunk(state.model, state.weights, state.conditioning, state.cache,
-                                   rng, jnp.float32(temperature), num_samples, temperature == 0)
+                                   keys, jnp.float32(temperature), num_samples, temperature == 0)
   return dataclasses.replace(state, cache=cache), samples
 
 
 def generate(model: WaveNet, variables: Any, rng: Array, *, num_samples: int,
              batch_size: int = 1, temperature: float = 1.0, prompt: Optional[Array] = None,
              global_cond: Optional[Array] = None, local_cond: Optional[Array] = None,
-             mesh: Optional[Mesh] = None) -> Array:
+             noise_offset: Optional[Array] = None, mesh: Optional[Mesh] = None) -> Array:
   """Samples from a WaveNet with the cached (fast) algorithm.
 
   Args:
     model: the WaveNet.
     variables: its variables (boxed or plain).
-    rng: PRNG key of the sampling noise.
+    rng: PRNG key of the sampling noise, or [batch_size] keys (see `row_keys`).
     num_samples: samples to generate after the prompt.
     batch_size: number of sequences (must match the prompt and conditioning).
     temperature: softmax temperature; 0 is greedy argmax.
@@ -353,13 +464,16 @@ def generate(model: WaveNet, variables: Any, rng: Array, *, num_samples: int,
     global_cond: int32 speaker ids [batch_size].
     local_cond: float [batch_size, frames, local_cond_channels] covering
       prompt_len + num_samples samples at hop_length samples per frame.
+    noise_offset: int32 [batch_size], each row's offset of its noise positions (see
+      `init_state`).
     mesh: split the batch over this mesh's devices (see `init_state`).
 
   Returns:
     int32 μ-law classes [batch_size, num_samples]: the samples after the prompt.
   """
   state = init_state(model, variables, batch_size=batch_size, prompt=prompt,
-                     global_cond=global_cond, local_cond=local_cond, mesh=mesh)
+                     global_cond=global_cond, local_cond=local_cond,
+                     noise_offset=noise_offset, mesh=mesh)
   _, samples = generate_chunk(state, rng, num_samples, temperature)
   return samples
 
