@@ -43,7 +43,6 @@ import soundfile
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
 from wavenet_jax import cli
-from wavenet_jax import mulaw
 from wavenet_jax import plotting
 from wavenet_jax import sampler
 from wavenet_jax import synthesis
@@ -246,7 +245,9 @@ def main(argv):
   prompt = None
   if _PROMPT.value is not None:
     prompt_audio = _read_audio('prompt', _PROMPT.value, sample_rate)
-    prompt = np.repeat(mulaw.encode(prompt_audio)[None], batch_size, axis=0)
+    prompt_classes = model.codec.encode(
+        audio_lib.preemphasize(prompt_audio, config.data.preemphasis))
+    prompt = np.repeat(prompt_classes[None], batch_size, axis=0)
   start = 1 if prompt is None else prompt.shape[1]
   if local_cond is not None:
     num_samples = len(source) - start  # Output as long as the input.
@@ -287,14 +288,14 @@ def main(argv):
     rng = jax.random.key(_SEED.value)
     if _STREAM.value:
       waveforms = _stream_to(on_chunk, on_progress, model, variables, rng, local_cond[0],
-                             start + num_samples, global_cond)
+                             start + num_samples, global_cond, config.data.preemphasis)
     else:
       waveforms = synthesis.synthesize(
           model, variables, rng, num_samples=num_samples, batch_size=batch_size,
           temperature=_TEMPERATURE.value, prompt=prompt, global_cond=global_cond,
           local_cond=local_cond, chunk_size=_CHUNK_SIZE.value, segments=segments,
-          overlap_frames=_OVERLAP_FRAMES.value, on_progress=on_progress, on_chunk=on_chunk,
-          mesh=mesh)
+          overlap_frames=_OVERLAP_FRAMES.value, preemphasis=config.data.preemphasis,
+          on_progress=on_progress, on_chunk=on_chunk, mesh=mesh)
   print(file=sys.stderr)
   generate_seconds = progress[-1].seconds
   total_seconds = time.perf_counter() - began
@@ -320,7 +321,7 @@ def main(argv):
 def _stream_to(on_chunk: Callable[[np.ndarray], None],
                on_progress: Callable[[synthesis.Progress], None], model: WaveNet, variables: Any,
                rng: jax.Array, features: np.ndarray, length: int,
-               global_cond: Optional[np.ndarray]) -> np.ndarray:
+               global_cond: Optional[np.ndarray], preemphasis: float) -> np.ndarray:
   """Streams float32 [frames, n_mels] features frame by frame; float32 [1, length] waveform.
 
   Each frame's audio goes to on_chunk as [1, hop_length] (the last one trimmed to length);
@@ -330,7 +331,8 @@ def _stream_to(on_chunk: Callable[[np.ndarray], None],
   began = time.perf_counter()
   for index, piece in enumerate(synthesis.stream(model, variables, rng, features,
                                                  temperature=_TEMPERATURE.value,
-                                                 global_cond=global_cond)):
+                                                 global_cond=global_cond,
+                                                 preemphasis=preemphasis)):
     piece = piece[None, :length - done]
     done += piece.shape[1]
     pieces.append(piece)

@@ -111,7 +111,7 @@ def main(argv: list[str]) -> None:
           model, variables, jax.random.key(seed), num_samples=len(original) - 1,
           temperature=FLAGS.temperature, local_cond=features, segments=segments,
           overlap_frames=overlap, crossfade=_CROSSFADE.value,
-          mesh=sampler.batch_mesh(segments))[0]
+          preemphasis=config.data.preemphasis, mesh=sampler.batch_mesh(segments))[0]
 
     seed = FLAGS.seed + index
     outputs = {'one_sequence': vocode(seed), 'one_sequence_b': vocode(seed + 1000)}

@@ -194,21 +194,26 @@ def _write_clip(output_dir: str, name: str, waveform: np.ndarray, sample_rate: i
 
 
 def generate(model: WaveNet, variables: Any, num_samples: int, seed: int, temperature: float,
-             global_cond: Optional[np.ndarray] = None,
+             preemphasis: float, global_cond: Optional[np.ndarray] = None,
              local_cond: Optional[np.ndarray] = None, batch_size: int = 1) -> np.ndarray:
-  """float32 [batch, 1 + num_samples]: synthesis.synthesize from one silent start sample."""
+  """float32 [batch, 1 + num_samples]: synthesis.synthesize from one silent start sample.
+
+  preemphasis: the run's config.data.preemphasis (the output is de-emphasised).
+  """
   if global_cond is not None:
     batch_size = len(global_cond)
   if local_cond is not None:
     batch_size = len(local_cond)
   return synthesis.synthesize(model, variables, jax.random.key(seed), num_samples=num_samples,
                               batch_size=batch_size, temperature=temperature,
-                              global_cond=global_cond, local_cond=local_cond)
+                              global_cond=global_cond, local_cond=local_cond,
+                              preemphasis=preemphasis)
 
 
 def speaker_f0_table(model: WaveNet, variables: Any, info: DatasetInfo,
                      corpus_f0_hz: dict[str, float], num_clips: int, seconds: float, seed: int,
-                     temperature: float) -> tuple[list[dict[str, Any]], np.ndarray]:
+                     temperature: float, preemphasis: float
+                     ) -> tuple[list[dict[str, Any]], np.ndarray]:
   """Per speaker: mean f0 of num_clips generated clips against the corpus's mean f0.
 
   Returns:
@@ -218,7 +223,7 @@ def speaker_f0_table(model: WaveNet, variables: Any, info: DatasetInfo,
   """
   speakers = np.repeat(np.arange(len(info.speakers), dtype=np.int32), num_clips)
   waveforms = generate(model, variables, round(seconds * info.sample_rate), seed, temperature,
-                       global_cond=speakers)
+                       preemphasis, global_cond=speakers)
   rows = []
   for speaker_index, name in enumerate(info.speakers):
     clips = waveforms[speakers == speaker_index]
@@ -264,7 +269,8 @@ def vocoder_table(model: WaveNet, variables: Any, config: ml_collections.ConfigD
   features = np.stack([audio_lib.vocoder_features(original, info.sample_rate, config.data.mel,
                                                  info.mel_mean, info.mel_std)
                        for original in originals])
-  wavenet = generate(model, variables, length - 1, seed, temperature, local_cond=features)
+  wavenet = generate(model, variables, length - 1, seed, temperature, config.data.preemphasis,
+                     local_cond=features)
   mel_config = config.data.mel
   griffin_lim = np.stack([
       audio_metrics.griffin_lim_from_log_mel(
@@ -374,7 +380,7 @@ def main(argv: list[str]) -> None:
     speakers_csv = _SPEAKERS_CSV.value or os.path.join(config.data.wav_dir, 'speakers.csv')
     rows, waveforms = speaker_f0_table(model, variables, info, read_corpus_f0(speakers_csv),
                                        _NUM_CLIPS.value, _SECONDS.value, _SEED.value,
-                                       _TEMPERATURE.value)
+                                       _TEMPERATURE.value, config.data.preemphasis)
     tables.append(_markdown_table(rows))
     figures['speaker_f0'] = rows
     for index, name in enumerate(info.speakers):
@@ -382,7 +388,7 @@ def main(argv: list[str]) -> None:
                   sample_rate, mel_config, _CLIP_SECONDS.value)
   else:
     waveforms = generate(model, variables, num_samples, _SEED.value, _TEMPERATURE.value,
-                         batch_size=_NUM_CLIPS.value)
+                         config.data.preemphasis, batch_size=_NUM_CLIPS.value)
     _write_clip(output_dir, 'generated', waveforms[0], sample_rate, mel_config,
                 _CLIP_SECONDS.value)
     figures['generated_rms'] = [float(np.sqrt(np.mean(np.square(w)))) for w in waveforms]

@@ -12,9 +12,10 @@ from wavenet_jax import sampler
 COLLECTIVES = ('all-gather', 'all-reduce', 'all-to-all', 'collective-permute', 'reduce-scatter')
 
 
-def check_same_samples_without_communication(name: str, batch_size: int) -> None:
+def check_same_samples_without_communication(name: str, batch_size: int,
+                                            output: str = 'mulaw_softmax') -> None:
   """Split and unsplit generation give the same samples; the split one never communicates."""
-  model = tiny_model(**CONDITIONINGS[name])
+  model = tiny_model(**CONDITIONINGS[name], output=output)
   prompt_len, chunk_size = 5, 12
   audio, global_cond, local_cond = model_inputs(model, batch_size, prompt_len + 3 * chunk_size)
   variables = model.init(jax.random.key(1), audio, global_cond, local_cond)
@@ -53,6 +54,8 @@ def main() -> None:
   for name in ('global', 'local_transposed'):
     check_same_samples_without_communication(name, batch_size=4)
   check_same_samples_without_communication('unconditional', batch_size=6)
+  check_same_samples_without_communication('local_transposed', batch_size=4,
+                                           output='mixture_of_logistics')
   model = tiny_model()
   try:
     sampler.init_state(model, model.init(jax.random.key(0), np.zeros((1, 4), np.int32)),

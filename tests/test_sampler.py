@@ -10,7 +10,7 @@ import pytest
 
 from test_models import CONDITIONINGS, NUM_CLASSES, model_inputs, tiny_model
 from training_runs import run_env
-from wavenet_jax import generate, sampler
+from wavenet_jax import distributions, generate, sampler
 
 
 @pytest.mark.parametrize('kernel_size', [2, 3])
@@ -158,7 +158,7 @@ def test_sample_categorical_follows_the_tempered_softmax(temperature):
   num_draws = 100_000
   logits = jnp.broadcast_to(jnp.log(jnp.asarray(probabilities, jnp.float32)), (num_draws, 5))
   uniform = jax.random.uniform(jax.random.key(0), (num_draws,))
-  samples = sampler.sample_categorical(logits, jnp.float32(temperature), uniform)
+  samples = distributions.sample_categorical(logits, jnp.float32(temperature), uniform)
   assert samples.dtype == jnp.int32
   frequencies = np.bincount(np.asarray(samples), minlength=5) / num_draws
   expected = probabilities**(1 / temperature) / np.sum(probabilities**(1 / temperature))

@@ -5,9 +5,11 @@ buffer of every layer's past inputs, O(layers) work per sample); this module
 samples with it. Steps run inside `jax.jit` as a `jax.lax.scan` over time,
 unrolled SCAN_UNROLL steps per iteration.
 
-Sampling inverts the cumulative distribution of softmax(logits / temperature)
-at one uniform number u_s per sample (one random number per sample instead of
-one per class, as Gumbel-max would need). Every sequence (row) of a batch has
+Sampling (`distributions.sample`) inverts the cumulative distribution of
+softmax(logits / temperature) at one uniform number u_s per sample (one random
+number per sample instead of one per class, as Gumbel-max would need); the
+mixture-of-logistics head takes two (the component, the logistic variate),
+`distributions.UNIFORMS_PER_SAMPLE`. Every sequence (row) of a batch has
 its own key (`row_keys`: one key k gives row r the key fold_in(k, r)), and its
 uniforms are drawn NOISE_BLOCK samples at a time, block i from fold_in(row key, i),
 so u_s depends on the row's key and the position s only, not on the batch the
@@ -44,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from wavenet_jax import distributions
 from wavenet_jax import models
 from wavenet_jax.models import StepWeights, WaveNet
 
@@ -250,24 +253,6 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
 # Sampling and the scan over time.
 
 
-def sample_categorical(logits: Array, temperature: Array, uniform: Array) -> Array:
-  """Draws from softmax(logits / temperature) by inverting its cumulative distribution.
-
-  Args:
-    logits: float32 [batch, classes].
-    temperature: float32 scalar > 0.
-    uniform: float32 [batch] in [0, 1).
-
-  Returns:
-    int32 [batch]: class c such that cdf[c - 1] <= uniform * cdf[-1] < cdf[c].
-  """
-  scaled = (logits - jnp.max(logits, axis=-1, keepdims=True)) / temperature
-  cdf = jnp.cumsum(jnp.exp(scaled), axis=-1)
-  threshold = uniform[:, None] * cdf[:, -1:]
-  # Rounding can put threshold at cdf[-1] (probability ~2^-24); keep the class in range.
-  return jnp.minimum(jnp.sum(cdf <= threshold, axis=-1), logits.shape[-1] - 1).astype(jnp.int32)
-
-
 # choose(carry, time, logits [batch, num_classes], step input) -> (carry, x[time + 1] int32
 # [batch], step output): picks the next input (sampling, or teacher forcing).
 ChooseFn = Callable[[Any, Array, Array, Any], tuple[Any, Array, Any]]
@@ -316,18 +301,19 @@ def _scan_steps(model: WaveNet, weights: StepWeights, conditioning: SamplerCondi
   return cache, outputs
 
 
-def _noise_block(keys: Array, block_index: Array) -> Array:
+def _noise_block(keys: Array, block_index: Array, per_sample: int) -> Array:
   """Uniforms of each row's positions [i * NOISE_BLOCK, (i + 1) * NOISE_BLOCK).
 
   Args:
     keys: [batch] the rows' keys (`row_keys`).
     block_index: int32 [batch], i of each row.
+    per_sample: uniforms per position (`distributions.UNIFORMS_PER_SAMPLE`).
 
   Returns:
-    float32 [batch, NOISE_BLOCK] in [0, 1).
+    float32 [batch, NOISE_BLOCK, per_sample] in [0, 1).
   """
-  return jax.vmap(lambda key, index: jax.random.uniform(jax.random.fold_in(key, index),
-                                                        (NOISE_BLOCK,)))(keys, block_index)
+  return jax.vmap(lambda key, index: jax.random.uniform(
+      jax.random.fold_in(key, index), (NOISE_BLOCK, per_sample)))(keys, block_index)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 6, 7), donate_argnums=3)
@@ -335,24 +321,25 @@ def _generate_chunk(model: WaveNet, weights: StepWeights, conditioning: SamplerC
                     cache: SamplerCache, keys: Array, temperature: Array, num_samples: int,
                     greedy: bool) -> tuple[SamplerCache, Array]:
   offset = conditioning.noise_offset
+  per_sample = distributions.UNIFORMS_PER_SAMPLE[model.output]
 
   def draw_noise(block_index: Array) -> Array:
     """Noise of the positions p + offset, p in [i * NOISE_BLOCK, (i + 1) * NOISE_BLOCK).
 
-    They span two of each row's blocks: [batch, 2 * NOISE_BLOCK], the first block's start
-    at index 0.
+    They span two of each row's blocks: [batch, 2 * NOISE_BLOCK, per_sample], the first
+    block's start at index 0.
     """
     first = block_index + offset // NOISE_BLOCK
-    return jnp.concatenate([_noise_block(keys, first), _noise_block(keys, first + 1)], axis=1)
+    return jnp.concatenate([_noise_block(keys, first, per_sample),
+                            _noise_block(keys, first + 1, per_sample)], axis=1)
 
   def choose(noise_window, time, logits, _):
-    if greedy:
-      next_sample = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    else:
+    uniforms = None
+    if not greedy:
       noise_window = _refreshed(noise_window, time + 1, NOISE_BLOCK, draw_noise)
-      uniform = jax.vmap(functools.partial(jax.lax.dynamic_index_in_dim, keepdims=False))(
+      uniforms = jax.vmap(functools.partial(jax.lax.dynamic_index_in_dim, keepdims=False))(
           noise_window, (time + 1) % NOISE_BLOCK + offset % NOISE_BLOCK)
-      next_sample = sample_categorical(logits, temperature, uniform)
+    next_sample = distributions.sample(model, logits, temperature, uniforms, greedy)
     return noise_window, next_sample, next_sample
 
   noise_window = None if greedy else draw_noise((cache.time + 1) // NOISE_BLOCK)

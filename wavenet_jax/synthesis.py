@@ -20,8 +20,11 @@ sample: the join is then exact).
 
 Streaming (`stream`): mel frames in as they arrive, audio out, one hop per frame.
 
-Generated classes become a waveform in one place, `_to_waveform`, applied to each row's
-chunks in generation order (folded rows before their join).
+Generated classes become a waveform in one place, `_Waveform`: the model's codec (μ-law,
+or 16-bit PCM), then, for a model trained with pre-emphasis, the inverse filter, its state
+carried from chunk to chunk of each row, applied in generation order (folded rows before
+their join: each segment's warm-up, 1,024 samples at the default overlap, also settles the
+filter, 0.97^1024 ~ 1e-14).
 """
 import dataclasses
 import math
@@ -33,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from wavenet_jax import mulaw
+from wavenet_jax import audio as audio_lib
 from wavenet_jax import sampler
 from wavenet_jax.models import WaveNet
 
@@ -85,19 +88,28 @@ def check_temperature(temperature: float) -> None:
                      f'{temperature}.')
 
 
-def _to_waveform(classes: np.ndarray) -> np.ndarray:
-  """Generated classes -> waveform: int32 [rows, n] -> float32 [rows, n].
+class _Waveform:
+  """Generated classes -> waveform, chunk after chunk: int32 [rows, n] -> float32 [rows, n].
 
-  The one place of this conversion; every caller applies it to each row's chunks in
-  generation order (a filter whose state is carried from chunk to chunk fits here).
+  Decodes with the model's codec and de-emphasises (`audio.deemphasize`, coefficient
+  `preemphasis`; 0: none), each row's filter state carried over to its next chunk.
   """
-  return mulaw.decode(classes)
+
+  def __init__(self, model: WaveNet, preemphasis: float):
+    self._codec = model.codec
+    self._preemphasis = preemphasis
+    self._last = 0.0  # Each row's last output sample: the filter's state.
+
+  def __call__(self, classes: np.ndarray) -> np.ndarray:
+    waveform = audio_lib.deemphasize(self._codec.decode(classes), self._preemphasis, self._last)
+    self._last = waveform[:, -1]
+    return waveform
 
 
 def _generate_rows(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: int,
                    batch_size: int, temperature: float, prompt: Optional[np.ndarray],
                    global_cond: Optional[np.ndarray], local_cond: Optional[np.ndarray],
-                   noise_offset: Optional[np.ndarray], chunk_size: int,
+                   noise_offset: Optional[np.ndarray], chunk_size: int, preemphasis: float,
                    on_progress: Optional[Callable[[Progress], None]],
                    on_chunk: Optional[Callable[[np.ndarray], None]],
                    mesh: Optional[Mesh]) -> np.ndarray:
@@ -121,6 +133,7 @@ def _generate_rows(model: WaveNet, variables: Any, rng: jax.Array, *, num_sample
   lead = (np.full((batch_size, 1), model.silence_class, np.int32) if prompt is None
           else np.asarray(prompt, np.int32))
   pieces = []
+  to_waveform = _Waveform(model, preemphasis)
   began = time.perf_counter()
   for chunk in range(num_chunks):
     state, samples = sampler.generate_chunk(state, rng, chunk_size, temperature)
@@ -128,7 +141,7 @@ def _generate_rows(model: WaveNet, variables: Any, rng: jax.Array, *, num_sample
     classes = np.asarray(samples)[:, :done - chunk * chunk_size]  # Blocks: honest progress.
     if chunk == 0:
       classes = np.concatenate([lead, classes], axis=1)
-    pieces.append(_to_waveform(classes))
+    pieces.append(to_waveform(classes))
     if on_chunk is not None:
       on_chunk(pieces[-1])
     if on_progress is not None:
@@ -229,7 +242,7 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
                prompt: Optional[np.ndarray] = None, global_cond: Optional[np.ndarray] = None,
                local_cond: Optional[np.ndarray] = None, chunk_size: int = 8000,
                segments: int = 1, overlap_frames: int = DEFAULT_OVERLAP_FRAMES,
-               crossfade: int = DEFAULT_CROSSFADE,
+               crossfade: int = DEFAULT_CROSSFADE, preemphasis: float = 0.0,
                on_progress: Optional[Callable[[Progress], None]] = None,
                on_chunk: Optional[Callable[[np.ndarray], None]] = None,
                mesh: Optional[Mesh] = None) -> np.ndarray:
@@ -242,8 +255,8 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
     num_samples: samples to generate after the prompt.
     batch_size: sequences generated together.
     temperature: softmax temperature: 0 (greedy) or finite and >= MIN_TEMPERATURE.
-    prompt: int32 μ-law classes [batch_size, prompt_len]; None starts from one
-      silent sample.
+    prompt: int32 classes of the model's codec [batch_size, prompt_len] (of the
+      pre-emphasised audio when preemphasis > 0); None starts from one silent sample.
     global_cond: int32 speaker ids [batch_size].
     local_cond: float32 [batch_size, frames, n_mels] covering the prompt (or the
       silent start sample) and the generated samples.
@@ -253,6 +266,8 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
       segment per frame of the 1 + num_samples samples).
     overlap_frames: folded: frames of warm-up before each segment after the first.
     crossfade: folded: samples of crossfade at each join (at most the warm-up's).
+    preemphasis: the pre-emphasis the model was trained with (config.data.preemphasis):
+      the generated audio is de-emphasised; 0: none.
     on_progress: called after every chunk (after on_chunk); folded, `done` counts the
       samples of the clip in proportion to the rows' progress.
     on_chunk: called after every chunk with its float32 [batch_size, n] waveform, the first
@@ -269,7 +284,8 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
   if num_samples < 1 or chunk_size < 1:
     raise ValueError(f'num_samples ({num_samples}) and chunk_size ({chunk_size}) must be >= 1.')
   check_temperature(temperature)
-  common = dict(temperature=temperature, chunk_size=chunk_size, mesh=mesh)
+  common = dict(temperature=temperature, chunk_size=chunk_size, preemphasis=preemphasis,
+                mesh=mesh)
   if segments == 1:
     return _generate_rows(model, variables, rng, num_samples=num_samples, batch_size=batch_size,
                           prompt=prompt, global_cond=global_cond, local_cond=local_cond,
@@ -317,8 +333,8 @@ def _frames_of(bursts: Iterable[np.ndarray], n_mels: int) -> Iterator[np.ndarray
 
 
 def stream(model: WaveNet, variables: Any, rng: jax.Array, frames: Iterable[np.ndarray], *,
-           temperature: float = 1.0,
-           global_cond: Optional[np.ndarray] = None) -> Iterator[np.ndarray]:
+           temperature: float = 1.0, global_cond: Optional[np.ndarray] = None,
+           preemphasis: float = 0.0) -> Iterator[np.ndarray]:
   """Vocodes mel frames as they arrive: hop_length samples of audio out per frame in.
 
   The upsampler spreads every frame over exactly its own hop_length samples (no look-ahead),
@@ -337,6 +353,7 @@ def stream(model: WaveNet, variables: Any, rng: jax.Array, frames: Iterable[np.n
       float [n_mels] or a burst float [k, n_mels].
     temperature: 0 (greedy) or finite and >= MIN_TEMPERATURE.
     global_cond: int32 [1], the speaker id (speaker-conditioned models).
+    preemphasis: the model's pre-emphasis (de-emphasised as `synthesize` does); 0: none.
 
   Yields:
     float32 [hop_length] waveform per frame.
@@ -348,6 +365,7 @@ def stream(model: WaveNet, variables: Any, rng: jax.Array, frames: Iterable[np.n
   state = None
   # Each frame's chunk generates x[t + 1] for its times t; the last one waits for the next frame.
   held = np.full((1, 1), model.silence_class, np.int32)
+  to_waveform = _Waveform(model, preemphasis)
   for index, frame in enumerate(_frames_of(frames, model.local_cond_channels)):
     window = frame[None, None]  # [1, 1, n_mels]
     if state is None:
@@ -359,4 +377,4 @@ def stream(model: WaveNet, variables: Any, rng: jax.Array, frames: Iterable[np.n
     state, samples = sampler.generate_chunk(state, rng, hop, temperature)
     classes = np.concatenate([held, np.asarray(samples)], axis=1)
     held = classes[:, -1:]
-    yield _to_waveform(classes[:, :-1])[0]
+    yield to_waveform(classes[:, :-1])[0]

@@ -483,10 +483,11 @@ def _clip_conditioning(config: ml_collections.ConfigDict, info: DatasetInfo,
 
 
 def _generate_clip(model: WaveNet, params: Any, rng: jax.Array, num_samples: int,
-                   conditioning: dict[str, np.ndarray]) -> np.ndarray:
+                   conditioning: dict[str, np.ndarray], preemphasis: float) -> np.ndarray:
   """A float32 [num_samples] waveform sampled from the model on this process alone.
 
   Args:
+    preemphasis: config.data.preemphasis (the clip is de-emphasised).
     conditioning: from `_clip_conditioning`; a mel-conditioned clip lasts at most as long
       as its mel.
   """
@@ -496,12 +497,12 @@ def _generate_clip(model: WaveNet, params: Any, rng: jax.Array, num_samples: int
   # The waveform starts with the sampler's silent start sample.
   return synthesis.synthesize(model, {'params': params}, rng, num_samples=num_samples - 1,
                               global_cond=conditioning.get('speaker'),
-                              local_cond=local_cond)[0]
+                              local_cond=local_cond, preemphasis=preemphasis)[0]
 
 
 def _write_clip(workdir: str, writer: summaries.SummaryWriter, model: WaveNet,
                 state: TrainState, step: int, seconds: float, info: DatasetInfo,
-                conditioning: Optional[dict[str, np.ndarray]]) -> None:
+                conditioning: Optional[dict[str, np.ndarray]], preemphasis: float) -> None:
   """Samples a clip at `step` and writes it to workdir/samples and TensorBoard (the chief).
 
   Every process takes part in gathering the parameters; process 0 alone generates.
@@ -511,7 +512,8 @@ def _write_clip(workdir: str, writer: summaries.SummaryWriter, model: WaveNet,
   if jax.process_index() != 0:
     return
   rng = jax.random.fold_in(jax.random.wrap_key_data(rng_data), step)
-  clip = _generate_clip(model, params, rng, int(seconds * info.sample_rate), conditioning)
+  clip = _generate_clip(model, params, rng, int(seconds * info.sample_rate), conditioning,
+                        preemphasis)
   path = epath.Path(workdir) / 'samples' / f'step_{step:08d}.wav'
   audio_lib.write_wav(path, clip, info.sample_rate)
   writer.audio('generated', clip, step, sample_rate=info.sample_rate)
@@ -766,7 +768,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        eval_bits, mulaw_bits)
       if _is_due(step, config.sample.every_steps):
         _write_clip(workdir, writer, model, state, step, config.sample.seconds, info,
-                    clip_conditioning)
+                    clip_conditioning, config.data.preemphasis)
       if last:
         if step < num_steps and is_chief:
           logging.info('config.train.max_seconds=%s spent: stopped at step %d of %d.',

@@ -26,7 +26,9 @@ about 18 samples/s. Targets there: batch 1 >= 8,000 samples/s, batch 16 >= 30,00
 >= 50,000 (in total over the batch).
 Output: a line per measurement, then as the last line JSON
   {"batch_1": ..., "batch_16": ..., "batch_256": ..., "naive_batch_1": ...}
-(samples/s, in total over the batch; one key per --batch_sizes entry).
+(samples/s, in total over the batch; one key per --batch_sizes entry; with
+--outputs=mulaw_softmax,mixture_of_logistics also "mixture_batch_N": B1 with the 16-bit
+mixture head (10 components), timed right after the softmax model at each batch size).
 """
 import json
 import os
@@ -41,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.benchmarks import train_step
+from wavenet_jax import distributions
 from wavenet_jax import sampler
 from wavenet_jax.models import WaveNet
 
@@ -57,6 +60,9 @@ if __name__ == '__main__':
       '(chunk length = chunk_rows // batch, at least 16).')
   _NAIVE_STEPS = flags.DEFINE_integer('naive_steps', 8, 'Samples per timed naive call.')
   _TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Sampling temperature (0: greedy).')
+  _OUTPUTS = flags.DEFINE_list(
+      'outputs', ['mulaw_softmax'], 'Output heads of B1 to time, each batch size in turn for '
+      'all of them (mulaw_softmax, mixture_of_logistics).')
 
 
 def timed_rate(run: Callable[[], Any], samples_per_call: int, seconds: float,
@@ -111,16 +117,14 @@ def naive_rate(model: WaveNet, variables: Any) -> tuple[float, float, float]:
   def generate_steps(window: jax.Array, rng: jax.Array) -> jax.Array:
     """window: int32 [1, receptive_field] -> the window after num_steps new samples."""
 
-    def step(window, uniform):
+    def step(window, uniforms):
       logits = model.apply(variables, window)[:, -1]
-      if _TEMPERATURE.value == 0:
-        next_sample = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-      else:
-        next_sample = sampler.sample_categorical(logits, jnp.float32(_TEMPERATURE.value),
-                                                 uniform)
+      next_sample = distributions.sample(model, logits, jnp.float32(_TEMPERATURE.value),
+                                         uniforms, _TEMPERATURE.value == 0)
       return jnp.concatenate([window[:, 1:], next_sample[:, None]], axis=1), None
 
-    uniforms = jax.random.uniform(rng, (num_steps, 1))
+    uniforms = jax.random.uniform(
+        rng, (num_steps, 1, distributions.UNIFORMS_PER_SAMPLE[model.output]))
     return jax.lax.scan(step, window, uniforms)[0]
 
   window = jnp.full((1, model.receptive_field), model.silence_class, jnp.int32)
@@ -149,8 +153,13 @@ def main(argv):
     # Read when the CPU backend starts (below), not at import.
     os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
                                + ' --xla_cpu_multi_thread_eigen=false').strip()
-  model = train_step.b1_model('float32')
-  variables = model.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))
+  for output in _OUTPUTS.value:
+    if output not in distributions.OUTPUTS:
+      raise app.UsageError(f'--outputs: {output!r} is not one of {distributions.OUTPUTS}.')
+  models = {output: train_step.b1_model('float32', output) for output in _OUTPUTS.value}
+  variables = {output: model.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))
+               for output, model in models.items()}
+  model = models[_OUTPUTS.value[0]]
   print(f'B1: {model.num_layers} layers, receptive field {model.receptive_field}; '
         f'devices {jax.devices()}; temperature {_TEMPERATURE.value}', flush=True)
   results = {}
@@ -162,12 +171,16 @@ def main(argv):
 
   for batch_size in batch_sizes:
     devices = sampler.batch_mesh(batch_size).size
-    rates = cached_rate(model, variables, batch_size, chunk_rows=_CHUNK_ROWS.value,
-                        temperature=_TEMPERATURE.value, seconds=_SECONDS.value,
-                        windows=_WINDOWS.value)
-    report(f'batch_{batch_size}', f'cached generation, batch {batch_size} over {devices} '
-           f'device{"s" if devices > 1 else ""}', rates)
-  report('naive_batch_1', 'naive generation, batch 1', naive_rate(model, variables))
+    for output, model in models.items():
+      rates = cached_rate(model, variables[output], batch_size, chunk_rows=_CHUNK_ROWS.value,
+                          temperature=_TEMPERATURE.value, seconds=_SECONDS.value,
+                          windows=_WINDOWS.value)
+      prefix = '' if output == 'mulaw_softmax' else 'mixture_'
+      report(f'{prefix}batch_{batch_size}', f'{output}: cached generation, batch {batch_size} '
+             f'over {devices} device{"s" if devices > 1 else ""}', rates)
+  output = _OUTPUTS.value[0]
+  report('naive_batch_1', f'{output}: naive generation, batch 1',
+         naive_rate(models[output], variables[output]))
   print(json.dumps({key: round(value, 1) for key, value in results.items()}))
 
 
