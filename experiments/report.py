@@ -150,21 +150,22 @@ def score_examples(model: WaveNet, variables: Any, config: ml_collections.Config
 
 
 def training_log(workdir: str) -> dict[str, Any]:
-  """From the run's TensorBoard events: wall seconds between the first and last event (None
-  without events), and the last 'train/bits_per_sample', 'train/steps_per_s' and
-  'eval/bits_per_sample' with the step each was logged at."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top; slow, only needed here.
-  wall_times, last = [], {}
-  for path in sorted(glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      wall_times.append(event.wall_time)
-      for value in event.summary.value:
-        if value.tag in ('train/bits_per_sample', 'train/steps_per_s', 'eval/bits_per_sample'):
-          last[value.tag] = (event.step, float(tf.make_ndarray(value.tensor)))
+  """From the run's TensorBoard events: wall seconds between the first and last scalar (None
+  without events), and the last 'train/bits_per_sample', 'train/steps_per_s',
+  'eval/bits_per_sample' and 'eval/mulaw_bits_per_sample' with the step each was logged at."""
+  # pylint: disable-next=g-import-not-at-top; slow, only needed here.
+  from tensorboard.backend.event_processing import event_accumulator
+  events = event_accumulator.EventAccumulator(workdir, size_guidance={'scalars': 0})
+  events.Reload()
+  tags = events.Tags()['scalars']
+  wall_times = [scalar.wall_time for tag in tags for scalar in events.Scalars(tag)]
   log = {'logged_seconds': (max(wall_times) - min(wall_times)) if wall_times else None}
-  for tag, (step, value) in last.items():
-    log[tag] = value
-    log[tag + '@step'] = step
+  for tag in ('train/bits_per_sample', 'train/steps_per_s', 'eval/bits_per_sample',
+              'eval/mulaw_bits_per_sample'):
+    if tag in tags:
+      last = events.Scalars(tag)[-1]
+      log[tag] = last.value
+      log[tag + '@step'] = last.step
   return log
 
 
@@ -358,8 +359,9 @@ def main(argv: list[str]) -> None:
       'logged training time (min)': log['logged_seconds'] and log['logged_seconds'] / 60.0,
       'last train bits/sample': log.get('train/bits_per_sample'),
       'last validation bits/sample (crops)': log.get('eval/bits_per_sample'),
+      'last validation bits per μ-law class (crops)': log.get('eval/mulaw_bits_per_sample'),
       'validation bits/sample (whole held-out files)': score.bits_per_sample,
-      'the same, bits per μ-law class': score.mulaw_bits_per_sample,
+      'whole held-out files, bits per μ-law class': score.mulaw_bits_per_sample,
       'order-2 count model, same files': baseline,
   }])]
   if speaker_rows:
