@@ -116,10 +116,8 @@ def test_evaluate_cli_scores_a_folder_with_speakers_and_mel(tmp_path):
                                       'model.local_conditioning': True})
   trainer.train_and_evaluate(config, workdir)
   folder = _small_folder(tmp_path / 'wavs')
-  result = subprocess.run(
-      [sys.executable, 'evaluate.py', f'--workdir={workdir}', f'--wav_dir={folder}'],
-      cwd=training_runs.REPO, env=training_runs.run_env(), capture_output=True, text=True,
-      timeout=300)
+  result = training_runs.run_script('evaluate.py', f'--workdir={workdir}',
+                                    f'--wav_dir={folder}')
   assert result.returncode == 0, result.stderr[-3000:]
   score = json.loads(result.stdout.strip().splitlines()[-1])
   lengths = [len(audio_lib.load_audio(folder / name, 16000))

@@ -3,8 +3,6 @@ included), samples with sample.py and scores with evaluate.py, each applying the
 codec and pre-emphasis without flags."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -46,11 +44,8 @@ def test_mixture_vocoder_trains_samples_and_evaluates(tmp_path):
   waveforms = {}
   for name, extra in (('one', []), ('folded', ['--segments=2']), ('streamed', ['--stream'])):
     output = tmp_path / f'{name}.wav'
-    result = subprocess.run(
-        [sys.executable, 'sample.py', f'--workdir={workdir}', f'--output={output}',
-         f'--mel_from={mel_source}', *extra],
-        cwd=training_runs.REPO, env=training_runs.run_env(), capture_output=True, text=True,
-        timeout=300)
+    result = training_runs.run_script('sample.py', f'--workdir={workdir}', f'--output={output}',
+                                      f'--mel_from={mel_source}', *extra)
     assert result.returncode == 0, result.stderr[-3000:]
     waveforms[name], rate = soundfile.read(output, dtype='float32')
     assert rate == 16000 and waveforms[name].shape == (3000,), name
@@ -58,10 +53,8 @@ def test_mixture_vocoder_trains_samples_and_evaluates(tmp_path):
   # Streaming de-emphasises with its filter state carried frame to frame: the same audio.
   np.testing.assert_array_equal(waveforms['streamed'], waveforms['one'])
 
-  result = subprocess.run(
-      [sys.executable, 'evaluate.py', f'--workdir={workdir}', f'--wav_dir={folder}'],
-      cwd=training_runs.REPO, env=training_runs.run_env(), capture_output=True, text=True,
-      timeout=300)
+  result = training_runs.run_script('evaluate.py', f'--workdir={workdir}',
+                                    f'--wav_dir={folder}')
   assert result.returncode == 0, result.stderr[-3000:]
   score = json.loads(result.stdout.strip().splitlines()[-1])
   # The same file scored here, on the pre-emphasised 16-bit samples.

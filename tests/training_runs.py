@@ -71,6 +71,12 @@ def run_env(**extra: str) -> dict[str, str]:
   return env
 
 
+def run_script(script: str, *flags: str) -> subprocess.CompletedProcess:
+  """Runs a CLI of the repository (e.g. 'evaluate.py') with `flags` in run_env()."""
+  return subprocess.run([sys.executable, script, *flags], cwd=REPO, env=run_env(),
+                        capture_output=True, text=True, timeout=300)
+
+
 def run_train(workdir: str, *extra_flags: str, env: dict[str, str] | None = None,
               overrides: Mapping[str, Any] | None = None) -> subprocess.CompletedProcess:
   return subprocess.run(train_command(workdir, *extra_flags, overrides=overrides), cwd=REPO,
