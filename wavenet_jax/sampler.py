@@ -2,8 +2,7 @@
 
 The model owns its one-sample step (`models.step`: weights laid out once, a ring
 buffer of every layer's past inputs, O(layers) work per sample); this module
-samples with it. Steps run inside `jax.jit` as a `jax.lax.scan` over time,
-unrolled SCAN_UNROLL steps per iteration.
+samples with it. Steps run inside `jax.jit` as a `jax.lax.scan` over time.
 
 Sampling (`distributions.sample`) inverts the cumulative distribution of
 softmax(logits / temperature) at one uniform number u_s per sample (one random
@@ -58,8 +57,10 @@ BATCHED_PAST_TAPS_MAX_BATCH = models.BATCHED_PAST_TAPS_MAX_BATCH
 # Samples per block of sampling noise drawn at once (noise of sample s: row
 # s % NOISE_BLOCK of the block drawn from fold_in(rng, s // NOISE_BLOCK)).
 NOISE_BLOCK = 256
-# lax.scan unroll of the step loop (less loop overhead per sample).
-SCAN_UNROLL = 4
+# lax.scan unroll of the step loop: none, as the step is bound by streaming its weights, not
+# by loop overhead (unrolling measured no faster, and slower on a loaded machine and at large
+# batches: experiments/benchmarks/step_profile.py).
+SCAN_UNROLL = 1
 
 
 @flax.struct.dataclass
