@@ -45,6 +45,10 @@ on core 1 (load 2-4). Measured there (2026-12-01):
     float32 variants within 3 % (current 35,319, unroll 1 35,904). Samples bit-identical for
     every float32 variant and flag.
   plain call pinned to one core: the same as the benchmark's settings (13,498 / 13,403).
+  Both cores, idle (`--parts=plain,code --variants=eigen_threads_off`, unpinned, after
+  SCAN_UNROLL = 1): plain call 13,205 samples/s at batch 1 (11,704-13,680), benchmark settings
+  10,741, use_every_cpu_core 11,905; batch 256: 46,501 / 40,583 / 44,435; the per-compilation
+  eigen_threads_off 11,936 vs current 12,575 (batch 256: 46,875 vs 46,390): not taken.
 Output: a line per measurement, then as the last line JSON
   {"census": {...}, "code": {variant: {batch: [median, min, max], "identical": bool}},
    "flags": {...}, "plain": {...}}.
