@@ -50,6 +50,7 @@ from wavenet_jax import datasets
 from wavenet_jax import evaluation
 from wavenet_jax import mulaw
 from wavenet_jax import plotting
+from wavenet_jax import summaries
 from wavenet_jax import synthesis
 from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.models import WaveNet
@@ -153,19 +154,13 @@ def training_log(workdir: str) -> dict[str, Any]:
   """From the run's TensorBoard events: wall seconds between the first and last scalar (None
   without events), and the last 'train/bits_per_sample', 'train/steps_per_s',
   'eval/bits_per_sample' and 'eval/mulaw_bits_per_sample' with the step each was logged at."""
-  # pylint: disable-next=g-import-not-at-top; slow, only needed here.
-  from tensorboard.backend.event_processing import event_accumulator
-  events = event_accumulator.EventAccumulator(workdir, size_guidance={'scalars': 0})
-  events.Reload()
-  tags = events.Tags()['scalars']
-  wall_times = [scalar.wall_time for tag in tags for scalar in events.Scalars(tag)]
+  scalars = summaries.read_scalars(workdir)
+  wall_times = [wall_time for values in scalars.values() for wall_time, _, _ in values]
   log = {'logged_seconds': (max(wall_times) - min(wall_times)) if wall_times else None}
   for tag in ('train/bits_per_sample', 'train/steps_per_s', 'eval/bits_per_sample',
               'eval/mulaw_bits_per_sample'):
-    if tag in tags:
-      last = events.Scalars(tag)[-1]
-      log[tag] = last.value
-      log[tag + '@step'] = last.step
+    if tag in scalars:
+      _, log[tag + '@step'], log[tag] = scalars[tag][-1]
   return log
 
 
