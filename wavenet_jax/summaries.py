@@ -2,7 +2,8 @@
 
 Tags a training run writes: 'train/loss', 'train/bits_per_sample', 'train/grad_norm',
 'train/learning_rate', 'train/steps_per_s', 'train/samples_per_s', 'eval/bits_per_sample',
-'eval/mulaw_bits_per_sample' (scalars) and 'generated' (audio clips).
+'eval/mulaw_bits_per_sample' (scalars) and 'generated' (audio clips); `read_scalars` reads
+the scalars back.
 """
 from typing import Optional
 
