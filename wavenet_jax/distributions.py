@@ -111,8 +111,7 @@ def log_prob(model: Any, outputs: Array, targets: Array) -> Array:
   if model.output == 'mulaw_softmax':
     log_probs = jax.nn.log_softmax(outputs.astype(jnp.float32), axis=-1)
     return jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
-  half = model.num_classes // 2
-  values = (targets.astype(jnp.float32) - half) / half
+  values = codecs.pcm_decode(targets, model.num_classes)
   return _mixture_log_prob(outputs, values - 1.0 / model.num_classes,
                            values + 1.0 / model.num_classes, targets == 0,
                            targets == model.num_classes - 1, model.log_scale_min)
@@ -133,8 +132,7 @@ def pcm_to_mulaw_table(num_classes: int) -> tuple[np.ndarray, np.ndarray]:
   # μ-law encoding is monotone in the value: class k starts at its first PCM bin (an
   # empty class, possible only with few PCM levels, gets width 0 and so no mass).
   first_bins = np.searchsorted(mulaw_classes, np.arange(mulaw.NUM_CLASSES + 1))
-  half = num_classes // 2
-  edges = (first_bins - half) / half - 1.0 / num_classes
+  edges = codecs.pcm_decode(first_bins, num_classes) - 1.0 / num_classes
   edges[0], edges[-1] = -1.0 - 2.0 / num_classes, 1.0
   return mulaw_classes.astype(np.int32), edges.astype(np.float32)
 

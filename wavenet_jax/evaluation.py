@@ -82,8 +82,11 @@ def _chunk_nats(model: WaveNet, variables: Any, audio: jax.Array, weights: jax.A
   audio int32 [1, L], weights [1, L - 1]; returns float32 [2].
   """
   logits = model.apply(variables, audio, global_cond, local_cond)[:, :-1]
-  return jnp.stack([-jnp.sum(log_prob(model, logits, audio[:, 1:]) * weights)
-                    for log_prob in (distributions.log_prob, distributions.mulaw_log_prob)])
+  nats = -jnp.sum(distributions.log_prob(model, logits, audio[:, 1:]) * weights)
+  mulaw_nats = nats  # A softmax model's classes are μ-law classes.
+  if model.output != 'mulaw_softmax':
+    mulaw_nats = -jnp.sum(distributions.mulaw_log_prob(model, logits, audio[:, 1:]) * weights)
+  return jnp.stack([nats, mulaw_nats])
 
 
 def score_classes(model: WaveNet, variables: Any, classes: np.ndarray,

@@ -16,8 +16,8 @@ Output heads (`distributions`): 'mulaw_softmax', the paper's, logits of 256 μ-l
 'mixture_of_logistics', the parameters of a discretized mixture of logistics over 16-bit
 PCM classes (output_size = 3 * num_mixtures), whose input is the previous sample's value.
 
-`logits[:, t]` (the head's outputs) is the distribution of `x[:, t + 1]` and depends on `x[:, :t + 1]`
-only: every convolution is causal (left zero padding of its input), so the model
+`logits[:, t]` (the head's outputs) is the distribution of `x[:, t + 1]` and depends on
+`x[:, :t + 1]` only: every convolution is causal (left zero padding of its input), so the model
 output has the same length as its input.
 
 Layout: between the embedding and the skip sum, activations are channel-major,

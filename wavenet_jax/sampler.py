@@ -125,7 +125,7 @@ def _check_inputs(model: WaveNet, batch_size: int, prompt: Optional[Array],
   if prompt is not None:
     if (prompt.ndim != 2 or prompt.shape[0] != batch_size or prompt.shape[1] < 1
         or not jnp.issubdtype(prompt.dtype, jnp.integer)):
-      raise ValueError(f'prompt must be int32 μ-law classes [{batch_size}, >= 1], '
+      raise ValueError(f'prompt must be int32 classes [{batch_size}, >= 1], '
                        f'got {prompt.dtype} {prompt.shape}.')
     low, high = int(np.min(prompt)), int(np.max(prompt))
     if low < 0 or high >= model.num_classes:
@@ -197,7 +197,7 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
     model: the WaveNet.
     variables: its variables (from `model.init` or a checkpoint; boxed or plain).
     batch_size: number of sequences generated together.
-    prompt: int32 μ-law classes [batch_size, prompt_len >= 1] that the generated
+    prompt: int32 classes of the model's codec [batch_size, prompt_len >= 1] that the generated
       samples continue; None starts from one silent sample.
     global_cond: int32 speaker ids [batch_size] (speaker-conditioned models).
     local_cond: float [batch_size, frames, local_cond_channels] at hop_length
@@ -418,10 +418,10 @@ def generate_chunk(state: SamplerState, rng: Array, num_samples: int,
     rng: one PRNG key or [batch] keys (see `row_keys`); pass the same to every chunk
       of one generation (the noise of each sample is keyed by its absolute position).
     num_samples: samples to generate in this chunk.
-    temperature: softmax temperature; 0 picks the most likely class (greedy).
+    temperature: the head's temperature (`distributions.sample`); 0 is greedy.
 
   Returns:
-    (next state, int32 μ-law classes [batch, num_samples]).
+    (next state, int32 classes of the model's codec [batch, num_samples]).
   """
   if num_samples < 1:
     raise ValueError(f'num_samples must be >= 1, got {num_samples}.')
@@ -446,8 +446,8 @@ def generate(model: WaveNet, variables: Any, rng: Array, *, num_samples: int,
     rng: PRNG key of the sampling noise, or [batch_size] keys (see `row_keys`).
     num_samples: samples to generate after the prompt.
     batch_size: number of sequences (must match the prompt and conditioning).
-    temperature: softmax temperature; 0 is greedy argmax.
-    prompt: int32 μ-law classes [batch_size, prompt_len] to continue; None starts
+    temperature: the head's temperature (`distributions.sample`); 0 is greedy.
+    prompt: int32 classes of the model's codec [batch_size, prompt_len] to continue; None starts
       from one silent sample.
     global_cond: int32 speaker ids [batch_size].
     local_cond: float [batch_size, frames, local_cond_channels] covering
@@ -457,7 +457,7 @@ def generate(model: WaveNet, variables: Any, rng: Array, *, num_samples: int,
     mesh: split the batch over this mesh's devices (see `init_state`).
 
   Returns:
-    int32 μ-law classes [batch_size, num_samples]: the samples after the prompt.
+    int32 classes of the model's codec [batch_size, num_samples]: the samples after the prompt.
   """
   state = init_state(model, variables, batch_size=batch_size, prompt=prompt,
                      global_cond=global_cond, local_cond=local_cond,
@@ -485,7 +485,7 @@ def cached_logits(model: WaveNet, variables: Any, audio: Array,
   """Teacher-forced logits of the cached step; equal to `model.apply(variables, audio, ...)`.
 
   Args:
-    audio: int32 μ-law classes [batch, time].
+    audio: int32 classes of the model's codec [batch, time].
     global_cond, local_cond: as for the model.
 
   Returns:

@@ -254,7 +254,8 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
       draws with key fold_in(rng, b), and so do its segments (see `sampler.row_keys`).
     num_samples: samples to generate after the prompt.
     batch_size: sequences generated together.
-    temperature: softmax temperature: 0 (greedy) or finite and >= MIN_TEMPERATURE.
+    temperature: the head's temperature (`distributions.sample`): 0 (greedy) or finite and
+      >= MIN_TEMPERATURE.
     prompt: int32 classes of the model's codec [batch_size, prompt_len] (of the
       pre-emphasised audio when preemphasis > 0); None starts from one silent sample.
     global_cond: int32 speaker ids [batch_size].
