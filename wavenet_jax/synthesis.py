@@ -106,6 +106,12 @@ class _Waveform:
     return waveform
 
 
+def _extend_frames(local_cond: np.ndarray, num_frames: int) -> np.ndarray:
+  """float [batch, frames, channels] with its last frame repeated up to num_frames frames."""
+  overhang = max(0, num_frames - local_cond.shape[1])
+  return np.pad(local_cond, ((0, 0), (0, overhang), (0, 0)), mode='edge')
+
+
 def _generate_rows(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: int,
                    batch_size: int, temperature: float, prompt: Optional[np.ndarray],
                    global_cond: Optional[np.ndarray], local_cond: Optional[np.ndarray],
@@ -120,9 +126,8 @@ def _generate_rows(model: WaveNet, variables: Any, rng: jax.Array, *, num_sample
   if local_cond is not None:
     # The last chunk runs at full size (no second compilation) and is trimmed, so the
     # features must reach past the end: repeat the last frame over the overhang.
-    needed_frames = -(-(start + num_chunks * chunk_size) // model.hop_length)
-    overhang = max(0, needed_frames - local_cond.shape[1])
-    local_cond = np.pad(local_cond, ((0, 0), (0, overhang), (0, 0)), mode='edge')
+    local_cond = _extend_frames(local_cond,
+                                -(-(start + num_chunks * chunk_size) // model.hop_length))
   state = sampler.init_state(
       model, variables, batch_size=batch_size,
       prompt=None if prompt is None else jnp.asarray(prompt, jnp.int32),
@@ -211,8 +216,7 @@ def _fold(local_cond: np.ndarray, plan: FoldPlan, row_frames: int) -> np.ndarray
   Row b * segments + k is clip b's frames from plan.starts[k] on; past the end the last frame
   repeats (those samples are trimmed).
   """
-  overhang = max(0, plan.starts[-1] + row_frames - local_cond.shape[1])
-  padded = np.pad(local_cond, ((0, 0), (0, overhang), (0, 0)), mode='edge')
+  padded = _extend_frames(local_cond, plan.starts[-1] + row_frames)
   rows = np.stack([padded[:, start:start + row_frames] for start in plan.starts], axis=1)
   return rows.reshape(-1, row_frames, local_cond.shape[2])
 
