@@ -12,17 +12,10 @@ Works on numpy arrays and on jax arrays (inside jitted code), like mulaw.py.
 import dataclasses
 from typing import Any
 
-import jax
-import numpy as np
-
 from wavenet_jax import mulaw
 
 # Levels of 16-bit PCM: the classes of the mixture-of-logistics head by default.
 PCM16_CLASSES = 2**16
-
-
-def _xp(x: Any):
-  return jax.numpy if isinstance(x, jax.Array) else np
 
 
 def pcm_encode(audio: Any, num_classes: int = PCM16_CLASSES) -> Any:
@@ -35,7 +28,7 @@ def pcm_encode(audio: Any, num_classes: int = PCM16_CLASSES) -> Any:
   Returns:
     int32 array of the same shape: round(audio * N/2) + N/2, clipped to [0, N - 1].
   """
-  xp = _xp(audio)
+  xp = mulaw.array_module(audio)
   half = num_classes // 2
   levels = xp.floor(xp.asarray(audio, dtype=xp.float32) * half + 0.5)
   return (xp.clip(levels, -half, half - 1) + half).astype(xp.int32)
@@ -43,7 +36,7 @@ def pcm_encode(audio: Any, num_classes: int = PCM16_CLASSES) -> Any:
 
 def pcm_decode(classes: Any, num_classes: int = PCM16_CLASSES) -> Any:
   """Linear PCM classes -> float32 waveform (c - N/2) / (N/2) in [-1, 1)."""
-  xp = _xp(classes)
+  xp = mulaw.array_module(classes)
   half = num_classes // 2
   return (xp.asarray(classes, dtype=xp.float32) - half) / half
 

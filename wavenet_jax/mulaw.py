@@ -14,7 +14,8 @@ NUM_CLASSES = MU + 1
 SILENCE_CLASS = NUM_CLASSES // 2
 
 
-def _xp(x: Any):
+def array_module(x: Any):
+  """jax.numpy for a jax array (also a tracer inside jitted code), else numpy."""
   return jax.numpy if isinstance(x, jax.Array) else np
 
 
@@ -28,14 +29,14 @@ def compress(audio: Any, mu: int = MU) -> Any:
   Returns:
     float32 array of the same shape, in [-1, 1].
   """
-  xp = _xp(audio)
+  xp = array_module(audio)
   audio = xp.clip(xp.asarray(audio, dtype=xp.float32), -1.0, 1.0)
   return xp.sign(audio) * xp.log1p(mu * xp.abs(audio)) / float(np.log1p(mu))
 
 
 def expand(companded: Any, mu: int = MU) -> Any:
   """Inverse of `compress`: float32 in [-1, 1] -> float32 in [-1, 1]."""
-  xp = _xp(companded)
+  xp = array_module(companded)
   companded = xp.asarray(companded, dtype=xp.float32)
   return xp.sign(companded) * xp.expm1(xp.abs(companded) * float(np.log1p(mu))) / mu
 
@@ -50,7 +51,7 @@ def encode(audio: Any, mu: int = MU) -> Any:
   Returns:
     int32 array of the same shape, classes in [0, mu].
   """
-  xp = _xp(audio)
+  xp = array_module(audio)
   companded = compress(audio, mu)
   classes = xp.floor((companded + 1.0) / 2.0 * mu + 0.5)
   return xp.clip(classes, 0, mu).astype(xp.int32)
@@ -66,6 +67,6 @@ def decode(classes: Any, mu: int = MU) -> Any:
   Returns:
     float32 array of the same shape in [-1, 1].
   """
-  xp = _xp(classes)
+  xp = array_module(classes)
   companded = xp.asarray(classes, dtype=xp.float32) / mu * 2.0 - 1.0
   return expand(companded, mu)
