@@ -30,7 +30,6 @@ and computes, on this host's first device:
 Prints markdown tables, then as the last line JSON with every figure.
 """
 import csv
-import glob
 import json
 import os
 import time
