@@ -34,7 +34,7 @@ def main(argv: list[str]) -> None:
   del argv  # cli.run checks that there are no positional arguments.
   trained = checkpointing.restore_for_inference(_WORKDIR.value, _STEP.value)
   score = evaluation.score_folder(trained.model, trained.variables, trained.dataset_info,
-                                  trained.config.data, _WAV_DIR.value, _CHUNK_LENGTH.value,
+                                  trained.features, _WAV_DIR.value, _CHUNK_LENGTH.value,
                                   setting='--wav_dir')
   for note in (file_listing.skipped_line(_WAV_DIR.value, score.skipped),
                file_listing.problems_line(_WAV_DIR.value, score.metadata_problems)):

@@ -217,48 +217,26 @@ def main(argv):
   _check_flags()
   _check_output()
   trained = checkpointing.restore_for_inference(_WORKDIR.value, _STEP.value)
-  config, info, model, variables = (trained.config, trained.dataset_info, trained.model,
-                                    trained.variables)
-  sample_rate = info.sample_rate
-  batch_size = _BATCH_SIZE.value
-
-  global_cond = None
-  if model.num_speakers > 0:
-    if _SPEAKER.value is None:
-      raise ValueError('this model is speaker-conditioned: pass --speaker; known speakers: '
-                       + ', '.join(info.speakers))
-    global_cond = np.full([batch_size], synthesis.speaker_id(_SPEAKER.value, info.speakers))
-  elif _SPEAKER.value is not None:
-    raise ValueError('--speaker given, but this model is not speaker-conditioned.')
-
-  local_cond = None
-  if model.local_cond_channels > 0:
-    if _MEL_FROM.value is None:
-      raise ValueError('this model is a vocoder (mel-conditioned): pass --mel_from=IN.wav.')
-    source = _read_audio('mel_from', _MEL_FROM.value, sample_rate)
-    features = audio_lib.vocoder_features(source, sample_rate, config.data.mel, info.mel_mean,
-                                          info.mel_std)
-    local_cond = np.repeat(features[None], batch_size, axis=0)
-  elif _MEL_FROM.value is not None:
-    raise ValueError('--mel_from given, but this model has no local (mel) conditioning.')
-
-  prompt = None
-  if _PROMPT.value is not None:
-    prompt_audio = _read_audio('prompt', _PROMPT.value, sample_rate)
-    prompt_classes = model.codec.encode(
-        audio_lib.preemphasize(prompt_audio, config.data.preemphasis))
-    prompt = np.repeat(prompt_classes[None], batch_size, axis=0)
-  start = 1 if prompt is None else prompt.shape[1]
-  if local_cond is not None:
-    num_samples = len(source) - start  # Output as long as the input.
+  sample_rate, batch_size = trained.dataset_info.sample_rate, _BATCH_SIZE.value
+  mel_from = None if _MEL_FROM.value is None else _read_audio('mel_from', _MEL_FROM.value,
+                                                              sample_rate)
+  prompt = None if _PROMPT.value is None else _read_audio('prompt', _PROMPT.value, sample_rate)
+  try:
+    conditioning = trained.conditioning(batch_size, speaker=_SPEAKER.value, mel_from=mel_from,
+                                        prompt=prompt)
+  except ValueError as error:
+    raise ValueError(f'--{error}') from None
+  start = 1 if prompt is None else len(prompt)
+  if mel_from is not None:
+    num_samples = len(mel_from) - start  # Output as long as the input.
   else:
     num_samples = round(_SECONDS.value * sample_rate) - (1 if prompt is None else 0)
   if num_samples < 1:
     raise ValueError('nothing to generate: --seconds (or the --mel_from input) is too short.')
   _check_length(start + num_samples, sample_rate)
   segments = 1
-  if local_cond is not None and not _STREAM.value:
-    num_frames = -(-(start + num_samples) // model.hop_length)
+  if mel_from is not None and not _STREAM.value:
+    num_frames = trained.features.num_frames(start + num_samples)
     segments = _SEGMENTS.value or synthesis.default_segments(
         num_frames, batch_size, _OVERLAP_FRAMES.value, jax.local_devices())
     try:
@@ -287,15 +265,15 @@ def main(argv):
 
     rng = jax.random.key(_SEED.value)
     if _STREAM.value:
-      waveforms = _stream_to(on_chunk, on_progress, model, variables, rng, local_cond[0],
-                             start + num_samples, global_cond, config.data.preemphasis)
+      waveforms = _stream_to(on_chunk, on_progress, trained.model, trained.variables, rng,
+                             conditioning['local_cond'][0], start + num_samples,
+                             conditioning['global_cond'])
     else:
       waveforms = synthesis.synthesize(
-          model, variables, rng, num_samples=num_samples, batch_size=batch_size,
-          temperature=_TEMPERATURE.value, prompt=prompt, global_cond=global_cond,
-          local_cond=local_cond, chunk_size=_CHUNK_SIZE.value, segments=segments,
-          overlap_frames=_OVERLAP_FRAMES.value, preemphasis=config.data.preemphasis,
-          on_progress=on_progress, on_chunk=on_chunk, mesh=mesh)
+          trained.model, trained.variables, rng, num_samples=num_samples,
+          batch_size=batch_size, temperature=_TEMPERATURE.value, chunk_size=_CHUNK_SIZE.value,
+          segments=segments, overlap_frames=_OVERLAP_FRAMES.value, on_progress=on_progress,
+          on_chunk=on_chunk, mesh=mesh, **conditioning)
   print(file=sys.stderr)
   generate_seconds = progress[-1].seconds
   total_seconds = time.perf_counter() - began
@@ -304,7 +282,7 @@ def main(argv):
     if not streamed:
       audio_lib.write_wav(path, waveform, sample_rate)
     plotting.save_waveform_and_spectrogram(os.path.splitext(path)[0] + '.png', waveform,
-                                           sample_rate, config.data.mel, title=path)
+                                           sample_rate, trained.config.data.mel, title=path)
     print(f'wrote {path} ({len(waveform) / sample_rate:.2f} s at {sample_rate} Hz) and its PNG')
 
   audio_seconds = num_samples / sample_rate
@@ -321,7 +299,7 @@ def main(argv):
 def _stream_to(on_chunk: Callable[[np.ndarray], None],
                on_progress: Callable[[synthesis.Progress], None], model: WaveNet, variables: Any,
                rng: jax.Array, features: np.ndarray, length: int,
-               global_cond: Optional[np.ndarray], preemphasis: float) -> np.ndarray:
+               global_cond: Optional[np.ndarray]) -> np.ndarray:
   """Streams float32 [frames, n_mels] features frame by frame; float32 [1, length] waveform.
 
   Each frame's audio goes to on_chunk as [1, hop_length] (the last one trimmed to length);
@@ -331,8 +309,7 @@ def _stream_to(on_chunk: Callable[[np.ndarray], None],
   began = time.perf_counter()
   for index, piece in enumerate(synthesis.stream(model, variables, rng, features,
                                                  temperature=_TEMPERATURE.value,
-                                                 global_cond=global_cond,
-                                                 preemphasis=preemphasis)):
+                                                 global_cond=global_cond)):
     piece = piece[None, :length - done]
     done += piece.shape[1]
     pieces.append(piece)

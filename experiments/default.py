@@ -28,9 +28,9 @@ def get_config() -> ml_collections.ConfigDict:
   # tempo; not with local conditioning, whose mel frames would no longer match).
   config.data.speed_perturbation = 0.0
   config.data.read_threads = 4  # Threads reading and cropping examples, per host.
-  # > 0: the waveform is pre-emphasised, x[t] - p x[t - 1], before encoding (the model
-  # learns the filtered signal) and generated audio de-emphasised (the inverse filter).
-  config.data.preemphasis = 0.0
+  # Moved to config.model.preemphasis; a config or command line that still sets it is read
+  # there, with a notice.
+  config.data.preemphasis = ml_collections.config_dict.placeholder(float)
   config.data.mel = ml_collections.ConfigDict()
   config.data.mel.n_mels = 80
   config.data.mel.hop_length = 256
@@ -58,6 +58,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.output = 'mulaw_softmax'
   config.model.num_mixtures = 10
   config.model.log_scale_min = -14.0
+  # > 0: the model's classes are of the pre-emphasised waveform x[t] - p x[t - 1] (its codec
+  # filters before encoding and de-emphasises generated audio with the inverse filter).
+  config.model.preemphasis = 0.0
   config.model.dtype = 'float32'  # 'bfloat16' for bf16 compute.
 
   config.train = ml_collections.ConfigDict()

@@ -5,7 +5,7 @@ Restores a vocoder run's last checkpoint (EMA weights when kept) and takes the f
 shares experiments/report.py's flags (importing it defines them): --workdir, --output_dir,
 --num_utterances, --temperature, --seed, --floor_db; its own are --segment_frames,
 --overlaps and --crossfade.
-Each utterance is vocoded from its own mel (`audio.vocoder_features`) at --temperature:
+Each utterance is vocoded from its own mel (`TrainedModel.features`) at --temperature:
   one_sequence:    `synthesis.synthesize` as one sequence (seed --seed + utterance index);
   one_sequence_b:  the same with another seed (that + 1000): how far two samplings
                    from the same mel lie apart, the yardstick for the folded figures;
@@ -42,7 +42,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from experiments import report
-from wavenet_jax import audio as audio_lib
 from wavenet_jax import audio_metrics
 from wavenet_jax import checkpointing
 from wavenet_jax import cli
@@ -101,9 +100,8 @@ def main(argv: list[str]) -> None:
         f'{jax.device_count()} devices', flush=True)
   rows = []
   for index, (file, original, _) in enumerate(examples):
-    features = audio_lib.vocoder_features(original, rate, config.data.mel, info.mel_mean,
-                                          info.mel_std)[None]
-    frames = -(-len(original) // hop)
+    features = trained.features(original)[None]
+    frames = trained.features.num_frames(len(original))
     segments = max(2, frames // _SEGMENT_FRAMES.value)
 
     def vocode(seed: int, segments: int = 1, overlap: int = 0) -> np.ndarray:
@@ -111,7 +109,7 @@ def main(argv: list[str]) -> None:
           model, variables, jax.random.key(seed), num_samples=len(original) - 1,
           temperature=FLAGS.temperature, local_cond=features, segments=segments,
           overlap_frames=overlap, crossfade=_CROSSFADE.value,
-          preemphasis=config.data.preemphasis, mesh=sampler.batch_mesh(segments))[0]
+          mesh=sampler.batch_mesh(segments))[0]
 
     seed = FLAGS.seed + index
     outputs = {'one_sequence': vocode(seed), 'one_sequence_b': vocode(seed + 1000)}

@@ -52,6 +52,7 @@ from wavenet_jax import plotting
 from wavenet_jax import summaries
 from wavenet_jax import synthesis
 from wavenet_jax.dataset_info import DatasetInfo
+from wavenet_jax.features import LogMel
 from wavenet_jax.models import WaveNet
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training run directory.', required=True)
@@ -123,11 +124,13 @@ def split_examples(config: ml_collections.ConfigDict, info: DatasetInfo,
   return read
 
 
-def score_examples(model: WaveNet, variables: Any, config: ml_collections.ConfigDict,
+def score_examples(model: WaveNet, variables: Any, features: Optional[LogMel],
                    info: DatasetInfo,
                    examples: list[tuple[str, np.ndarray, int]]
                    ) -> tuple[evaluation.Score, dict[str, evaluation.Score]]:
   """Teacher-forced score of whole files with the model's conditioning (as evaluate.py).
+
+  features: the checkpoint's (`TrainedModel.features`); None: not locally conditioned.
 
   Returns:
     (the score of all examples, the score of each speaker's examples by speaker name;
@@ -136,7 +139,7 @@ def score_examples(model: WaveNet, variables: Any, config: ml_collections.Config
   # speaker id -> [nats, μ-law nats, scored samples, files]
   totals: dict[int, list[float]] = {}
   for _, waveform, speaker in examples:
-    nats, mulaw_nats = evaluation.score_waveform(model, variables, waveform, info, config.data,
+    nats, mulaw_nats = evaluation.score_waveform(model, variables, waveform, features,
                                                  speaker if model.num_speakers else None)
     total = totals.setdefault(speaker, [0.0, 0.0, 0, 0])
     total[0] += nats
@@ -189,26 +192,21 @@ def _write_clip(output_dir: str, name: str, waveform: np.ndarray, sample_rate: i
 
 
 def generate(model: WaveNet, variables: Any, num_samples: int, seed: int, temperature: float,
-             preemphasis: float, global_cond: Optional[np.ndarray] = None,
+             global_cond: Optional[np.ndarray] = None,
              local_cond: Optional[np.ndarray] = None, batch_size: int = 1) -> np.ndarray:
-  """float32 [batch, 1 + num_samples]: synthesis.synthesize from one silent start sample.
-
-  preemphasis: the run's config.data.preemphasis (the output is de-emphasised).
-  """
+  """float32 [batch, 1 + num_samples]: synthesis.synthesize from one silent start sample."""
   if global_cond is not None:
     batch_size = len(global_cond)
   if local_cond is not None:
     batch_size = len(local_cond)
   return synthesis.synthesize(model, variables, jax.random.key(seed), num_samples=num_samples,
                               batch_size=batch_size, temperature=temperature,
-                              global_cond=global_cond, local_cond=local_cond,
-                              preemphasis=preemphasis)
+                              global_cond=global_cond, local_cond=local_cond)
 
 
 def speaker_f0_table(model: WaveNet, variables: Any, info: DatasetInfo,
                      corpus_f0_hz: dict[str, float], num_clips: int, seconds: float, seed: int,
-                     temperature: float, preemphasis: float
-                     ) -> tuple[list[dict[str, Any]], np.ndarray]:
+                     temperature: float) -> tuple[list[dict[str, Any]], np.ndarray]:
   """Per speaker: mean f0 of num_clips generated clips against the corpus's mean f0.
 
   Returns:
@@ -218,7 +216,7 @@ def speaker_f0_table(model: WaveNet, variables: Any, info: DatasetInfo,
   """
   speakers = np.repeat(np.arange(len(info.speakers), dtype=np.int32), num_clips)
   waveforms = generate(model, variables, round(seconds * info.sample_rate), seed, temperature,
-                       preemphasis, global_cond=speakers)
+                       global_cond=speakers)
   rows = []
   for speaker_index, name in enumerate(info.speakers):
     clips = waveforms[speakers == speaker_index]
@@ -241,8 +239,8 @@ def read_corpus_f0(path: str) -> dict[str, float]:
                      f'({error!r}).') from error
 
 
-def vocoder_table(model: WaveNet, variables: Any, config: ml_collections.ConfigDict,
-                  info: DatasetInfo, examples: list[tuple[str, np.ndarray, int]],
+def vocoder_table(model: WaveNet, variables: Any, features: LogMel,
+                  examples: list[tuple[str, np.ndarray, int]],
                   griffin_lim_iters: int, seed: int, temperature: float, floor_db: float
                   ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray, np.ndarray]:
   """WaveNet resynthesis and Griffin-Lim of utterances (cut to the shortest) from their mel.
@@ -261,15 +259,13 @@ def vocoder_table(model: WaveNet, variables: Any, config: ml_collections.ConfigD
   """
   length = min(len(waveform) for _, waveform, _ in examples)
   originals = np.stack([waveform[:length] for _, waveform, _ in examples])
-  features = np.stack([audio_lib.vocoder_features(original, info.sample_rate, config.data.mel,
-                                                 info.mel_mean, info.mel_std)
-                       for original in originals])
-  wavenet = generate(model, variables, length - 1, seed, temperature, config.data.preemphasis,
-                     local_cond=features)
-  mel_config = config.data.mel
+  wavenet = generate(model, variables, length - 1, seed, temperature,
+                     local_cond=np.stack([features(original) for original in originals]))
+  # The log-mel settings of the features (LogMel holds them) for Griffin-Lim and the metrics.
+  mel_config, sample_rate = features, features.sample_rate
   griffin_lim = np.stack([
       audio_metrics.griffin_lim_from_log_mel(
-          audio_lib.log_mel(original, info.sample_rate, mel_config), info.sample_rate,
+          audio_lib.log_mel(original, sample_rate, mel_config), sample_rate,
           mel_config, length, griffin_lim_iters)
       for original in originals])
   rows = []
@@ -279,11 +275,11 @@ def vocoder_table(model: WaveNet, variables: Any, config: ml_collections.ConfigD
     for system, estimate in (('wavenet', resynthesis), ('griffin_lim', reconstruction),
                              ('mulaw_original', mulaw.decode(mulaw.encode(original)))):
       row[f'{system}_log_mel_db'] = audio_metrics.log_mel_distance_db(
-          original, estimate, info.sample_rate, mel_config, floor_db=floor_db)
+          original, estimate, sample_rate, mel_config, floor_db=floor_db)
       row[f'{system}_mcd_db'] = audio_metrics.mel_cepstral_distortion_db(
-          original, estimate, info.sample_rate, mel_config, floor_db=floor_db)
-      row[f'{system}_pesq'] = audio_metrics.wideband_pesq(original, estimate, info.sample_rate)
-      row[f'{system}_stoi'] = audio_metrics.stoi(original, estimate, info.sample_rate)
+          original, estimate, sample_rate, mel_config, floor_db=floor_db)
+      row[f'{system}_pesq'] = audio_metrics.wideband_pesq(original, estimate, sample_rate)
+      row[f'{system}_stoi'] = audio_metrics.stoi(original, estimate, sample_rate)
     rows.append(row)
   return rows, originals, wavenet, griffin_lim
 
@@ -321,7 +317,7 @@ def main(argv: list[str]) -> None:
 
   log = training_log(workdir)
   examples = split_examples(config, info, 'validation', _MAX_VALIDATION_FILES.value)
-  score, speaker_scores = score_examples(model, variables, config, info, examples)
+  score, speaker_scores = score_examples(model, variables, trained.features, info, examples)
   figures.update(validation_bits_per_sample=score.bits_per_sample,
                  validation_mulaw_bits_per_sample=score.mulaw_bits_per_sample,
                  validation_files=score.num_files, validation_samples=score.num_samples,
@@ -364,7 +360,7 @@ def main(argv: list[str]) -> None:
   num_samples = round(_SECONDS.value * sample_rate)
   if model.local_cond_channels:
     rows, originals, wavenet, griffin_lim = vocoder_table(
-        model, variables, config, info, examples[:_NUM_UTTERANCES.value],
+        model, variables, trained.features, examples[:_NUM_UTTERANCES.value],
         _GRIFFIN_LIM_ITERS.value, _SEED.value, _TEMPERATURE.value, _FLOOR_DB.value)
     means = {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key != 'file'}
     tables.append(_markdown_table(rows + [{'file': 'mean', **means}]))
@@ -376,7 +372,7 @@ def main(argv: list[str]) -> None:
     speakers_csv = _SPEAKERS_CSV.value or os.path.join(config.data.wav_dir, 'speakers.csv')
     rows, waveforms = speaker_f0_table(model, variables, info, read_corpus_f0(speakers_csv),
                                        _NUM_CLIPS.value, _SECONDS.value, _SEED.value,
-                                       _TEMPERATURE.value, config.data.preemphasis)
+                                       _TEMPERATURE.value)
     tables.append(_markdown_table(rows))
     figures['speaker_f0'] = rows
     for index, name in enumerate(info.speakers):
@@ -384,7 +380,7 @@ def main(argv: list[str]) -> None:
                   sample_rate, mel_config, _CLIP_SECONDS.value)
   else:
     waveforms = generate(model, variables, num_samples, _SEED.value, _TEMPERATURE.value,
-                         config.data.preemphasis, batch_size=_NUM_CLIPS.value)
+                         batch_size=_NUM_CLIPS.value)
     _write_clip(output_dir, 'generated', waveforms[0], sample_rate, mel_config,
                 _CLIP_SECONDS.value)
     figures['generated_rms'] = [float(np.sqrt(np.mean(np.square(w)))) for w in waveforms]

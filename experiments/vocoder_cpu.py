@@ -32,7 +32,7 @@ from experiments import vocoder
 # Variants (`--config=experiments/vocoder_cpu.py:VARIANT`): the output head and pre-emphasis.
 VARIANTS = {
     'mulaw': {},
-    'mulaw_preemphasis': {'data.preemphasis': 0.97},
+    'mulaw_preemphasis': {'model.preemphasis': 0.97},
     'mixture': {'model.output': 'mixture_of_logistics'},
 }
 

@@ -93,13 +93,6 @@ def test_log_mel_of_a_span_equals_the_frames_of_the_whole_clip():
   np.testing.assert_allclose(tail, audio.log_mel(padded, RATE, MEL)[-6:], rtol=1e-5, atol=1e-5)
 
 
-def test_normalize_mel():
-  mel = np.array([[1.0, 4.0], [3.0, 8.0]], np.float32)
-  normalized = audio.normalize_mel(mel, np.array([2.0, 6.0]), np.array([1.0, 2.0]))
-  np.testing.assert_allclose(normalized, [[-1.0, -1.0], [1.0, 1.0]])
-  assert normalized.dtype == np.float32
-
-
 def test_pcm16_conversion_clips():
   pcm = audio.float_to_pcm16(np.array([-2.0, -1.0, 0.0, 0.5, 1.5], np.float32))
   assert pcm.dtype == np.int16
@@ -189,18 +182,6 @@ def test_log_mel_equals_the_librosa_computation(librosa, signal, sample_rate, me
     np.testing.assert_allclose(computed, expected, rtol=0, atol=1e-5)
 
 
-def test_vocoder_features_are_the_normalised_log_mel():
-  clip = _tone(frequency=300)
-  mean = np.linspace(-8, -2, MEL.n_mels).astype(np.float32)
-  std = np.linspace(1, 3, MEL.n_mels).astype(np.float32)
-  features = audio.vocoder_features(clip, RATE, MEL, mean, std, start=MEL.hop_length,
-                                    num_samples=10 * MEL.hop_length)
-  assert features.dtype == np.float32 and features.shape == (10, MEL.n_mels)
-  expected = audio.normalize_mel(
-      audio.log_mel(clip, RATE, MEL, MEL.hop_length, 10 * MEL.hop_length), mean, std)
-  np.testing.assert_array_equal(features, expected)
-
-
 @pytest.mark.slow
 def test_importing_audio_does_not_import_librosa():
   """librosa (with numba, llvmlite, scikit-learn) is too heavy for a light accelerator install."""
@@ -223,27 +204,3 @@ def test_trim_silence_drops_the_silent_ends():
   clip = np.concatenate([np.zeros(4000, np.float32), _tone(), np.zeros(4000, np.float32)])
   trimmed = audio.trim_silence(clip, top_db=30.0)
   assert len(_tone()) <= len(trimmed) < len(clip) - 4000
-
-
-@pytest.mark.parametrize('coefficient', [0.0, 0.5, 0.97])
-def test_deemphasis_inverts_preemphasis_across_chunk_boundaries(coefficient):
-  signal = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 1700)).astype(np.float32)
-  emphasised = audio.preemphasize(signal, coefficient)
-  np.testing.assert_allclose(emphasised[:, 1:], signal[:, 1:] - coefficient * signal[:, :-1],
-                             atol=1e-6)
-  np.testing.assert_allclose(audio.deemphasize(emphasised, coefficient), signal, atol=1e-5)
-  # Chunk by chunk, each given the previous chunk's last output (and input) sample.
-  pieces, previous_in, previous_out = [], 0.0, np.zeros(2)
-  for start, stop in ((0, 1), (1, 300), (300, 301), (301, 1000), (1000, 1700)):
-    chunk = audio.preemphasize(signal[:, start:stop], coefficient, previous_in)
-    previous_in = signal[:, stop - 1]
-    pieces.append(audio.deemphasize(chunk, coefficient, previous_out))
-    previous_out = pieces[-1][:, -1]
-  np.testing.assert_allclose(np.concatenate(pieces, axis=1), signal, atol=1e-5)
-  # The inverse filter: y[t] = x[t] + p y[t - 1] (a sample-by-sample reference).
-  x = np.random.default_rng(1).standard_normal(600).astype(np.float32)
-  expected, last = np.empty(600), 0.0
-  for t in range(600):
-    last = expected[t] = x[t] + coefficient * last
-  np.testing.assert_allclose(audio.deemphasize(x, coefficient), expected, rtol=1e-5,
-                             atol=1e-5)

@@ -112,6 +112,8 @@ def test_a_checkpoint_written_before_a_config_key_existed_restores_with_its_old_
   saved_config = tmp_path / 'checkpoints' / '2' / 'config' / 'metadata'
   old = json.loads(saved_config.read_text())
   del old['model']['embedding_init']
+  # Pre-emphasis where it was, before it moved to the model.
+  old['data']['preemphasis'] = old['model'].pop('preemphasis')
   # Where the evaluation and sampling keys were, before they had sections of their own.
   old['train'].update(eval_every_steps=old['eval']['every_steps'],
                       eval_batches=old['eval']['num_batches'],
@@ -125,6 +127,7 @@ def test_a_checkpoint_written_before_a_config_key_existed_restores_with_its_old_
   assert trained.config.eval.to_dict() == config.eval.to_dict()
   assert trained.config.sample.to_dict() == config.sample.to_dict()
   assert 'eval_every_steps' not in trained.config.train
+  assert trained.model.preemphasis == 0.0 and 'preemphasis' not in trained.config.data
   # Resuming it with today's config sees no change.
   state = trainer.train_and_evaluate(training_runs.tiny_config({'train.num_steps': 3}),
                                      str(tmp_path))
@@ -168,7 +171,7 @@ def test_which_config_changes_are_safe_to_resume_with():
   assert len(trainer.check_resumable(saved, safe, 'w')) == 4
   for key, value in (('model.num_stacks', 2), ('data.sample_rate', 8000),
                      ('data.mel.n_mels', 4), ('data.wav_dir', '/elsewhere'),
-                     ('model.upsample_scales', (4, 64))):
+                     ('model.upsample_scales', (4, 64)), ('model.preemphasis', 0.97)):
     with pytest.raises(ValueError, match=f'config.{key}'):
       trainer.check_resumable(saved, training_runs.tiny_config({key: value}), 'w')
 

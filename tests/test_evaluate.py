@@ -12,7 +12,6 @@ import optax
 import pytest
 import soundfile
 
-from experiments import default
 import training_runs
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import distributions
@@ -71,7 +70,6 @@ def test_score_folder_skips_and_lists_the_files_it_cannot_score(tmp_path):
   variables = model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32), jnp.asarray([0]), None)
   info = DatasetInfo(sample_rate=rate, speakers=('ann', 'bob'), mel_mean=None, mel_std=None,
                      num_train_examples=2, num_validation_examples=0)
-  data_config = default.get_config().data
   rng = np.random.default_rng(0)
   good = {'ann/a.wav': (rng.uniform(-0.5, 0.5, 200), 0),
           'x/b.wav': (rng.uniform(-0.5, 0.5, 300), 1)}  # Speaker by metadata.csv, not folder.
@@ -84,11 +82,11 @@ def test_score_folder_skips_and_lists_the_files_it_cannot_score(tmp_path):
   (tmp_path / 'ann/text.wav').write_text('not audio')
   soundfile.write(tmp_path / 'carl/c.wav', np.zeros(100), rate, subtype='PCM_16')
   (tmp_path / 'metadata.csv').write_text('file,speaker\nx/b.wav,bob\ngone.wav,ann\nx/b.wav,"bob\n')
-  score = evaluation.score_folder(model, variables, info, data_config, str(tmp_path),
+  score = evaluation.score_folder(model, variables, info, None, str(tmp_path),
                                   chunk_length=128, setting='--wav_dir')
   expected = np.sum([
       evaluation.score_waveform(model, variables, audio_lib.load_audio(tmp_path / name, rate),
-                                info, data_config, speaker, chunk_length=128)
+                                None, speaker, chunk_length=128)
       for name, (_, speaker) in good.items()], axis=0)
   assert (score.nats, score.mulaw_nats) == pytest.approx(tuple(expected), rel=1e-6)
   assert score.num_files == 2 and score.num_samples == 199 + 299
@@ -105,7 +103,7 @@ def test_score_folder_skips_and_lists_the_files_it_cannot_score(tmp_path):
     os.remove(tmp_path / name)
   with pytest.raises(ValueError, match=r"^--wav_dir='.*': no file can be scored\. Skipped 6 "
                                        r"file\(s\) of .*carl/c.wav \(speaker 'carl'"):
-    evaluation.score_folder(model, variables, info, data_config, str(tmp_path),
+    evaluation.score_folder(model, variables, info, None, str(tmp_path),
                             setting='--wav_dir')
 
 

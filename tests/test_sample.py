@@ -273,14 +273,14 @@ def test_script_uses_every_core_unless_told_otherwise(unconditional_run, tmp_pat
 @pytest.mark.parametrize('run, extra_flags, message', [
     ('unconditional_run', ['--speaker=slt'], '--speaker given, but this model is not '
      'speaker-conditioned'),
-    ('speaker_run', [], 'this model is speaker-conditioned: pass --speaker; known speakers: '
+    ('speaker_run', [], '--speaker is needed: this model is speaker-conditioned; known speakers: '
      'awb, slt'),
-    ('speaker_run', ['--speaker=nobody'], "unknown speaker 'nobody'; known speakers (id: name): "
-     '0: awb, 1: slt'),
-    ('speaker_run', ['--speaker=2'], "unknown speaker '2'"),
+    ('speaker_run', ['--speaker=nobody'], "--speaker='nobody' is unknown; known speakers (id: "
+     'name): 0: awb, 1: slt'),
+    ('speaker_run', ['--speaker=2'], "--speaker='2' is unknown"),
     ('unconditional_run', ['--mel_from={inputs}/speech.wav'], '--mel_from given, but this model '
      'has no local (mel) conditioning'),
-    ('vocoder_run', [], 'this model is a vocoder (mel-conditioned): pass --mel_from=IN.wav'),
+    ('vocoder_run', [], '--mel_from is needed: this model is a vocoder (mel-conditioned)'),
     ('unconditional_run', ['--prompt={inputs}/not_audio.wav'], 'not_audio.wav: cannot decode '
      'audio'),
     ('unconditional_run', ['--seconds=0.00001'], 'nothing to generate'),

@@ -69,14 +69,6 @@ def test_mel_frames_past_the_output_change_nothing():
   np.testing.assert_array_equal(exact, longer)
 
 
-def test_speaker_by_name_or_id():
-  assert synthesis.speaker_id('ben', SPEAKERS) == 1
-  assert synthesis.speaker_id('2', SPEAKERS) == 2
-  for unknown in ('dan', '3'):
-    with pytest.raises(ValueError, match="known speakers \\(id: name\\): 0: ann, 1: ben, 2: cy"):
-      synthesis.speaker_id(unknown, SPEAKERS)
-
-
 def test_nothing_to_generate_is_an_error():
   model = _model('none')
   variables, _, _ = _inputs(model, batch_size=1, num_samples=1)

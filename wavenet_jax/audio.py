@@ -1,9 +1,8 @@
-"""Audio file I/O and log-mel features: the one home of feature computation.
+"""Audio file I/O and the log-mel spectrogram.
 
-Used by the dataset builder (decoding, resampling), the input pipeline (mel
-conditioning of training crops) and the sampling / evaluation CLIs, so that the
-features a model is conditioned on at sampling time are exactly those it was
-trained on.
+Used by the dataset builder (decoding, resampling), the mel statistics, the plots and
+metrics, and `features.LogMel` (the conditioning features a model is trained and sampled
+with, normalised with the training set's statistics).
 
 Features are computed with numpy and soxr alone, without librosa: librosa pulls in
 numba, llvmlite and scikit-learn (~100 MB), more than a light accelerator install
@@ -91,60 +90,6 @@ def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
   the pitch by 1.1 (1.65 semitones) and shortens the audio by 1.1.
   """
   return _soxr_resample(audio, factor, 1.0)
-
-
-# Samples per block of `deemphasize` (the inverse filter as one matrix product per block).
-_DEEMPHASIS_BLOCK = 256
-
-
-def preemphasize(audio: np.ndarray, coefficient: float, previous: Any = 0.0) -> np.ndarray:
-  """The pre-emphasis filter y[t] = x[t] - coefficient x[t - 1] along the last axis.
-
-  Args:
-    audio: float [..., time].
-    coefficient: in [0, 1); 0 returns the audio unchanged.
-    previous: x[-1], the sample before the first (a scalar or [...]).
-
-  Returns:
-    float32 [..., time].
-  """
-  audio = np.asarray(audio, np.float32)
-  if not coefficient:
-    return audio
-  before = np.broadcast_to(np.asarray(previous, np.float32), audio.shape[:-1])[..., None]
-  return audio - np.float32(coefficient) * np.concatenate([before, audio[..., :-1]], axis=-1)
-
-
-def deemphasize(audio: np.ndarray, coefficient: float, previous: Any = 0.0) -> np.ndarray:
-  """The inverse of `preemphasize`: y[t] = x[t] + coefficient y[t - 1] along the last axis.
-
-  A long signal filtered in pieces equals the whole filtered at once when each piece is
-  given the previous piece's last output sample as `previous`.
-
-  Args:
-    audio: float [..., time].
-    coefficient: in [0, 1); 0 returns the audio unchanged.
-    previous: y[-1], the filter's output before the first sample (a scalar or [...]).
-
-  Returns:
-    float32 [..., time].
-  """
-  audio = np.asarray(audio, np.float32)
-  if not coefficient:
-    return audio
-  x = audio.astype(np.float64)
-  lags = np.arange(_DEEMPHASIS_BLOCK)[:, None] - np.arange(_DEEMPHASIS_BLOCK)[None, :]
-  # Within a block y = M x + coefficient^(i + 1) y_before, M[i, j] = coefficient^(i - j), j <= i.
-  response = np.where(lags >= 0, float(coefficient) ** np.maximum(lags, 0), 0.0)
-  decay = float(coefficient) ** np.arange(1, _DEEMPHASIS_BLOCK + 1)
-  state = np.broadcast_to(np.asarray(previous, np.float64), x.shape[:-1])
-  y = np.empty_like(x)
-  for start in range(0, x.shape[-1], _DEEMPHASIS_BLOCK):
-    block = x[..., start:start + _DEEMPHASIS_BLOCK]
-    n = block.shape[-1]
-    y[..., start:start + n] = block @ response[:n, :n].T + state[..., None] * decay[:n]
-    state = y[..., start + n - 1]
-  return y.astype(np.float32)
 
 
 def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> None:
@@ -310,32 +255,3 @@ def log_mel(audio: np.ndarray, sample_rate: int, mel_config: Any, start: int = 0
   # slower when the input pipeline's reader threads already keep every core busy.
   mel = np.einsum('mf,tf->tm', basis, magnitudes)
   return np.log(np.maximum(mel, MEL_FLOOR))
-
-
-def normalize_mel(mel: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-  """(mel - mean) / std per mel bin; mel float32 [..., n_mels], mean/std [n_mels]."""
-  return ((mel - mean) / std).astype(np.float32)
-
-
-def vocoder_features(audio: np.ndarray, sample_rate: int, mel_config: Any, mel_mean: np.ndarray,
-                     mel_std: np.ndarray, start: int = 0,
-                     num_samples: int | None = None) -> np.ndarray:
-  """Normalised log-mel frames of a waveform, exactly as the model is trained on them.
-
-  The one home of the vocoder's conditioning features: training, sampling and evaluation
-  take them from here so that they cannot drift apart.
-
-  Args:
-    audio: float32 [time] waveform.
-    sample_rate: its sample rate in Hz.
-    mel_config: config.data.mel (n_mels, hop_length, n_fft, fmin, fmax).
-    mel_mean: float32 [n_mels] per-bin mean of the training set's log-mel frames.
-    mel_std: float32 [n_mels] their per-bin standard deviation.
-    start: first sample of the span (see log_mel).
-    num_samples: length of the span; None = to the end of `audio`.
-
-  Returns:
-    float32 [ceil(num_samples / hop), n_mels]: (log_mel - mel_mean) / mel_std.
-  """
-  return normalize_mel(log_mel(audio, sample_rate, mel_config, start, num_samples), mel_mean,
-                       mel_std)

@@ -12,6 +12,7 @@ it to WORKDIR/damaged_checkpoints/, inference leaves it; a save the disk has no 
 the run with SaveError before it starts.
 """
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from wavenet_jax.dataset_info import DatasetInfo
+from wavenet_jax.features import LogMel
 from wavenet_jax.models import WaveNet, model_from_config
 
 DAMAGED_DIR = 'damaged_checkpoints'
@@ -261,30 +263,58 @@ _ADDED_CONFIG_KEYS = {
     'model.output': 'mulaw_softmax',
     'model.num_mixtures': 10,
     'model.log_scale_min': -14.0,
-    'data.preemphasis': 0.0,
+    'model.preemphasis': 0.0,
 }
 
 
-# Config keys that moved, old -> new: restore moves them in checkpoints written before.
+# Config keys that moved, old -> new: restore moves them in checkpoints written before, and
+# `move_config_keys` in a config that still sets one.
 _MOVED_CONFIG_KEYS = {
     'train.eval_every_steps': 'eval.every_steps',
     'train.eval_batches': 'eval.num_batches',
     'train.sample_every_steps': 'sample.every_steps',
     'train.sample_seconds': 'sample.seconds',
+    'data.preemphasis': 'model.preemphasis',
 }
+
+
+def move_config_keys(config: ml_collections.ConfigDict) -> list[str]:
+  """Moves the keys of a config that sit where they used to (_MOVED_CONFIG_KEYS), in place.
+
+  An old key left unset (None: experiments/default.py keeps a placeholder so that a command
+  line may still set it) is dropped.
+
+  Returns:
+    one notice per old key that held a value: 'config.OLD moved to config.NEW; ...'.
+
+  Raises:
+    ValueError: if a config sets an old key and its new one to different values.
+  """
+  notices = []
+  with config.unlocked():
+    for old, new in _MOVED_CONFIG_KEYS.items():
+      old_section, old_name = old.rsplit('.', 1)
+      new_section, new_name = new.rsplit('.', 1)
+      if old_name not in config.get(old_section, {}):
+        continue
+      value = config[old_section][old_name]
+      del config[old_section][old_name]
+      if value is None:
+        continue
+      if new_section not in config:
+        config[new_section] = ml_collections.ConfigDict()
+      current = config[new_section].get(new_name)
+      if current not in (None, value, _ADDED_CONFIG_KEYS.get(new)):
+        raise ValueError(f'config.{old} (moved to config.{new}) is {value}, but config.{new} '
+                         f'is {current}: set config.{new} alone.')
+      config[new_section][new_name] = value
+      notices.append(f'config.{old} moved to config.{new}; using its value {value!r} there.')
+  return notices
 
 
 def _config_from_json(config_json: dict[str, Any]) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict(config_json)
-  for old, new in _MOVED_CONFIG_KEYS.items():
-    old_section, old_name = old.rsplit('.', 1)
-    new_section, new_name = new.rsplit('.', 1)
-    if old_name in config.get(old_section, {}):
-      value = config[old_section][old_name]
-      del config[old_section][old_name]
-      if new_section not in config:
-        config[new_section] = ml_collections.ConfigDict()
-      config[new_section][new_name] = value
+  move_config_keys(config)
   for key, value in _ADDED_CONFIG_KEYS.items():
     section, name = key.rsplit('.', 1)
     if name not in config[section]:
@@ -307,7 +337,7 @@ def _restore_everything(manager: ocp.CheckpointManager, step: int) -> dict[str, 
 
 @dataclasses.dataclass(frozen=True)
 class TrainedModel:
-  """A checkpoint restored for inference.
+  """A checkpoint restored for inference, and what a caller needs to use it.
 
   Attributes:
     config: the run's experiment config.
@@ -322,6 +352,69 @@ class TrainedModel:
   model: WaveNet
   variables: dict[str, Any]
   step: int
+
+  def encode(self, waveform: np.ndarray, previous: Any = 0.0) -> np.ndarray:
+    """float32 waveform [..., time] -> int32 classes [..., time] (the model's codec)."""
+    return self.model.codec.encode(waveform, previous)
+
+  def decode(self, classes: np.ndarray) -> np.ndarray:
+    """int classes [..., time] (e.g. `generate`'s) -> float32 waveform [..., time]."""
+    return self.model.codec.decode(np.asarray(classes))
+
+  @functools.cached_property
+  def features(self) -> Optional[LogMel]:
+    """The model's conditioning features from a waveform; None if not locally conditioned."""
+    if not self.model.local_cond_channels:
+      return None
+    return LogMel.from_config(self.config.data, self.dataset_info)
+
+  def speaker_id(self, speaker: str) -> int:
+    """A speaker given by name or by id -> its id; ValueError naming the known speakers."""
+    speakers = self.dataset_info.speakers
+    if speaker in speakers:
+      return speakers.index(speaker)
+    if speaker.isdigit() and int(speaker) < len(speakers):
+      return int(speaker)
+    raise ValueError(f'speaker={speaker!r} is unknown; known speakers (id: name): '
+                     + ', '.join(f'{i}: {name}' for i, name in enumerate(speakers)))
+
+  def conditioning(self, batch_size: int = 1, *, speaker: Optional[str] = None,
+                   mel_from: Optional[np.ndarray] = None,
+                   prompt: Optional[np.ndarray] = None) -> dict[str, Optional[np.ndarray]]:
+    """The inputs of `synthesis.synthesize` for batch_size clips, checked against the model.
+
+    Args:
+      batch_size: clips (every one gets the same conditioning).
+      speaker: a speaker name or id; required by, and only for, a speaker-conditioned model.
+      mel_from: float32 [time] waveform whose features condition a locally conditioned model
+        (required by, and only for, one).
+      prompt: float32 [time] waveform to continue; None: none.
+
+    Returns:
+      {'global_cond': int32 [batch_size] or None, 'local_cond': float32 [batch_size, frames,
+      n_mels] or None, 'prompt': int32 [batch_size, time] or None}.
+
+    Raises:
+      ValueError: starting with the argument at fault (a missing or unexpected one, an unknown
+        speaker).
+    """
+    global_cond = local_cond = prompt_classes = None
+    if self.model.num_speakers:
+      if speaker is None:
+        raise ValueError('speaker is needed: this model is speaker-conditioned; known speakers: '
+                         + ', '.join(self.dataset_info.speakers))
+      global_cond = np.full([batch_size], self.speaker_id(speaker), np.int32)
+    elif speaker is not None:
+      raise ValueError('speaker given, but this model is not speaker-conditioned.')
+    if self.features is not None:
+      if mel_from is None:
+        raise ValueError('mel_from is needed: this model is a vocoder (mel-conditioned).')
+      local_cond = np.repeat(self.features(mel_from)[None], batch_size, axis=0)
+    elif mel_from is not None:
+      raise ValueError('mel_from given, but this model has no local (mel) conditioning.')
+    if prompt is not None:
+      prompt_classes = np.repeat(self.encode(prompt)[None], batch_size, axis=0)
+    return {'global_cond': global_cond, 'local_cond': local_cond, 'prompt': prompt_classes}
 
 
 def restore_for_inference(workdir: str | epath.PathLike,

@@ -35,6 +35,7 @@ from wavenet_jax import audio as audio_lib
 from wavenet_jax import distributions
 from wavenet_jax import file_listing
 from wavenet_jax.dataset_info import DatasetInfo
+from wavenet_jax.features import LogMel
 from wavenet_jax.models import WaveNet
 
 # Scored positions per chunk.
@@ -120,7 +121,7 @@ def score_classes(model: WaveNet, variables: Any, classes: np.ndarray,
     weights[0, start - first:stop - first] = 1.0
     local_cond = None
     if mel is not None:
-      num_frames = -(-window // hop)
+      num_frames = audio_lib.num_mel_frames(window, hop)
       frames = np.zeros((1, num_frames, mel.shape[1]), np.float32)
       chunk_frames = mel[first // hop:first // hop + num_frames]
       frames[0, :len(chunk_frames)] = chunk_frames
@@ -131,25 +132,23 @@ def score_classes(model: WaveNet, variables: Any, classes: np.ndarray,
 
 
 def score_waveform(model: WaveNet, variables: Any, waveform: np.ndarray,
-                   dataset_info: DatasetInfo, data_config: Any,
-                   speaker: Optional[int] = None,
+                   features: Optional[LogMel] = None, speaker: Optional[int] = None,
                    chunk_length: int = DEFAULT_CHUNK_LENGTH) -> tuple[float, float]:
   """Total nats of one waveform's T - 1 next-sample predictions, with its own mel for vocoders.
 
   Args:
-    waveform: float32 [T] at dataset_info.sample_rate, T >= 2.
-    dataset_info, data_config: of the checkpoint (mel statistics, mel settings,
-      pre-emphasis; the mel is that of the waveform itself, not pre-emphasised).
+    waveform: float32 [T] at the model's sample rate, T >= 2 (encoded with the model's
+      codec, its pre-emphasis included).
+    features: the checkpoint's (`TrainedModel.features`), for locally conditioned models:
+      they are computed from the waveform itself (not pre-emphasised).
     speaker: the speaker id, for speaker-conditioned models.
 
   Returns:
     (nats, μ-law nats) as `score_classes`.
   """
-  mel = (audio_lib.vocoder_features(waveform, dataset_info.sample_rate, data_config.mel,
-                                     dataset_info.mel_mean, dataset_info.mel_std)
-         if model.local_cond_channels else None)
-  classes = model.codec.encode(audio_lib.preemphasize(waveform, data_config.preemphasis))
-  return score_classes(model, variables, classes, speaker, mel, chunk_length)
+  mel = features(waveform) if model.local_cond_channels else None
+  return score_classes(model, variables, model.codec.encode(waveform), speaker, mel,
+                       chunk_length)
 
 
 def _scorable(entry: file_listing.AudioFileEntry, root: pathlib.Path, model: WaveNet,
@@ -170,7 +169,7 @@ def _scorable(entry: file_listing.AudioFileEntry, root: pathlib.Path, model: Wav
 
 
 def score_folder(model: WaveNet, variables: Any, dataset_info: DatasetInfo,
-                 data_config: Any, wav_dir: str, chunk_length: int = DEFAULT_CHUNK_LENGTH,
+                 features: Optional[LogMel], wav_dir: str, chunk_length: int = DEFAULT_CHUNK_LENGTH,
                  setting: str = 'wav_dir') -> Score:
   """Scores every usable audio file under wav_dir with the model's conditioning.
 
@@ -178,8 +177,8 @@ def score_folder(model: WaveNet, variables: Any, dataset_info: DatasetInfo,
   the module docstring).
 
   Args:
-    dataset_info: of the checkpoint (speaker names, mel statistics).
-    data_config: the checkpoint's config.data (sample rate, mel settings).
+    dataset_info: of the checkpoint (speaker names, sample rate).
+    features: the checkpoint's (`TrainedModel.features`); None: not locally conditioned.
     wav_dir: a folder of .wav/.flac/.ogg files, optionally with a metadata.csv.
     setting: the flag the user gave wav_dir with, named in errors.
 
@@ -199,8 +198,7 @@ def score_folder(model: WaveNet, variables: Any, dataset_info: DatasetInfo,
       skipped[entry.file] = scorable
       continue
     waveform, speaker = scorable
-    nats += score_waveform(model, variables, waveform, dataset_info, data_config, speaker,
-                           chunk_length)
+    nats += score_waveform(model, variables, waveform, features, speaker, chunk_length)
     num_samples += waveform.size - 1
     num_files += 1
   if not num_files:

@@ -15,12 +15,12 @@ Each example: optional silence trimming (top_db), a crop of
 T = receptive_field + segment_length samples starting at a multiple of
 hop_length, optional speed perturbation of training crops (speed_perturbation =
 p > 0: T * r source samples resampled to T, r uniform in [1 - p, 1 + p], drawn
-from the crop's generator), optional pre-emphasis (config.data.preemphasis, the
-crop's first sample filtered against the clip's sample before it), encoding with
-the model's codec (μ-law, or 16-bit PCM for the mixture head). Clips shorter than
+from the crop's generator), encoding with the model's codec (μ-law, or 16-bit PCM
+for the mixture head; with the model's pre-emphasis, the crop's first sample filtered
+against the clip's sample before it). Clips shorter than
 T are padded at the end with the codec's silence class and masked out (mask 0),
 never dropped. The
-log-mel frames of a crop are those of the whole clip (`audio.vocoder_features` with the
+log-mel frames of a crop are those of the whole clip (`features.LogMel` with the
 clip as context), so frame k covers crop samples [k * hop, (k + 1) * hop); they
 are normalised with statistics computed once over the training split at prepare
 time and stored beside the prepared dataset.
@@ -41,6 +41,7 @@ import numpy as np
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import codecs
 from wavenet_jax import datasets
+from wavenet_jax import features
 from wavenet_jax import mulaw
 from wavenet_jax.dataset_info import DatasetInfo
 
@@ -167,11 +168,8 @@ class _CropReader:
     self._examples = self._source.data_source(split)
     self._crop_length = receptive_field + data_config.segment_length
     self._with_speaker = with_speaker
-    self._with_mel = with_mel
     self._codec = codec
-    self._mel_mean, self._mel_std = info.mel_mean, info.mel_std
-    if with_mel and (info.mel_mean is None or info.mel_std is None):
-      raise ValueError('with_mel=True needs DatasetInfo.mel_mean/mel_std (prepare_dataset).')
+    self._features = features.LogMel.from_config(data_config, info) if with_mel else None
 
   def __len__(self) -> int:
     return len(self._examples)
@@ -197,17 +195,14 @@ class _CropReader:
       segment = audio_lib.change_speed(segment, speed)[:length]
       previous = 0.0  # The resampled crop has no sample before it.
     audio = np.full(length, self._codec.silence_class, np.int32)
-    audio[:len(segment)] = self._codec.encode(
-        audio_lib.preemphasize(segment, config.preemphasis, previous))
+    audio[:len(segment)] = self._codec.encode(segment, previous)
     mask = np.zeros(length, np.float32)
     mask[:len(segment)] = 1.0
     crop = {'audio': audio, 'mask': mask}
     if self._with_speaker:
       crop['speaker'] = np.int32(self._source.speaker_id(example))
-    if self._with_mel:
-      crop['mel'] = audio_lib.vocoder_features(waveform, config.sample_rate, config.mel,
-                                               self._mel_mean, self._mel_std, start=start,
-                                               num_samples=length)
+    if self._features is not None:
+      crop['mel'] = self._features(waveform, start=start, num_samples=length)
     return crop
 
 
@@ -264,7 +259,7 @@ def train_batches(data_config: Any, info: DatasetInfo, *, receptive_field: int,
     process_count: number of hosts (default jax.process_count()).
     with_speaker: include 'speaker'.
     with_mel: include 'mel'.
-    codec: of the model's classes (`WaveNet.codec`).
+    codec: of the model's classes, pre-emphasis included (`WaveNet.codec`).
 
   Yields:
     {'audio': int32 [b, T] classes of `codec`, 'mask': float32 [b, T] (1 = real

@@ -54,6 +54,7 @@ scatter per step for all layers): layer l owns rows offsets[l] .. offsets[l] +
      output head: outputs [batch, output_size] for x[t + 1], equal to the
      parallel forward's logits[:, t].
 """
+import dataclasses
 import functools
 from typing import Any, Optional, Sequence
 
@@ -325,6 +326,8 @@ class WaveNet(nn.Module):
       with the previous sample's value as the input); see `distributions`.
     num_classes: classes of the head's codec (`codec`); None: the default, 256 μ-law
       classes or 65,536 (16-bit) PCM levels.
+    preemphasis: p in [0, 1): the classes are of the pre-emphasised waveform x[t] - p x[t - 1]
+      (the codec filters and de-emphasises); 0: none.
     num_mixtures: logistic components of the mixture head.
     log_scale_min: floor of the mixture's log scales. At -14 (scale 8.3e-7) a component
       centred on a 16-bit bin (half-width 1/65536 = 18 scales) puts all but 3e-8 of its
@@ -350,6 +353,7 @@ class WaveNet(nn.Module):
   skip_channels: int = 256
   output: str = 'mulaw_softmax'
   num_classes: Optional[int] = None
+  preemphasis: float = 0.0
   num_mixtures: int = 10
   log_scale_min: float = -14.0
   num_speakers: int = 0
@@ -371,8 +375,9 @@ class WaveNet(nn.Module):
 
   @property
   def codec(self) -> codecs.Codec:
-    """How waveforms map to this model's classes (μ-law or linear PCM)."""
-    return distributions.codec(self.output, self.num_classes)
+    """How waveforms map to this model's classes (μ-law or linear PCM, and pre-emphasis)."""
+    return dataclasses.replace(distributions.codec(self.output, self.num_classes),
+                               preemphasis=self.preemphasis)
 
   @property
   def output_size(self) -> int:
@@ -466,7 +471,7 @@ class WaveNet(nn.Module):
     """Input layer: int32 classes [...] -> [..., residual] (a table, or the value scaled)."""
     if self.output == 'mulaw_softmax':
       return self.embedding(audio)
-    return self.input_proj(self.codec.decode(audio)[..., None])
+    return self.input_proj(self.codec.values(audio)[..., None])
 
   def head(self, skips: Array) -> Array:
     """Output head: skip sum [..., skip] -> float32 outputs [..., output_size]."""
@@ -737,7 +742,7 @@ def step(model: WaveNet, weights: StepWeights, bias: Array, ring: Array, time: A
     h = weights.embedding[sample]
     z = z_past[0] + weights.input_table[sample]
   else:
-    value = model.codec.decode(sample).astype(model.dtype)[:, None]
+    value = model.codec.values(sample).astype(model.dtype)[:, None]
     h = value * weights.embedding[0] + weights.embedding[1]
     z = z_past[0] + (value * weights.input_table[0] + weights.input_table[1])
   layer_inputs, gate_outputs = [], []
@@ -760,7 +765,7 @@ def model_from_config(model_config: Any, data_config: Any, speakers: Sequence[st
   """The WaveNet of an experiment config (config.model, config.data).
 
   Args:
-    model_config: config.model (layers, channels, conditioning switches, dtype).
+    model_config: config.model (layers, channels, conditioning switches, pre-emphasis, dtype).
     data_config: config.data (mel settings for local conditioning).
     speakers: the dataset's speaker names; their number sizes the speaker embedding
       when config.model.global_conditioning.
@@ -785,4 +790,5 @@ def model_from_config(model_config: Any, data_config: Any, speakers: Sequence[st
       output=model_config.output,
       num_mixtures=model_config.num_mixtures,
       log_scale_min=model_config.log_scale_min,
+      preemphasis=model_config.preemphasis,
       dtype=jnp.dtype(model_config.dtype))

@@ -1,7 +1,7 @@
 """Generating audio from a trained model: conditioning inputs; chunked, folded, streamed.
 
-The library behind `sample.py` and the trainer's periodic clips: resolves a speaker
-given by name or id and runs the cached sampler chunk by chunk so that memory stays bounded by
+The library behind `sample.py` and the trainer's periodic clips: runs the cached sampler
+chunk by chunk so that memory stays bounded by
 the caches and the output, handing each chunk's audio over (to be written as it comes) and
 reporting progress as it goes.
 
@@ -20,9 +20,9 @@ sample: the join is then exact).
 
 Streaming (`stream`): mel frames in as they arrive, audio out, one hop per frame.
 
-Generated classes become a waveform in one place, `_Waveform`: the model's codec (μ-law,
-or 16-bit PCM), then, for a model trained with pre-emphasis, the inverse filter, its state
-carried from chunk to chunk of each row, applied in generation order (folded rows before
+Generated classes become a waveform through the model's codec (`WaveNet.codec.decoder()`:
+μ-law or 16-bit PCM, then, for a model trained with pre-emphasis, the inverse filter, its
+state carried from chunk to chunk of each row), in generation order (folded rows before
 their join: each segment's warm-up, 1,024 samples at the default overlap, also settles the
 filter, 0.97^1024 ~ 1e-14).
 """
@@ -57,16 +57,6 @@ ROWS_PER_ACCELERATOR = 128
 MIN_SEGMENT_OVERLAPS = 4
 
 
-def speaker_id(speaker: str, speakers: tuple[str, ...]) -> int:
-  """A speaker given by name or by id -> its id; ValueError naming the known speakers."""
-  if speaker in speakers:
-    return speakers.index(speaker)
-  if speaker.isdigit() and int(speaker) < len(speakers):
-    return int(speaker)
-  raise ValueError(f'unknown speaker {speaker!r}; known speakers (id: name): '
-                   + ', '.join(f'{i}: {name}' for i, name in enumerate(speakers)))
-
-
 @dataclasses.dataclass(frozen=True)
 class Progress:
   """Where a chunked generation stands.
@@ -88,24 +78,6 @@ def check_temperature(temperature: float) -> None:
                      f'{temperature}.')
 
 
-class _Waveform:
-  """Generated classes -> waveform, chunk after chunk: int32 [rows, n] -> float32 [rows, n].
-
-  Decodes with the model's codec and de-emphasises (`audio.deemphasize`, coefficient
-  `preemphasis`; 0: none), each row's filter state carried over to its next chunk.
-  """
-
-  def __init__(self, model: WaveNet, preemphasis: float):
-    self._codec = model.codec
-    self._preemphasis = preemphasis
-    self._last = 0.0  # Each row's last output sample: the filter's state.
-
-  def __call__(self, classes: np.ndarray) -> np.ndarray:
-    waveform = audio_lib.deemphasize(self._codec.decode(classes), self._preemphasis, self._last)
-    self._last = waveform[:, -1]
-    return waveform
-
-
 def _extend_frames(local_cond: np.ndarray, num_frames: int) -> np.ndarray:
   """float [batch, frames, channels] with its last frame repeated up to num_frames frames."""
   overhang = max(0, num_frames - local_cond.shape[1])
@@ -115,7 +87,7 @@ def _extend_frames(local_cond: np.ndarray, num_frames: int) -> np.ndarray:
 def _generate_rows(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: int,
                    batch_size: int, temperature: float, prompt: Optional[np.ndarray],
                    global_cond: Optional[np.ndarray], local_cond: Optional[np.ndarray],
-                   noise_offset: Optional[np.ndarray], chunk_size: int, preemphasis: float,
+                   noise_offset: Optional[np.ndarray], chunk_size: int,
                    on_progress: Optional[Callable[[Progress], None]],
                    on_chunk: Optional[Callable[[np.ndarray], None]],
                    mesh: Optional[Mesh]) -> np.ndarray:
@@ -126,8 +98,8 @@ def _generate_rows(model: WaveNet, variables: Any, rng: jax.Array, *, num_sample
   if local_cond is not None:
     # The last chunk runs at full size (no second compilation) and is trimmed, so the
     # features must reach past the end: repeat the last frame over the overhang.
-    local_cond = _extend_frames(local_cond,
-                                -(-(start + num_chunks * chunk_size) // model.hop_length))
+    local_cond = _extend_frames(
+        local_cond, audio_lib.num_mel_frames(start + num_chunks * chunk_size, model.hop_length))
   state = sampler.init_state(
       model, variables, batch_size=batch_size,
       prompt=None if prompt is None else jnp.asarray(prompt, jnp.int32),
@@ -138,7 +110,7 @@ def _generate_rows(model: WaveNet, variables: Any, rng: jax.Array, *, num_sample
   lead = (np.full((batch_size, 1), model.silence_class, np.int32) if prompt is None
           else np.asarray(prompt, np.int32))
   pieces = []
-  to_waveform = _Waveform(model, preemphasis)
+  to_waveform = model.codec.decoder()
   began = time.perf_counter()
   for chunk in range(num_chunks):
     state, samples = sampler.generate_chunk(state, rng, chunk_size, temperature)
@@ -246,7 +218,7 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
                prompt: Optional[np.ndarray] = None, global_cond: Optional[np.ndarray] = None,
                local_cond: Optional[np.ndarray] = None, chunk_size: int = 8000,
                segments: int = 1, overlap_frames: int = DEFAULT_OVERLAP_FRAMES,
-               crossfade: int = DEFAULT_CROSSFADE, preemphasis: float = 0.0,
+               crossfade: int = DEFAULT_CROSSFADE,
                on_progress: Optional[Callable[[Progress], None]] = None,
                on_chunk: Optional[Callable[[np.ndarray], None]] = None,
                mesh: Optional[Mesh] = None) -> np.ndarray:
@@ -260,8 +232,8 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
     batch_size: sequences generated together.
     temperature: the head's temperature (`distributions.sample`): 0 (greedy) or finite and
       >= MIN_TEMPERATURE.
-    prompt: int32 classes of the model's codec [batch_size, prompt_len] (of the
-      pre-emphasised audio when preemphasis > 0); None starts from one silent sample.
+    prompt: int32 classes of the model's codec [batch_size, prompt_len] (`model.codec.encode`
+      of the audio); None starts from one silent sample.
     global_cond: int32 speaker ids [batch_size].
     local_cond: float32 [batch_size, frames, n_mels] covering the prompt (or the
       silent start sample) and the generated samples.
@@ -271,8 +243,6 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
       segment per frame of the 1 + num_samples samples).
     overlap_frames: folded: frames of warm-up before each segment after the first.
     crossfade: folded: samples of crossfade at each join (at most the warm-up's).
-    preemphasis: the pre-emphasis the model was trained with (config.data.preemphasis):
-      the generated audio is de-emphasised; 0: none.
     on_progress: called after every chunk (after on_chunk); folded, `done` counts the
       samples of the clip in proportion to the rows' progress.
     on_chunk: called after every chunk with its float32 [batch_size, n] waveform, the first
@@ -283,14 +253,14 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
       (`sampler.batch_mesh`); None: one device.
 
   Returns:
-    float32 [batch_size, start + num_samples] waveform: the prompt (or the one
-    silent start sample) followed by the generated samples.
+    float32 [batch_size, start + num_samples] waveform (decoded with the model's codec,
+    de-emphasised for a model trained with pre-emphasis): the prompt (or the one silent start
+    sample) followed by the generated samples.
   """
   if num_samples < 1 or chunk_size < 1:
     raise ValueError(f'num_samples ({num_samples}) and chunk_size ({chunk_size}) must be >= 1.')
   check_temperature(temperature)
-  common = dict(temperature=temperature, chunk_size=chunk_size, preemphasis=preemphasis,
-                mesh=mesh)
+  common = dict(temperature=temperature, chunk_size=chunk_size, mesh=mesh)
   if segments == 1:
     return _generate_rows(model, variables, rng, num_samples=num_samples, batch_size=batch_size,
                           prompt=prompt, global_cond=global_cond, local_cond=local_cond,
@@ -303,7 +273,7 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
     raise ValueError(f'crossfade must be >= 0, got {crossfade}.')
   hop = model.hop_length
   length = 1 + num_samples
-  plan = fold_plan(-(-length // hop), segments, overlap_frames)
+  plan = fold_plan(audio_lib.num_mel_frames(length, hop), segments, overlap_frames)
   # Every row runs until the one that reaches furthest has its last sample.
   row_samples = max(min(end * hop, length) - start * hop
                     for start, end in zip(plan.starts, plan.bounds[1:]))
@@ -318,7 +288,7 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
       model, variables, clip_keys[np.repeat(np.arange(batch_size), segments)],
       num_samples=row_samples - 1, batch_size=batch_size * segments, prompt=None,
       global_cond=None if global_cond is None else np.repeat(global_cond, segments),
-      local_cond=_fold(local_cond, plan, -(-row_samples // hop)),
+      local_cond=_fold(local_cond, plan, audio_lib.num_mel_frames(row_samples, hop)),
       noise_offset=np.tile(np.asarray(plan.starts, np.int32) * hop, batch_size),
       on_progress=on_rows_progress, on_chunk=None, **common)
   clips = _join(rows, plan, hop, length, crossfade)
@@ -338,8 +308,8 @@ def _frames_of(bursts: Iterable[np.ndarray], n_mels: int) -> Iterator[np.ndarray
 
 
 def stream(model: WaveNet, variables: Any, rng: jax.Array, frames: Iterable[np.ndarray], *,
-           temperature: float = 1.0, global_cond: Optional[np.ndarray] = None,
-           preemphasis: float = 0.0) -> Iterator[np.ndarray]:
+           temperature: float = 1.0,
+           global_cond: Optional[np.ndarray] = None) -> Iterator[np.ndarray]:
   """Vocodes mel frames as they arrive: hop_length samples of audio out per frame in.
 
   The upsampler spreads every frame over exactly its own hop_length samples (no look-ahead),
@@ -354,14 +324,13 @@ def stream(model: WaveNet, variables: Any, rng: jax.Array, frames: Iterable[np.n
   Args:
     model, variables: a locally conditioned WaveNet and its variables.
     rng: PRNG key of the sampling noise.
-    frames: an iterable of normalised log-mel frames (`audio.vocoder_features`), each
+    frames: an iterable of normalised log-mel frames (`features.LogMel`), each
       float [n_mels] or a burst float [k, n_mels].
     temperature: 0 (greedy) or finite and >= MIN_TEMPERATURE.
     global_cond: int32 [1], the speaker id (speaker-conditioned models).
-    preemphasis: the model's pre-emphasis (de-emphasised as `synthesize` does); 0: none.
 
   Yields:
-    float32 [hop_length] waveform per frame.
+    float32 [hop_length] waveform per frame (decoded as `synthesize` decodes).
   """
   check_temperature(temperature)
   if model.local_cond_channels == 0:
@@ -370,7 +339,7 @@ def stream(model: WaveNet, variables: Any, rng: jax.Array, frames: Iterable[np.n
   state = None
   # Each frame's chunk generates x[t + 1] for its times t; the last one waits for the next frame.
   held = np.full((1, 1), model.silence_class, np.int32)
-  to_waveform = _Waveform(model, preemphasis)
+  to_waveform = model.codec.decoder()
   for index, frame in enumerate(_frames_of(frames, model.local_cond_channels)):
     window = frame[None, None]  # [1, 1, n_mels]
     if state is None:

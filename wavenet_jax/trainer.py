@@ -327,9 +327,9 @@ def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> No
   if not math.isfinite(config.model.log_scale_min):
     raise ValueError(f'config.model.log_scale_min must be finite, got '
                      f'{config.model.log_scale_min}.')
-  if not 0.0 <= config.data.preemphasis < 1.0:
-    raise ValueError(f'config.data.preemphasis must be in [0, 1) (0: off), '
-                     f'got {config.data.preemphasis}.')
+  if not 0.0 <= config.model.preemphasis < 1.0:
+    raise ValueError(f'config.model.preemphasis must be in [0, 1) (0: off), '
+                     f'got {config.model.preemphasis}.')
   if not 0.0 <= config.data.speed_perturbation < 1.0:
     raise ValueError('config.data.speed_perturbation must be in [0, 1), '
                      f'got {config.data.speed_perturbation}.')
@@ -369,8 +369,7 @@ def _out_of_time(step: int, loop_start: float, train_config: ml_collections.Conf
 
 # Config keys whose change makes a checkpoint another model or trained on other features: a
 # run resumed with a change here would silently continue something else.
-_ARCHITECTURE_KEYS = ('model.', 'data.name', 'data.wav_dir', 'data.sample_rate', 'data.mel.',
-                      'data.preemphasis')
+_ARCHITECTURE_KEYS = ('model.', 'data.name', 'data.wav_dir', 'data.sample_rate', 'data.mel.')
 
 
 def _flat(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -483,11 +482,10 @@ def _clip_conditioning(config: ml_collections.ConfigDict, info: DatasetInfo,
 
 
 def _generate_clip(model: WaveNet, params: Any, rng: jax.Array, num_samples: int,
-                   conditioning: dict[str, np.ndarray], preemphasis: float) -> np.ndarray:
+                   conditioning: dict[str, np.ndarray]) -> np.ndarray:
   """A float32 [num_samples] waveform sampled from the model on this process alone.
 
   Args:
-    preemphasis: config.data.preemphasis (the clip is de-emphasised).
     conditioning: from `_clip_conditioning`; a mel-conditioned clip lasts at most as long
       as its mel.
   """
@@ -497,12 +495,12 @@ def _generate_clip(model: WaveNet, params: Any, rng: jax.Array, num_samples: int
   # The waveform starts with the sampler's silent start sample.
   return synthesis.synthesize(model, {'params': params}, rng, num_samples=num_samples - 1,
                               global_cond=conditioning.get('speaker'),
-                              local_cond=local_cond, preemphasis=preemphasis)[0]
+                              local_cond=local_cond)[0]
 
 
 def _write_clip(workdir: str, writer: summaries.SummaryWriter, model: WaveNet,
                 state: TrainState, step: int, seconds: float, info: DatasetInfo,
-                conditioning: Optional[dict[str, np.ndarray]], preemphasis: float) -> None:
+                conditioning: Optional[dict[str, np.ndarray]]) -> None:
   """Samples a clip at `step` and writes it to workdir/samples and TensorBoard (the chief).
 
   Every process takes part in gathering the parameters; process 0 alone generates.
@@ -512,8 +510,7 @@ def _write_clip(workdir: str, writer: summaries.SummaryWriter, model: WaveNet,
   if jax.process_index() != 0:
     return
   rng = jax.random.fold_in(jax.random.wrap_key_data(rng_data), step)
-  clip = _generate_clip(model, params, rng, int(seconds * info.sample_rate), conditioning,
-                        preemphasis)
+  clip = _generate_clip(model, params, rng, int(seconds * info.sample_rate), conditioning)
   path = epath.Path(workdir) / 'samples' / f'step_{step:08d}.wav'
   audio_lib.write_wav(path, clip, info.sample_rate)
   writer.audio('generated', clip, step, sample_rate=info.sample_rate)
@@ -589,7 +586,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   """Trains (or resumes training) and evaluates; checkpoints and summaries go to workdir.
 
   Args:
-    config: the experiment config.
+    config: the experiment config; a key set where it used to be is moved to its new place
+      (`checkpointing.move_config_keys`), with a notice.
     workdir: the run's directory; a run resumes from its latest checkpoint.
     accept_config_change: resume even if the model or data config differs from the one saved
       with the checkpoint (`check_resumable`).
@@ -604,6 +602,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     workdir_lock.WorkdirBusyError: if another run holds the workdir.
     ValueError: for an inconsistent config.
   """
+  for notice in checkpointing.move_config_keys(config):
+    if jax.process_index() == 0:
+      logging.warning(notice)
   mesh = sharding.create_mesh(config.mesh)
   rules = sharding.rules_from_config(config)
   check_config(config, sharding.num_batch_shards(mesh, rules))
@@ -768,7 +769,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        eval_bits, mulaw_bits)
       if _is_due(step, config.sample.every_steps):
         _write_clip(workdir, writer, model, state, step, config.sample.seconds, info,
-                    clip_conditioning, config.data.preemphasis)
+                    clip_conditioning)
       if last:
         if step < num_steps and is_chief:
           logging.info('config.train.max_seconds=%s spent: stopped at step %d of %d.',

@@ -31,6 +31,7 @@ from absl import flags
 import jax
 import numpy as np
 
+from wavenet_jax import audio as audio_lib
 from wavenet_jax import models
 from wavenet_jax import sampler
 from wavenet_jax import synthesis
@@ -55,7 +56,7 @@ def measure(config_name: str) -> dict[str, dict[str, float]]:
   model = models.model_from_config(config.model, config.data, speakers=())
   sample_rate, hop = config.data.sample_rate, model.hop_length
   length = round(_SECONDS.value * sample_rate)
-  frames = -(-length // hop)
+  frames = audio_lib.num_mel_frames(length, hop)
   features = np.random.default_rng(0).normal(
       size=(1, frames, model.local_cond_channels)).astype(np.float32)
   variables = model.init(jax.random.key(0), np.zeros((1, hop), np.int32), None,
