@@ -27,6 +27,7 @@ GUARD = os.path.join(training_runs.REPO, 'tests', 'tensorflow_guard.py')
 BUCKET = 'bucket'
 WORKDIR = f'gs://{BUCKET}/runs/tiny'
 SAMPLE_RATE = 16000  # experiments/tiny.py's.
+SPEECH = os.path.join(training_runs.REPO, 'wavenet_jax', 'data', 'speech')  # 16 kHz.
 
 
 class StandIn:
@@ -95,9 +96,10 @@ def _run(stand_in: StandIn | None, script: str, *flags: str,
                         timeout=300)
 
 
-def _train(stand_in: StandIn, num_steps: int) -> subprocess.CompletedProcess:
-  command = training_runs.train_command(WORKDIR, overrides={
-      'train.num_steps': num_steps, 'sample.every_steps': 4})
+def _train(stand_in: StandIn, num_steps: int, workdir: str = WORKDIR,
+           **overrides: object) -> subprocess.CompletedProcess:
+  command = training_runs.train_command(workdir, overrides={
+      'train.num_steps': num_steps, 'sample.every_steps': 4, **overrides})
   return _run(stand_in, *command[1:])
 
 
@@ -156,9 +158,23 @@ def test_sample_py_writes_its_wav_and_png_to_the_bucket(trained):
 
 
 @pytest.mark.slow
+def test_sample_py_streams_a_vocoder_clip_to_the_bucket(stand_in, tmp_path):
+  vocoder = f'gs://{BUCKET}/runs/vocoder'
+  result = _train(stand_in, 2, vocoder, **{'model.local_conditioning': True})
+  assert result.returncode == 0, result.stderr[-3000:]
+  speech, _ = soundfile.read(os.path.join(SPEECH, 'slt', 'slt_000.flac'), frames=768)
+  soundfile.write(tmp_path / 'speech.wav', speech, SAMPLE_RATE)
+  result = _run(stand_in, 'sample.py', f'--workdir={vocoder}', '--stream',
+                f'--mel_from={tmp_path / "speech.wav"}', f'--output=gs://{BUCKET}/out/voc.wav')
+  assert result.returncode == 0, result.stderr[-3000:]
+  clip, rate = soundfile.read(io.BytesIO(stand_in.read('out/voc.wav')))
+  assert rate == SAMPLE_RATE and len(clip) == len(speech)
+
+
+@pytest.mark.slow
 def test_evaluate_py_reads_a_bucket_workdir(trained):
   result = _run(trained, 'evaluate.py', f'--workdir={WORKDIR}',
-                '--wav_dir=wavenet_jax/data/speech/slt')
+                f'--wav_dir={os.path.join(SPEECH, "slt")}')
   assert result.returncode == 0, result.stderr[-3000:]
   score = json.loads(result.stdout.strip().splitlines()[-1])
   assert score['num_files'] > 0 and 0 < score['bits_per_sample'] < 16

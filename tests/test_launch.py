@@ -263,10 +263,10 @@ def _slurm_env(tasks_per_node: int, gpus_per_node: int) -> dict[str, str]:
 
 def test_sbatch_one_task_per_gpu_lets_jax_pick_the_gpu():
   assert _dry_run('slurm_gpu.sbatch', '--config=experiments/default.py',
-                  '--workdir=gs://b/w', '--data_dir=gs://b/tfds', '--python=python3', '--',
+                  '--workdir=gs://b/w', '--data_dir=/shared/tfds', '--python=python3', '--',
                   '--config.train.batch_size=256', env=_slurm_env(8, 8)) == [[
       'srun', '--kill-on-bad-exit=1', 'python3', 'train.py', '--config=experiments/default.py',
-      '--workdir=gs://b/w', '--config.data.data_dir=gs://b/tfds',
+      '--workdir=gs://b/w', '--config.data.data_dir=/shared/tfds',
       '--config.train.batch_size=256']]
 
 
