@@ -43,6 +43,7 @@ import soundfile
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
 from wavenet_jax import cli
+from wavenet_jax import storage
 from wavenet_jax import plotting
 from wavenet_jax import sampler
 from wavenet_jax import synthesis
@@ -81,10 +82,6 @@ _OVERLAP_FRAMES = flags.DEFINE_integer(
     'warm-up before each segment (generated, then discarded).')
 _STREAM = flags.DEFINE_bool('stream', False, 'Vocoder: feed the --mel_from frames one at a time '
                             'and write each frame\'s audio as it comes (one clip, one sequence).')
-
-
-def _is_url(path: str) -> bool:
-  return '://' in path
 
 
 def _read_audio(flag: str, path: str, sample_rate: int) -> np.ndarray:
@@ -148,11 +145,12 @@ def _check_output() -> None:
   output = _OUTPUT.value
   if not output.lower().endswith('.wav'):
     raise ValueError(f'--output={output}: must end in .wav (a WAV file is written).')
+  storage.check_remote_support(output, '--output')
   try:
     epath.Path(output).parent.mkdir(parents=True, exist_ok=True)
   except OSError as error:
     raise ValueError(f'--output={output}: cannot create its folder ({error}).') from error
-  if _is_url(output):
+  if storage.is_remote(output):
     return
   for path in _output_paths(output, _BATCH_SIZE.value):
     if os.path.isdir(path):
@@ -168,7 +166,7 @@ def _check_length(num_samples: int, sample_rate: int) -> None:
   if seconds > _MAX_SECONDS.value:
     raise ValueError(f'a clip would be {seconds:.2f} s long (prompt or --mel_from input '
                      f'included), over --max_seconds={_MAX_SECONDS.value}.')
-  if _is_url(_OUTPUT.value):
+  if storage.is_remote(_OUTPUT.value):
     return
   needed = _BATCH_SIZE.value * (44 + 2 * num_samples)  # 16-bit PCM WAVs with 44-byte headers.
   folder = os.path.dirname(os.path.abspath(_OUTPUT.value))
@@ -251,7 +249,7 @@ def main(argv):
   load_seconds = time.perf_counter() - began
   progress = []
   paths = _output_paths(_OUTPUT.value, batch_size)
-  streamed = not _is_url(_OUTPUT.value)  # A URL's WAVs are written at the end.
+  streamed = not storage.is_remote(_OUTPUT.value)  # A URL's WAVs are written at the end.
   with contextlib.ExitStack() as stack:
     wavs = [stack.enter_context(_StreamedWav(path, sample_rate)) for path in paths if streamed]
 

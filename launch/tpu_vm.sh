@@ -31,7 +31,8 @@ Commands:
             resource (waits until it is ACTIVE).
   setup     On every worker (--worker=all): copy the code (this checkout's committed HEAD,
             or git clone --repo_url), make a Python ${PYTHON_VERSION} venv with uv, and install
-            requirements.txt, jax[tpu] at the jax version pinned there, and the package (-e .).
+            requirements-gcs.txt (requirements.txt and the gs:// file systems), jax[tpu] at
+            the jax version pinned in requirements.txt, and the package (-e .).
   run       Start train.py on all workers in the background (it survives a dropped ssh
             connection), then stream worker --worker's log until training ends; exits with
             train.py's exit status.
@@ -59,7 +60,9 @@ Flags:
   --config=PATH             run: experiments config (default: experiments/default.py).
   --workdir=gs://...        run: checkpoints and summaries; must be a gs:// URL, which every
                             worker shares and which outlives the TPU. Required for run.
-  --data_dir=DIR            run: TFDS data_dir (--config.data.data_dir), e.g. gs://bucket/tfds.
+  --data_dir=DIR            run: TFDS data_dir (--config.data.data_dir): a folder on each
+                            worker's local disk (prepared datasets are ArrayRecord files,
+                            which are local only); default ~/tensorflow_datasets.
   --worker=W                run/logs: the worker whose log is streamed: a number or all
                             (default: 0).
   --max_attempts=N          relaunch: at most this many attempts (default: 100).
@@ -72,8 +75,7 @@ Everything after -- goes to train.py unchanged (e.g. --config.train.batch_size=2
 
 Example (a spot v4-8 that survives preemptions):
   launch/tpu_vm.sh relaunch --name=wavenet --zone=us-central2-b --accelerator_type=v4-8 \\
-      --spot --config=experiments/default.py --workdir=gs://BUCKET/runs/default \\
-      --data_dir=gs://BUCKET/tensorflow_datasets
+      --spot --config=experiments/default.py --workdir=gs://BUCKET/runs/default
 EOF
 }
 
@@ -136,6 +138,7 @@ if [[ "${COMMAND}" == run || "${COMMAND}" == relaunch ]]; then
   [[ -n "${WORKDIR}" ]] || die "--workdir is required for ${COMMAND} (a gs:// URL)"
   [[ "${WORKDIR}" == gs://* ]] || die "--workdir must be a gs:// URL that all workers share, got '${WORKDIR}'"
   [[ -f "${REPO_DIR}/${CONFIG}" ]] || die "--config=${CONFIG}: no such file in ${REPO_DIR}"
+  [[ "${DATA_DIR}" != *://* ]] || die "--data_dir must be a folder on each worker's local disk (ArrayRecord reads local files only), got '${DATA_DIR}'"
 elif [[ ${#TRAIN_FLAGS[@]} -gt 0 ]]; then
   die "flags after -- are for train.py; only run and relaunch take them"
 fi
@@ -239,7 +242,7 @@ setup_workers() {
   ssh_workers all "set -euo pipefail; ${fetch}; \
 python3 -m pip install --user --quiet uv==${UV_VERSION}; \
 ${uv} venv --allow-existing --python=${PYTHON_VERSION} ${REMOTE_VENV}; \
-${uv} pip install --python=${python} -r ${REMOTE_REPO}/requirements.txt 'jax[tpu]==${jax_version}'; \
+${uv} pip install --python=${python} -r ${REMOTE_REPO}/requirements-gcs.txt 'jax[tpu]==${jax_version}'; \
 ${uv} pip install --python=${python} --no-deps -e ${REMOTE_REPO}; \
 ${python} -c 'import jax; jax.distributed.initialize(); \
 print(f\"worker {jax.process_index()}: {jax.local_device_count()} of {jax.device_count()} TPU devices\")'"

@@ -98,7 +98,7 @@ def test_tpu_setup_copies_the_checkout_and_installs_tpu_jax_on_all_workers():
   assert ssh[:-1] == [*SSH, '--worker=all']
   remote = _remote_command(ssh)
   assert f"'jax[tpu]=={JAX_VERSION}'" in remote
-  assert '-r wavenet-jax/requirements.txt' in remote
+  assert '-r wavenet-jax/requirements-gcs.txt' in remote  # gs:// workdirs without TensorFlow.
   assert '--no-deps -e wavenet-jax' in remote
 
 
@@ -111,7 +111,7 @@ def test_tpu_setup_from_a_git_url_clones_on_the_workers():
 
 def test_tpu_run_starts_train_py_on_all_workers_and_streams_worker_0():
   start, logs = _dry_run('tpu_vm.sh', 'run', *TPU, '--config=experiments/tiny.py',
-                         '--workdir=gs://bucket/runs/tiny', '--data_dir=gs://bucket/tfds', '--',
+                         '--workdir=gs://bucket/runs/tiny', '--data_dir=/data/tfds', '--',
                          '--config.train.batch_size=64', '--config.data.wav_dir=a dir')
   assert start[:-1] == [*SSH, '--worker=all']
   assert logs[:-1] == [*SSH, '--worker=0']
@@ -119,7 +119,7 @@ def test_tpu_run_starts_train_py_on_all_workers_and_streams_worker_0():
   train = shlex.split(words[words.index('nohup') + 3])  # nohup bash -c SCRIPT
   assert train[train.index('train.py') - 1:train.index('train.py') + 7] == [
       '../wavenet-venv/bin/python', 'train.py', '--config=experiments/tiny.py',
-      '--workdir=gs://bucket/runs/tiny', '--config.data.data_dir=gs://bucket/tfds',
+      '--workdir=gs://bucket/runs/tiny', '--config.data.data_dir=/data/tfds',
       '--config.train.batch_size=64', '--config.data.wav_dir=a dir;', 'echo']
 
 
@@ -142,6 +142,7 @@ def test_tpu_relaunch_creates_sets_up_and_runs():
     (['create', *TPU, '--', '--config.x=1'], 'only run and relaunch take them'),
     (['start', *TPU], "unknown command 'start'"),
     (['run', *TPU, '--workdir=gs://b/w', '--config=experiments/nope.py'], 'no such file'),
+    (['run', *TPU, '--workdir=gs://b/w', '--data_dir=gs://b/tfds'], 'local disk'),
 ])
 def test_tpu_bad_arguments_give_one_line_errors(args, message):
   result = _run(['bash', 'launch/tpu_vm.sh', *args, '--dry_run'])
@@ -262,10 +263,10 @@ def _slurm_env(tasks_per_node: int, gpus_per_node: int) -> dict[str, str]:
 
 def test_sbatch_one_task_per_gpu_lets_jax_pick_the_gpu():
   assert _dry_run('slurm_gpu.sbatch', '--config=experiments/default.py',
-                  '--workdir=gs://b/w', '--data_dir=gs://b/tfds', '--python=python3', '--',
+                  '--workdir=gs://b/w', '--data_dir=/shared/tfds', '--python=python3', '--',
                   '--config.train.batch_size=256', env=_slurm_env(8, 8)) == [[
       'srun', '--kill-on-bad-exit=1', 'python3', 'train.py', '--config=experiments/default.py',
-      '--workdir=gs://b/w', '--config.data.data_dir=gs://b/tfds',
+      '--workdir=gs://b/w', '--config.data.data_dir=/shared/tfds',
       '--config.train.batch_size=256']]
 
 

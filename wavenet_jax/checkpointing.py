@@ -27,6 +27,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
+from wavenet_jax import storage
 from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.features import LogMel
 from wavenet_jax.models import WaveNet, model_from_config
@@ -47,6 +48,7 @@ class NoCheckpointError(FileNotFoundError):
 
 def checkpoint_dir(workdir: str | epath.PathLike) -> epath.Path:
   """WORKDIR/checkpoints, absolute; workdir is a local path or a URL such as gs://bucket/run."""
+  storage.check_remote_support(workdir, '--workdir')
   path = epath.Path(workdir)
   return (path if path.is_absolute() else path.absolute()) / 'checkpoints'
 
@@ -134,7 +136,7 @@ _SAVE_MARGIN_BYTES = 1 << 20
 def _check_room(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
   """Raises SaveError before a save that a local disk has no room for (gs:// is not checked)."""
   directory = os.fspath(manager.directory)
-  if '://' in directory or jax.process_index() != 0:
+  if storage.is_remote(directory) or jax.process_index() != 0:
     return
   needed = sum(leaf.nbytes for leaf in jax.tree.leaves(state)) + _SAVE_MARGIN_BYTES
   free = shutil.disk_usage(directory).free

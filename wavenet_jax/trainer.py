@@ -40,6 +40,7 @@ from wavenet_jax import distributions
 from wavenet_jax import evaluation
 from wavenet_jax import input_pipeline
 from wavenet_jax import sharding
+from wavenet_jax import storage
 from wavenet_jax import summaries
 from wavenet_jax import synthesis
 from wavenet_jax import workdir_lock
@@ -608,6 +609,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   mesh = sharding.create_mesh(config.mesh)
   rules = sharding.rules_from_config(config)
   check_config(config, sharding.num_batch_shards(mesh, rules))
+  storage.check_remote_support(workdir, '--workdir')
   created = not epath.Path(workdir).exists()
   lock = _hold_workdir(workdir)
   try:

@@ -13,6 +13,8 @@ import socket
 import time
 from typing import IO, Optional
 
+from wavenet_jax import storage
+
 LOCK_FILE = 'lock'
 
 
@@ -38,7 +40,7 @@ def hold(workdir: str) -> Optional[IO[str]]:
   Raises:
     WorkdirBusyError: if a live process holds the lock.
   """
-  if '://' in workdir:
+  if storage.is_remote(workdir):
     return None
   path = os.path.join(workdir, LOCK_FILE)
   lock_file = open(path, 'a+')  # pylint: disable=consider-using-with  # Held until exit.

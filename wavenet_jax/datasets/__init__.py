@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from wavenet_jax import audio as audio_lib
+from wavenet_jax import storage
 from wavenet_jax.datasets import audio_folder
 from wavenet_jax.datasets import catalog
 
@@ -191,6 +192,7 @@ def audio_source(data_config: Any, flag_prefix: str = 'config.data.') -> AudioSo
     ValueError: naming the flag, for an unknown dataset name, a bad wav_dir or
       validation_fraction.
   """
+  storage.check_local(data_config.data_dir, f'{flag_prefix}data_dir')
   data_dir = data_config.data_dir or None
   if data_config.name == 'audio_folder':
     wav_dir = data_config.wav_dir or str(EMBEDDED_CORPUS_DIR)
