@@ -109,14 +109,16 @@ def _remove_if_nothing_written(workdir: str) -> None:
 class StopSignals:
   """Records SIGTERM and a first Ctrl-C (SIGINT) of a single-process run: save, then stop.
 
-  A second Ctrl-C exits at once (status 130), without saving. Multi-process runs use orbax's
-  preemption sync for SIGTERM instead.
+  A second Ctrl-C exits at once (status 130), without saving. Multi-process runs install no
+  handler here: they stop on orbax's preemption sync for SIGTERM instead.
   """
 
   def __init__(self):
     self._event = threading.Event()
-    self._previous = {signum: signal.signal(signum, self._handle) or signal.SIG_DFL
-                      for signum in (signal.SIGTERM, signal.SIGINT)}
+    self._previous = {}
+    if jax.process_count() == 1:
+      self._previous = {signum: signal.signal(signum, self._handle) or signal.SIG_DFL
+                        for signum in (signal.SIGTERM, signal.SIGINT)}
 
   def _handle(self, signum, frame):
     del frame

@@ -32,12 +32,12 @@ from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
 from wavenet_jax import config_rules
 from wavenet_jax import distributions
-from wavenet_jax import evaluation
 from wavenet_jax import input_pipeline
 from wavenet_jax import run_control
 from wavenet_jax import sharding
 from wavenet_jax import summaries
 from wavenet_jax import synthesis
+from wavenet_jax import train_metrics
 from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.models import WaveNet, model_from_config
 
@@ -235,9 +235,13 @@ def eval_step(params: Any, batch: Batch, *, model: WaveNet) -> Metrics:
 # ------------------------------------------------------------------------------------------
 
 
-def _is_due(step: int, every_steps: int) -> bool:
-  """Whether a periodic action with interval every_steps (0 = never) runs at step."""
-  return every_steps > 0 and step % every_steps == 0
+def _is_due(step: int, every_steps: int, last: bool = False) -> bool:
+  """Whether a periodic action with interval every_steps (0 = never) runs at step.
+
+  Args:
+    last: the run's last step, where an action that is on runs whatever the interval.
+  """
+  return every_steps > 0 and (step % every_steps == 0 or last)
 
 
 def _global_batches(local_batches: Iterator[dict[str, np.ndarray]],
@@ -247,25 +251,9 @@ def _global_batches(local_batches: Iterator[dict[str, np.ndarray]],
     yield sharding.global_batch(local_batch, batch_sharding, global_batch_size)
 
 
-def _to_host(metrics: Metrics) -> dict[str, float]:
-  return {name: float(value) for name, value in jax.device_get(metrics).items()}
-
-
 def _eval_params(state: TrainState) -> Any:
   """The parameters that evaluation, clips and inference use: the EMA when the run keeps one."""
   return state.ema_params if state.ema_params is not None else state.params
-
-
-def _evaluate(jit_eval_step: Callable[[Any, Batch], Metrics], params: Any,
-              batches: Iterator[Batch]) -> tuple[float, float]:
-  """Validation (bits/sample, bits per μ-law class) over `batches` (all processes take part)."""
-  totals = {'nats_sum': 0.0, 'mulaw_nats_sum': 0.0, 'count': 0.0}
-  for batch in batches:
-    for name, value in _to_host(jit_eval_step(params, batch)).items():
-      totals[name] += value
-  count = max(totals['count'], 1.0)
-  return (evaluation.nats_to_bits(totals['nats_sum'] / count),
-          evaluation.nats_to_bits(totals['mulaw_nats_sum'] / count))
 
 
 def _clip_conditioning(config: ml_collections.ConfigDict,
@@ -319,61 +307,11 @@ def _write_clip(workdir: str, writer: summaries.SummaryWriter, model: WaveNet,
                path)
 
 
-class _TrainMetrics:
-  """Checks every step's metrics, averages them between log lines, logs and writes them."""
-
-  def __init__(self, writer: summaries.SummaryWriter, train_config: ml_collections.ConfigDict,
-               workdir: str, start_step: int, samples_per_step: int):
-    self._writer = writer
-    self._log_every_steps = train_config.log_every_steps
-    self._num_steps = train_config.num_steps
-    self._workdir = workdir
-    self._samples_per_step = samples_per_step
-    self._window: list[dict[str, float]] = []
-    self._window_start, self._window_step = time.perf_counter(), start_step
-
-  def record(self, step: int, device_metrics: Metrics, last: bool = False) -> None:
-    """Fetches step's metrics (raising TrainingDivergedError on NaN/inf); logs when due."""
-    metrics = _to_host(device_metrics)
-    run_control.check_finite(step, metrics, self._workdir)
-    self._window.append(metrics)
-    if step % self._log_every_steps and not last:
-      return
-    elapsed = time.perf_counter() - self._window_start
-    steps_per_s = (step - self._window_step) / max(elapsed, 1e-9)
-    summary = {name: float(np.mean([m[name] for m in self._window]))
-               for name in ('loss', 'grad_norm', 'learning_rate')}
-    summary['bits_per_sample'] = evaluation.nats_to_bits(summary['loss'])
-    summary['steps_per_s'] = steps_per_s
-    summary['samples_per_s'] = steps_per_s * self._samples_per_step
-    self._window.clear()
-    self._window_start, self._window_step = time.perf_counter(), step
-    for name, value in summary.items():
-      self._writer.scalar(f'train/{name}', value, step)
-    if jax.process_index() == 0:
-      eta_s = (self._num_steps - step) / max(steps_per_s, 1e-9)
-      logging.info('step %d/%d  loss %.4f nats  %.4f bits/sample  %.0f samples/s  '
-                   '%.2f steps/s  ETA %s', step, self._num_steps, summary['loss'],
-                   summary['bits_per_sample'], summary['samples_per_s'], steps_per_s,
-                   time.strftime('%H:%M:%S', time.gmtime(eta_s)))
-
-
 def _compile(jit_train_step: Any, state: TrainState, batch: Batch) -> Callable:
   """The train step compiled for these shapes, with its memory use logged (process 0)."""
   began = time.perf_counter()
   compiled = jit_train_step.lower(state, batch).compile()
-  memory = compiled.memory_analysis()
-  if jax.process_index() == 0:
-    megabytes = lambda size: size / 2**20
-    if memory is None:
-      logging.info('Train step compiled in %.1f s.', time.perf_counter() - began)
-    else:
-      logging.info('Train step compiled in %.1f s; per device: arguments %.1f MB (%.1f MB '
-                   'donated to the outputs), outputs %.1f MB, temporaries %.1f MB, code %.1f MB.',
-                   time.perf_counter() - began, megabytes(memory.argument_size_in_bytes),
-                   megabytes(memory.alias_size_in_bytes), megabytes(memory.output_size_in_bytes),
-                   megabytes(memory.temp_size_in_bytes),
-                   megabytes(memory.generated_code_size_in_bytes))
+  train_metrics.log_compiled('Train step', compiled, time.perf_counter() - began)
   return compiled
 
 
@@ -449,12 +387,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   # Restore.
   abstract_state = jax.tree.map(
-      lambda array, array_sharding: jax.ShapeDtypeStruct(array.shape, array.dtype,
-                                                         sharding=array_sharding),
+      lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where),
       state, state_shardings)
   restored = checkpointing.restore_state(manager, abstract_state, workdir)
-  if restored is not None:
-    state = restored
+  state = state if restored is None else restored
   start_step = int(jax.device_get(state.step))
   num_steps = config.train.num_steps
   if is_chief:
@@ -480,9 +416,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        if is_chief and config.sample.every_steps > 0 else None)
 
   writer = summaries.SummaryWriter(workdir if is_chief else None)
-  metrics = _TrainMetrics(writer, config.train, workdir, start_step,
-                          global_batch_size * (model.receptive_field + config.data.segment_length))
-  stop_signals = run_control.StopSignals() if jax.process_count() == 1 else None
+  metrics = train_metrics.TrainMetrics(
+      writer, config.train, workdir, start_step,
+      global_batch_size * (model.receptive_field + config.data.segment_length))
+  stop_signals = run_control.StopSignals()
 
   # The loop. Step s's metrics are checked for NaN/inf while step s + 1 runs, except before
   # a checkpoint: then the state to save is checked first.
@@ -495,8 +432,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         metrics.record(*pending)
       pending = (step, step_metrics)
       last = step == num_steps or run_control.out_of_time(step, loop_start, config.train)
-      preempted = (manager.reached_preemption(step)
-                   or (stop_signals is not None and stop_signals.is_set()))
+      preempted = manager.reached_preemption(step) or stop_signals.is_set()
       if preempted or manager.should_save(step) or last:
         metrics.record(*pending, last=last)
         pending = None
@@ -507,17 +443,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           logging.warning('Preempted: saved checkpoint %d in %s; exiting.', step,
                           checkpointing.checkpoint_dir(workdir))
         raise run_control.TrainingPreempted(step, str(checkpointing.checkpoint_dir(workdir)))
-      eval_every_steps = config.eval.every_steps
-      if validation_batches is not None and (_is_due(step, eval_every_steps)
-                                             or (eval_every_steps > 0 and last)):
-        eval_bits, mulaw_bits = _evaluate(
+      if validation_batches is not None and _is_due(step, config.eval.every_steps, last):
+        train_metrics.evaluate(
             jit_eval_step, _eval_params(state),
-            _global_batches(iter(validation_batches), batch_sharding, global_batch_size))
-        writer.scalar('eval/bits_per_sample', eval_bits, step)
-        writer.scalar('eval/mulaw_bits_per_sample', mulaw_bits, step)
-        if is_chief:
-          logging.info('step %d  validation %.4f bits/sample (%.4f bits per μ-law class)', step,
-                       eval_bits, mulaw_bits)
+            _global_batches(iter(validation_batches), batch_sharding, global_batch_size),
+            writer, step)
       if _is_due(step, config.sample.every_steps):
         _write_clip(workdir, writer, model, state, step, config.sample.seconds, info,
                     clip_conditioning, config.data.preemphasis)
@@ -531,7 +461,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     checkpointing.finish(manager)
   finally:
     checkpointing.close_quietly(manager)
-    if stop_signals is not None:
-      stop_signals.restore()
+    stop_signals.restore()
     writer.close()
   return state
