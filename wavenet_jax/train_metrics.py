@@ -56,7 +56,8 @@ class TrainMetrics:
 
 
 def evaluate(jit_eval_step: Callable[[Any, Any], dict[str, jax.Array]], params: Any,
-             batches: Iterator[dict[str, jax.Array]], writer: summaries.SummaryWriter, step: int) -> None:
+             batches: Iterator[dict[str, jax.Array]], writer: summaries.SummaryWriter,
+             step: int) -> None:
   """Validation over `batches` (all processes take part), written and logged at `step`.
 
   Args:
