@@ -22,6 +22,7 @@ from ml_collections import config_flags
 from wavenet_jax import checkpointing
 from wavenet_jax import cli
 from wavenet_jax import host_memory
+from wavenet_jax import run_control
 from wavenet_jax import trainer
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
@@ -68,7 +69,7 @@ def initialize_distributed() -> None:
                          f'failed: {error}') from error
 
 
-@cli.exit_on_error(trainer.TrainingDivergedError, checkpointing.SaveError, ValueError,
+@cli.exit_on_error(run_control.TrainingDivergedError, checkpointing.SaveError, ValueError,
                    FileNotFoundError)
 def main(argv: list[str]) -> None:
   del argv  # cli.run checks that there are no positional arguments.
@@ -84,10 +85,10 @@ def main(argv: list[str]) -> None:
   try:
     trainer.train_and_evaluate(config, _WORKDIR.value,
                                accept_config_change=_ACCEPT_CONFIG_CHANGE.value)
-  except trainer.TrainingPreempted as preempted:
-    print(f'train.py: {preempted} (exit status {trainer.PREEMPTED_EXIT_STATUS})',
+  except run_control.TrainingPreempted as preempted:
+    print(f'train.py: {preempted} (exit status {run_control.PREEMPTED_EXIT_STATUS})',
           file=sys.stderr, flush=True)
-    sys.exit(trainer.PREEMPTED_EXIT_STATUS)
+    sys.exit(run_control.PREEMPTED_EXIT_STATUS)
 
 
 if __name__ == '__main__':

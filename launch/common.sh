@@ -5,8 +5,8 @@
 # shellcheck shell=bash
 
 DRY_RUN=false
-# train.py's exit status after a preemption saved a checkpoint (trainer.PREEMPTED_EXIT_STATUS):
-# the run is unfinished and resumes when started again.
+# train.py's exit status after a preemption saved a checkpoint (PREEMPTED_EXIT_STATUS of
+# wavenet_jax/run_control.py): the run is unfinished and resumes when started again.
 export PREEMPTED_EXIT_STATUS=75
 
 # Prints "$@" as one shell command line: plain words as they are, others single-quoted.

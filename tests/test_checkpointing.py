@@ -12,6 +12,8 @@ import pytest
 
 import training_runs
 from wavenet_jax import checkpointing
+from wavenet_jax import config_rules
+from wavenet_jax import run_control
 from wavenet_jax import trainer
 from wavenet_jax import workdir_lock
 
@@ -64,7 +66,7 @@ def test_sigterm_and_ctrl_c_save_and_exit_with_the_resume_status(tmp_path, stop)
   process = _start_and_wait_for_checkpoint(workdir, {'train.num_steps': 100_000, **RESUME})
   process.send_signal(stop)
   _, stderr = process.communicate(timeout=120)
-  assert process.returncode == trainer.PREEMPTED_EXIT_STATUS == 75, stderr[-3000:]
+  assert process.returncode == run_control.PREEMPTED_EXIT_STATUS == 75, stderr[-3000:]
   saved = _steps(workdir)[-1]
   assert f'Preempted: saved checkpoint {saved} in' in stderr
   assert stderr.strip().splitlines()[-1] == (
@@ -74,11 +76,11 @@ def test_sigterm_and_ctrl_c_save_and_exit_with_the_resume_status(tmp_path, stop)
 
 
 def test_a_second_ctrl_c_exits_at_once():
-  # The trainer's handler, driven directly: two Ctrl-C during one training step.
+  # The run's signal handler, driven directly: two Ctrl-C during one training step.
   probe = (
       'import os, signal, time\n'
-      'from wavenet_jax import trainer\n'
-      'stop = trainer._StopSignals()\n'
+      'from wavenet_jax import run_control\n'
+      'stop = run_control.StopSignals()\n'
       'os.kill(os.getpid(), signal.SIGINT)\n'
       'time.sleep(0.2)\n'
       'assert stop.is_set()\n'
@@ -165,15 +167,15 @@ def test_resuming_with_another_model_is_a_one_line_error_and_safe_changes_go_thr
 
 def test_which_config_changes_are_safe_to_resume_with():
   saved = training_runs.tiny_config()
-  assert trainer.check_resumable(saved, training_runs.tiny_config(), 'w') == []
+  assert config_rules.check_resumable(saved, training_runs.tiny_config(), 'w') == []
   safe = training_runs.tiny_config({'train.batch_size': 4, 'checkpoint.every_steps': 5,
                                     'data.segment_length': 100, 'seed': 3})
-  assert len(trainer.check_resumable(saved, safe, 'w')) == 4
+  assert len(config_rules.check_resumable(saved, safe, 'w')) == 4
   for key, value in (('model.num_stacks', 2), ('data.sample_rate', 8000),
                      ('data.mel.n_mels', 4), ('data.wav_dir', '/elsewhere'),
                      ('model.upsample_scales', (4, 64)), ('model.preemphasis', 0.97)):
     with pytest.raises(ValueError, match=f'config.{key}'):
-      trainer.check_resumable(saved, training_runs.tiny_config({key: value}), 'w')
+      config_rules.check_resumable(saved, training_runs.tiny_config({key: value}), 'w')
 
 
 def test_a_second_trainer_on_a_workdir_refuses_at_once_and_a_killed_one_blocks_nothing(

@@ -305,18 +305,18 @@ def test_catalog_dataset_batches_with_mock_data(name, tmp_path):
   with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
     source = datasets.audio_source(config)
     assert source.builder.info.features[entry.audio_key].sample_rate == entry.sample_rate
-    info = input_pipeline.prepare_dataset(config)
+    dataset = input_pipeline.prepare_dataset(config)
+    info = dataset.info
     if entry.speaker_key is None:
       assert info.speakers == (name,)
     else:
       assert len(info.speakers) > 1
     assert info.mel_mean.shape == (config.mel.n_mels,)
-    batches = input_pipeline.train_batches(
-        config, info, receptive_field=64, global_batch_size=2, seed=0, with_speaker=True,
-        with_mel=True)
+    batches = dataset.train_batches(receptive_field=64, global_batch_size=2, seed=0,
+                                    with_speaker=True, with_mel=True)
     batch = next(batches)
-    eval_batch = next(input_pipeline.eval_batches(
-        config, info, receptive_field=64, global_batch_size=2, num_batches=1, with_speaker=True))
+    eval_batch = next(iter(dataset.eval_batches(receptive_field=64, global_batch_size=2,
+                                                num_batches=1, with_speaker=True)))
   assert eval_batch['audio'].shape == (2, 64 + config.segment_length)
   length = 64 + config.segment_length
   assert batch['audio'].shape == (2, length) and batch['audio'].dtype == np.int32

@@ -7,6 +7,7 @@ import jax
 import pytest
 
 import experiments
+from wavenet_jax import config_rules
 from wavenet_jax import models
 from wavenet_jax import trainer
 
@@ -32,7 +33,7 @@ CONFIGS = [(name, variant) for name in CONFIG_NAMES
 def test_config_builds_its_model(name, variant):
   module = importlib.import_module(f'experiments.{name}')
   config = module.get_config() if variant is None else module.get_config(variant)
-  trainer.check_config(config, num_batch_shards=1)
+  config_rules.check_config(config, num_batch_shards=1)
   model = models.model_from_config(config.model, config.data, ['a', 'b', 'c'])
   inputs = trainer.model_inputs(trainer.init_batch(model))
   params = nn.unbox(jax.eval_shape(model.init, jax.random.key(0), *inputs)['params'])

@@ -3,7 +3,6 @@ import itertools
 
 import numpy as np
 import pytest
-import soundfile
 
 from experiments import default
 from wavenet_jax import audio
@@ -23,7 +22,7 @@ CLIP_LENGTHS = (160, 900, 1300, 700, 2000, 1100, 230, 1500, 1000, 800)
 
 @pytest.fixture(scope='module')
 def prepared(tmp_path_factory):
-  """(data config, DatasetInfo, {file name: float32 clip}) of a small 2-speaker folder."""
+  """(data config, PreparedDataset, {file name: float32 clip}) of a small 2-speaker folder."""
   root = tmp_path_factory.mktemp('pipeline')
   rng = np.random.default_rng(0)
   clips = {}
@@ -37,14 +36,13 @@ def prepared(tmp_path_factory):
   config.update(wav_dir=str(root / 'wavs'), data_dir=str(root / 'tfds'), sample_rate=RATE,
                 segment_length=SEGMENT, validation_fraction=0.25, read_threads=2)
   config.mel.update(n_mels=16, hop_length=HOP, n_fft=256, fmax=RATE / 2)
-  info = input_pipeline.prepare_dataset(config)
-  return config, info, clips
+  return config, input_pipeline.prepare_dataset(config), clips
 
 
-def _train(config, info, steps, start_step=0, process_index=0, process_count=1, seed=0,
+def _train(dataset, steps, start_step=0, process_index=0, process_count=1, seed=0,
            global_batch_size=4, **kwargs):
-  batches = input_pipeline.train_batches(
-      config, info, receptive_field=RECEPTIVE_FIELD, global_batch_size=global_batch_size,
+  batches = dataset.train_batches(
+      receptive_field=RECEPTIVE_FIELD, global_batch_size=global_batch_size,
       seed=seed, start_step=start_step, process_index=process_index, process_count=process_count,
       **kwargs)
   return list(itertools.islice(batches, steps))
@@ -71,7 +69,8 @@ def _assert_batches_equal(actual, expected):
 
 
 def test_dataset_info(prepared):
-  config, info, clips = prepared
+  config, dataset, clips = prepared
+  info = dataset.info
   assert info.speakers == ('ann', 'ben')
   assert info.num_train_examples + info.num_validation_examples == len(clips)
   assert info.num_validation_examples >= 1
@@ -81,14 +80,14 @@ def test_dataset_info(prepared):
   assert restored.speakers == info.speakers
   np.testing.assert_array_equal(restored.mel_mean, info.mel_mean)
   assert restored.mel_mean.dtype == np.float32
-  again = input_pipeline.prepare_dataset(config)
+  again = input_pipeline.prepare_dataset(config).info
   np.testing.assert_array_equal(again.mel_std, info.mel_std)
 
 
 @pytest.mark.parametrize('with_speaker,with_mel', [(False, False), (True, True)])
 def test_batch_keys_shapes_and_dtypes(prepared, with_speaker, with_mel):
-  config, info, _ = prepared
-  batch, = _train(config, info, 1, with_speaker=with_speaker, with_mel=with_mel)
+  config, dataset, _ = prepared
+  batch, = _train(dataset, 1, with_speaker=with_speaker, with_mel=with_mel)
   expected_keys = {'audio', 'mask'} | ({'speaker'} if with_speaker else set()) | (
       {'mel'} if with_mel else set())
   assert set(batch) == expected_keys
@@ -102,8 +101,8 @@ def test_batch_keys_shapes_and_dtypes(prepared, with_speaker, with_mel):
 
 
 def test_crops_are_hop_aligned_padded_masked_and_mel_aligned(prepared):
-  config, info, clips = prepared
-  batches = _train(config, info, 6, with_speaker=True, with_mel=True)
+  config, dataset, clips = prepared
+  batches = _train(dataset, 6, with_speaker=True, with_mel=True)
   num_padded = 0
   for batch in batches:
     for row in range(4):
@@ -116,10 +115,11 @@ def test_crops_are_hop_aligned_padded_masked_and_mel_aligned(prepared):
       assert start % HOP == 0
       assert valid == min(LENGTH, len(clip))
       num_padded += valid < LENGTH
-      assert info.speakers[batch['speaker'][row]] == name.split('/')[0]
+      assert dataset.info.speakers[batch['speaker'][row]] == name.split('/')[0]
       # Mel frame k of the crop = frame start / hop + k of the whole (zero-padded) clip.
       padded_clip = np.concatenate([clip, np.zeros(LENGTH + 256, np.float32)])
-      whole = (audio.log_mel(padded_clip, RATE, config.mel) - info.mel_mean) / info.mel_std
+      whole = ((audio.log_mel(padded_clip, RATE, config.mel) - dataset.info.mel_mean)
+               / dataset.info.mel_std)
       first = start // HOP
       np.testing.assert_allclose(batch['mel'][row], whole[first:first + batch['mel'].shape[1]],
                                  rtol=1e-4, atol=1e-4)
@@ -127,9 +127,9 @@ def test_crops_are_hop_aligned_padded_masked_and_mel_aligned(prepared):
 
 
 def test_every_epoch_is_a_permutation_of_the_training_examples(prepared):
-  config, info, clips = prepared
-  n = info.num_train_examples
-  batches = _train(config, info, -(-2 * n // 4))
+  _, dataset, clips = prepared
+  n = dataset.info.num_train_examples
+  batches = _train(dataset, -(-2 * n // 4))
   rows = [(b['audio'][r], b['mask'][r]) for b in batches for r in range(4)]
   names = [_identify(a, m, clips)[0] for a, m in rows[:2 * n]]
   assert len(set(names[:n])) == n and len(set(names[n:])) == n
@@ -137,9 +137,9 @@ def test_every_epoch_is_a_permutation_of_the_training_examples(prepared):
 
 
 def test_two_hosts_load_disjoint_slices_of_the_one_host_batch(prepared):
-  config, info, _ = prepared
-  one_host = _train(config, info, 4, with_speaker=True, with_mel=True)
-  hosts = [_train(config, info, 4, process_index=h, process_count=2, with_speaker=True,
+  _, dataset, _ = prepared
+  one_host = _train(dataset, 4, with_speaker=True, with_mel=True)
+  hosts = [_train(dataset, 4, process_index=h, process_count=2, with_speaker=True,
                   with_mel=True) for h in range(2)]
   for step in range(4):
     assert hosts[0][step]['audio'].shape == (2, LENGTH)
@@ -150,29 +150,35 @@ def test_two_hosts_load_disjoint_slices_of_the_one_host_batch(prepared):
 
 
 def test_resume_is_exact_on_one_and_on_two_hosts(prepared):
-  config, info, _ = prepared
-  uninterrupted = _train(config, info, 5, seed=3)
-  _assert_batches_equal(_train(config, info, 2, seed=3, start_step=3), uninterrupted[3:])
-  hosts = [_train(config, info, 2, seed=3, start_step=3, process_index=h, process_count=2)
+  _, dataset, _ = prepared
+  uninterrupted = _train(dataset, 5, seed=3)
+  _assert_batches_equal(_train(dataset, 2, seed=3, start_step=3), uninterrupted[3:])
+  hosts = [_train(dataset, 2, seed=3, start_step=3, process_index=h, process_count=2)
            for h in range(2)]
   resumed = [{key: np.concatenate([hosts[0][s][key], hosts[1][s][key]]) for key in hosts[0][s]}
              for s in range(2)]
   _assert_batches_equal(resumed, uninterrupted[3:])
-  other_seed = _train(config, info, 1, seed=4)
+  other_seed = _train(dataset, 1, seed=4)
   assert not np.array_equal(other_seed[0]['audio'], uninterrupted[0]['audio'])
 
 
 def test_eval_batches_are_deterministic_and_sliced_by_host(prepared):
-  config, info, clips = prepared
+  _, dataset, clips = prepared
+  info = dataset.info
 
   def evaluate(process_index=0, process_count=1):
-    return list(input_pipeline.eval_batches(
-        config, info, receptive_field=RECEPTIVE_FIELD, global_batch_size=4, num_batches=3,
+    return list(dataset.eval_batches(
+        receptive_field=RECEPTIVE_FIELD, global_batch_size=4, num_batches=3,
         process_index=process_index, process_count=process_count, with_mel=True))
 
   first = evaluate()
   assert len(first) == 3
   _assert_batches_equal(evaluate(), first)
+  # Built once per run, the batches are read again at every evaluation: the same each pass.
+  batches = dataset.eval_batches(receptive_field=RECEPTIVE_FIELD, global_batch_size=4,
+                                 num_batches=3, with_mel=True)
+  _assert_batches_equal(list(batches), first)
+  _assert_batches_equal(list(batches), first)
   hosts = [evaluate(h, 2) for h in range(2)]
   joined = [{key: np.concatenate([hosts[0][s][key], hosts[1][s][key]]) for key in first[s]}
             for s in range(3)]
@@ -181,10 +187,34 @@ def test_eval_batches_are_deterministic_and_sliced_by_host(prepared):
   assert len(validation) == info.num_validation_examples
 
 
+def test_first_crop_is_the_first_row_of_the_first_validation_batch(prepared):
+  _, dataset, _ = prepared
+  crop = dataset.first_crop(receptive_field=RECEPTIVE_FIELD, seed=7, with_speaker=True,
+                            with_mel=True)
+  batch = next(iter(dataset.eval_batches(receptive_field=RECEPTIVE_FIELD, global_batch_size=4,
+                                         num_batches=1, with_speaker=True, with_mel=True)))
+  _assert_batches_equal([crop], [{key: value[:1] for key, value in batch.items()}])
+
+
+def test_a_run_resolves_the_dataset_source_once(prepared, monkeypatch):
+  config, _, _ = prepared
+  resolved = []
+  audio_source = input_pipeline.datasets.audio_source
+  monkeypatch.setattr(input_pipeline.datasets, 'audio_source',
+                      lambda *args: resolved.append(args) or audio_source(*args))
+  dataset = input_pipeline.prepare_dataset(config)
+  _train(dataset, 1, with_mel=True)
+  for _ in range(2):
+    list(dataset.eval_batches(receptive_field=RECEPTIVE_FIELD, global_batch_size=4,
+                              num_batches=1))
+  dataset.first_crop(receptive_field=RECEPTIVE_FIELD, seed=0)
+  assert len(resolved) == 1
+
+
 def test_batch_size_must_divide_among_hosts(prepared):
-  config, info, _ = prepared
+  _, dataset, _ = prepared
   with pytest.raises(ValueError, match='multiple of the number of processes'):
-    _train(config, info, 1, global_batch_size=3, process_count=2)
+    _train(dataset, 1, global_batch_size=3, process_count=2)
 
 
 def test_top_db_trims_silence_before_cropping(tmp_path):
@@ -201,18 +231,19 @@ def test_top_db_trims_silence_before_cropping(tmp_path):
   config.mel.update(n_mels=16, hop_length=HOP, n_fft=256, fmax=RATE / 2)
   for top_db, expect_trimmed in ((0.0, False), (40.0, True)):
     config.top_db = top_db
-    info = input_pipeline.prepare_dataset(config)
-    batch, = _train(config, info, 1, global_batch_size=1)
+    dataset = input_pipeline.prepare_dataset(config)
+    batch, = _train(dataset, 1, global_batch_size=1, seed=2)
+    # No validation split: clips are conditioned on the first training crop.
+    _assert_batches_equal([dataset.first_crop(receptive_field=RECEPTIVE_FIELD, seed=2)], [batch])
     valid = int(batch['mask'][0].sum())
     if expect_trimmed:
       # librosa trims whole analysis frames (2048 / 512): some silence may remain.
       assert 300 <= valid < 300 + 2 * 2048
     else:
       assert valid == 6000
-  assert info.num_validation_examples == 0
+  assert dataset.info.num_validation_examples == 0
   with pytest.raises(ValueError, match='validation split .* is empty'):
-    input_pipeline.eval_batches(config, info, receptive_field=RECEPTIVE_FIELD,
-                                global_batch_size=1, num_batches=1)
+    dataset.eval_batches(receptive_field=RECEPTIVE_FIELD, global_batch_size=1, num_batches=1)
 
 
 def _dominant_frequency(waveform, rate):
@@ -231,31 +262,31 @@ def test_speed_perturbation_plays_training_crops_faster_or_slower(tmp_path):
                 sample_rate=RATE, segment_length=SEGMENT, validation_fraction=0.0,
                 read_threads=1, speed_perturbation=0.1)
   config.mel.update(n_mels=16, hop_length=HOP, n_fft=256, fmax=RATE / 2)
-  info = input_pipeline.prepare_dataset(config)
-  batches = _train(config, info, 8, seed=5)
+  dataset = input_pipeline.prepare_dataset(config)
+  batches = _train(dataset, 8, seed=5)
   frequencies = [_dominant_frequency(mulaw.decode(row), RATE)
                  for batch in batches for row in batch['audio']]
   # FFT bins of a LENGTH-sample crop are RATE / LENGTH = 31 Hz apart.
   assert all(900 - 31 <= f <= 1100 + 31 for f in frequencies), frequencies
   assert max(frequencies) - min(frequencies) >= 100, frequencies
   assert all(np.array_equal(batch['mask'], np.ones_like(batch['mask'])) for batch in batches)
-  _assert_batches_equal(_train(config, info, 3, seed=5, start_step=5), batches[5:])
+  _assert_batches_equal(_train(dataset, 3, seed=5, start_step=5), batches[5:])
   config.speed_perturbation = 0.0
   unperturbed = [_dominant_frequency(mulaw.decode(row), RATE)
-                 for row in _train(config, info, 1, seed=5)[0]['audio']]
+                 for row in _train(dataset, 1, seed=5)[0]['audio']]
   assert all(abs(f - 1000) <= 31 for f in unperturbed), unperturbed
   config.speed_perturbation = 0.1
   with pytest.raises(ValueError, match='speed_perturbation'):
-    _train(config, info, 1, with_mel=True)
+    _train(dataset, 1, with_mel=True)
 
 
 def test_pcm_codec_and_preemphasis_encode_the_filtered_clip(prepared):
   """Mixture-head crops hold the clip's exact 16-bit samples, pre-emphasised when configured."""
-  config, info, clips = prepared
+  config, dataset, clips = prepared
   pcm = codecs.Codec('pcm', codecs.PCM16_CLASSES)
-  plain = _train(config, info, 2, codec=pcm)
-  mulaw_batches = _train(config, info, 2)
-  emphasised = _train(config, info, 2, codec=codecs.Codec('pcm', codecs.PCM16_CLASSES, 0.9))
+  plain = _train(dataset, 2, codec=pcm)
+  mulaw_batches = _train(dataset, 2)
+  emphasised = _train(dataset, 2, codec=codecs.Codec('pcm', codecs.PCM16_CLASSES, 0.9))
   for plain_batch, mulaw_batch, emphasised_batch in zip(plain, mulaw_batches, emphasised):
     np.testing.assert_array_equal(plain_batch['mask'], mulaw_batch['mask'])
     for row in range(len(plain_batch['audio'])):

@@ -14,6 +14,7 @@ from experiments import default
 import wavenet_jax
 from wavenet_jax import checkpointing
 from wavenet_jax import codecs
+from wavenet_jax import config_rules
 from wavenet_jax import synthesis
 from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.models import model_from_config
@@ -128,18 +129,18 @@ def test_a_config_setting_the_old_preemphasis_key_moves_it_with_a_notice():
   config = default.get_config()
   config.lock()
   config.data.preemphasis = 0.97  # As --config.data.preemphasis=0.97 sets it.
-  assert checkpointing.move_config_keys(config) == [
+  assert config_rules.move_config_keys(config) == [
       'config.data.preemphasis moved to config.model.preemphasis; using its value 0.97 there.']
   assert config.model.preemphasis == 0.97 and 'preemphasis' not in config.data
-  assert checkpointing.move_config_keys(config) == []  # Nothing left to move.
+  assert config_rules.move_config_keys(config) == []  # Nothing left to move.
   unset = default.get_config()
-  assert checkpointing.move_config_keys(unset) == []
+  assert config_rules.move_config_keys(unset) == []
   assert unset.model.preemphasis == 0.0 and 'preemphasis' not in unset.data
   both = default.get_config()
   both.data.preemphasis, both.model.preemphasis = 0.97, 0.5
   with pytest.raises(ValueError, match=r'config.data.preemphasis \(moved to '
                                        r'config.model.preemphasis\) is 0.97, but'):
-    checkpointing.move_config_keys(both)
+    config_rules.move_config_keys(both)
 
 
 @pytest.mark.parametrize('saved_data, preemphasis', [
@@ -150,6 +151,6 @@ def test_an_old_checkpoints_config_restores_with_the_key_moved(saved_data, preem
   old = json.loads(default.get_config().to_json_best_effort())
   del old['model']['preemphasis'], old['data']['preemphasis']
   old['data'].update(saved_data)
-  restored = checkpointing._config_from_json(old)  # pylint: disable=protected-access
+  restored = config_rules.config_from_saved_json(old)
   assert restored.model.preemphasis == preemphasis and 'preemphasis' not in restored.data
   assert model_from_config(restored.model, restored.data, ()).codec.preemphasis == preemphasis

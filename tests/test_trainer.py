@@ -14,6 +14,7 @@ from flax import traverse_util
 
 import training_runs
 from wavenet_jax import checkpointing
+from wavenet_jax import run_control
 from wavenet_jax import summaries
 from wavenet_jax import trainer
 
@@ -120,7 +121,7 @@ def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
   workdir = str(tmp_path)
   config = training_runs.tiny_config({'train.num_steps': 6, 'train.learning_rate': 1e38,
                                       'train.grad_clip_norm': 1e38, 'checkpoint.every_steps': 1})
-  with pytest.raises(trainer.TrainingDivergedError, match='diverged at step'):
+  with pytest.raises(run_control.TrainingDivergedError, match='diverged at step'):
     trainer.train_and_evaluate(config, workdir)
   steps = sorted(int(step) for step in os.listdir(os.path.join(workdir, 'checkpoints')))
   assert steps and steps[-1] < 6
@@ -132,7 +133,7 @@ def test_a_run_that_fails_after_it_wrote_something_keeps_its_workdir(tmp_path):
   workdir = str(tmp_path / 'new')
   config = training_runs.tiny_config({'train.num_steps': 6, 'train.learning_rate': 1e38,
                                       'train.grad_clip_norm': 1e38, 'checkpoint.every_steps': 100})
-  with pytest.raises(trainer.TrainingDivergedError):
+  with pytest.raises(run_control.TrainingDivergedError):
     trainer.train_and_evaluate(config, workdir)
   assert glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))  # Its summaries are kept.
 

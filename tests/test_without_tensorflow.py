@@ -46,27 +46,27 @@ _BATCHES = """
     import numpy as np
     from wavenet_jax import input_pipeline
     config = ml_collections.ConfigDict(json.loads(sys.argv[1]))
-    info = input_pipeline.prepare_dataset(config)
-    batches = input_pipeline.train_batches(config, info, receptive_field=64, global_batch_size=4,
-                                           seed=3, start_step=5, with_speaker=True, with_mel=True)
-    evals = input_pipeline.eval_batches(config, info, receptive_field=64, global_batch_size=4,
-                                        num_batches=1, with_speaker=True, with_mel=True)
+    dataset = input_pipeline.prepare_dataset(config)
+    batches = dataset.train_batches(receptive_field=64, global_batch_size=4, seed=3,
+                                    start_step=5, with_speaker=True, with_mel=True)
+    evals = dataset.eval_batches(receptive_field=64, global_batch_size=4, num_batches=1,
+                                 with_speaker=True, with_mel=True)
     arrays = {f'train{i}_{key}': value for i in range(2) for key, value in next(batches).items()}
-    arrays.update({f'eval_{key}': value for key, value in next(evals).items()})
-    np.savez(sys.argv[2], mel_mean=info.mel_mean, **arrays)
+    arrays.update({f'eval_{key}': value for key, value in next(iter(evals)).items()})
+    np.savez(sys.argv[2], mel_mean=dataset.info.mel_mean, **arrays)
     """
 
 
 def test_prepared_data_reads_the_same_batches_without_tensorflow(tmp_path):
   config = _data_config(tmp_path)
-  info = input_pipeline.prepare_dataset(config)
-  batches = input_pipeline.train_batches(config, info, receptive_field=64, global_batch_size=4,
-                                         seed=3, start_step=5, with_speaker=True, with_mel=True)
+  dataset = input_pipeline.prepare_dataset(config)
+  batches = dataset.train_batches(receptive_field=64, global_batch_size=4, seed=3,
+                                  start_step=5, with_speaker=True, with_mel=True)
   expected = {f'train{i}_{key}': value for i in range(2) for key, value in next(batches).items()}
-  evals = input_pipeline.eval_batches(config, info, receptive_field=64, global_batch_size=4,
-                                      num_batches=1, with_speaker=True, with_mel=True)
-  expected.update({f'eval_{key}': value for key, value in next(evals).items()})
-  expected['mel_mean'] = info.mel_mean
+  evals = dataset.eval_batches(receptive_field=64, global_batch_size=4, num_batches=1,
+                               with_speaker=True, with_mel=True)
+  expected.update({f'eval_{key}': value for key, value in next(iter(evals)).items()})
+  expected['mel_mean'] = dataset.info.mel_mean
   # Read (what this process prepared) and prepare anew (another data_dir), without TensorFlow.
   fresh = _data_config(tmp_path / 'fresh')
   for name, data_config in (('read', config), ('prepared', fresh)):

@@ -27,6 +27,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
+from wavenet_jax import config_rules
 from wavenet_jax import storage
 from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.features import LogMel
@@ -121,11 +122,11 @@ def close_quietly(manager: ocp.CheckpointManager) -> None:
     manager.wait_until_finished()
     manager.close()
   except Exception as error:  # pylint: disable=broad-except  # orbax/TensorStore: many kinds.
-    logging.warning('The last checkpoint save did not complete: %s', _damage(error))
+    logging.warning('The last checkpoint save did not complete: %s', _error_line(error))
 
 
 def _save_error(manager: ocp.CheckpointManager, error: BaseException) -> SaveError:
-  return SaveError(f'could not save a checkpoint in {manager.directory} ({_damage(error)}); '
+  return SaveError(f'could not save a checkpoint in {manager.directory} ({_error_line(error)}); '
                    'the checkpoints before it are intact.')
 
 
@@ -159,14 +160,14 @@ def _save(manager: ocp.CheckpointManager, step: int, state: Any,
       force=force)
 
 
-def _damage(error: BaseException) -> str:
+def _error_line(error: BaseException) -> str:
   """The type and first line of an orbax or TensorStore error (they raise many kinds)."""
   lines = str(error).strip().splitlines()
   first = (lines[0] if lines else '').split('. See full TensorStore details')[0]
   return f'{type(error).__name__}: {first}'[:300]
 
 
-def _agreed(failed: bool) -> bool:
+def _failed_on_any_process(failed: bool) -> bool:
   """Whether any process failed (every process gets the same answer)."""
   if jax.process_count() == 1:
     return failed
@@ -212,9 +213,9 @@ def restore_state(manager: ocp.CheckpointManager, abstract_state: Any,
       restored = manager.restore(
           step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(abstract_state)}))
       reason = None
-    except Exception as error:  # pylint: disable=broad-except  # Any damage: see _damage.
-      reason = _damage(error)
-    if not _agreed(reason is not None):
+    except Exception as error:  # pylint: disable=broad-except  # Any damage: see _error_line.
+      reason = _error_line(error)
+    if not _failed_on_any_process(reason is not None):
       return restored[STATE]
     _set_aside(workdir, step, reason or 'another process could not restore it')
     manager.reload()
@@ -254,74 +255,8 @@ def saved_config(manager: ocp.CheckpointManager) -> Optional[ml_collections.Conf
                                  args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))
     except Exception:  # pylint: disable=broad-except  # Damage of any kind: the next one.
       continue
-    return _config_from_json(restored[CONFIG])
+    return config_rules.config_from_saved_json(restored[CONFIG])
   return None
-
-
-# Config keys added after the first checkpoints were written, with the value that those
-# checkpoints' models had: restore fills them in (the one place that sees old checkpoints).
-_ADDED_CONFIG_KEYS = {
-    'model.embedding_init': 'normal',
-    'model.output': 'mulaw_softmax',
-    'model.num_mixtures': 10,
-    'model.log_scale_min': -14.0,
-    'model.preemphasis': 0.0,
-}
-
-
-# Config keys that moved, old -> new: restore moves them in checkpoints written before, and
-# `move_config_keys` in a config that still sets one.
-_MOVED_CONFIG_KEYS = {
-    'train.eval_every_steps': 'eval.every_steps',
-    'train.eval_batches': 'eval.num_batches',
-    'train.sample_every_steps': 'sample.every_steps',
-    'train.sample_seconds': 'sample.seconds',
-    'data.preemphasis': 'model.preemphasis',
-}
-
-
-def move_config_keys(config: ml_collections.ConfigDict) -> list[str]:
-  """Moves the keys of a config that sit where they used to (_MOVED_CONFIG_KEYS), in place.
-
-  An old key left unset (None: experiments/default.py keeps a placeholder so that a command
-  line may still set it) is dropped.
-
-  Returns:
-    one notice per old key that held a value: 'config.OLD moved to config.NEW; ...'.
-
-  Raises:
-    ValueError: if a config sets an old key and its new one to different values.
-  """
-  notices = []
-  with config.unlocked():
-    for old, new in _MOVED_CONFIG_KEYS.items():
-      old_section, old_name = old.rsplit('.', 1)
-      new_section, new_name = new.rsplit('.', 1)
-      if old_name not in config.get(old_section, {}):
-        continue
-      value = config[old_section][old_name]
-      del config[old_section][old_name]
-      if value is None:
-        continue
-      if new_section not in config:
-        config[new_section] = ml_collections.ConfigDict()
-      current = config[new_section].get(new_name)
-      if current not in (None, value, _ADDED_CONFIG_KEYS.get(new)):
-        raise ValueError(f'config.{old} (moved to config.{new}) is {value}, but config.{new} '
-                         f'is {current}: set config.{new} alone.')
-      config[new_section][new_name] = value
-      notices.append(f'config.{old} moved to config.{new}; using its value {value!r} there.')
-  return notices
-
-
-def _config_from_json(config_json: dict[str, Any]) -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict(config_json)
-  move_config_keys(config)
-  for key, value in _ADDED_CONFIG_KEYS.items():
-    section, name = key.rsplit('.', 1)
-    if name not in config[section]:
-      config[section][name] = value
-  return config
 
 
 def _restore_everything(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
@@ -449,17 +384,17 @@ def restore_for_inference(workdir: str | epath.PathLike,
     try:
       restored = _restore_everything(manager, candidate)
       break
-    except Exception as error:  # pylint: disable=broad-except  # Any damage: see _damage.
-      damaged.append(f'{candidate} ({_damage(error)})')
+    except Exception as error:  # pylint: disable=broad-except  # Any damage: see _error_line.
+      damaged.append(f'{candidate} ({_error_line(error)})')
       if step is None:
         logging.warning('Checkpoint %d of %s does not restore (%s); trying the one before.',
-                        candidate, workdir, _damage(error))
+                        candidate, workdir, _error_line(error))
   else:
     manager.close()
     raise NoCheckpointError(f'{workdir}: no checkpoint restores: ' + '; '.join(damaged))
   manager.close()
   step = candidate
-  config = _config_from_json(restored[CONFIG])
+  config = config_rules.config_from_saved_json(restored[CONFIG])
   dataset_info = DatasetInfo.from_json(json.dumps(restored[DATASET_INFO]))
   model = model_from_config(config.model, config.data, dataset_info.speakers)
   state = restored[STATE]

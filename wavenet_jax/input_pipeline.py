@@ -1,11 +1,13 @@
 """Input pipeline: per-host slices of deterministic, resumable global batches.
 
-Source: the TFDS dataset named by config.data (`wavenet_jax.datasets`), prepared
-as ArrayRecord and read by index with `tfds.data_source`; grain maps the reads
-over threads and prefetches. Random access is what makes the batches a pure
-function of (seed, step): global batch s holds the examples at positions
-s * B, ..., s * B + B - 1 of an endless stream; position p is example
-permutation(seed, epoch)[p mod N] of epoch p div N, and its random crop is drawn
+`prepare_dataset(config.data)` prepares the TFDS dataset named by config.data
+(`wavenet_jax.datasets`) as ArrayRecord, once per run; the `PreparedDataset` it returns
+reads it by index with `tfds.data_source` and makes the training and validation batches
+(grain maps the reads over threads and prefetches) and the first crop for clips.
+Random access is what makes the batches a pure function of (seed, step): global
+batch s holds the examples at positions s * B, ..., s * B + B - 1 of an endless
+stream; position p is example permutation(seed, epoch)[p mod N] of epoch p div N,
+and its random crop is drawn
 from a generator keyed by (seed, epoch, example index). Each of the
 process_count hosts computes only its rows [h * B/P, (h + 1) * B/P) of every
 global batch, so 1 and N hosts see the same global batches, and resuming at
@@ -25,7 +27,8 @@ clip as context), so frame k covers crop samples [k * hop, (k + 1) * hop); they
 are normalised with statistics computed once over the training split at prepare
 time and stored beside the prepared dataset.
 """
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import dataclasses
 import functools
 import hashlib
 import json
@@ -36,6 +39,7 @@ from absl import logging
 from etils import epath
 import grain
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 
 from wavenet_jax import audio as audio_lib
@@ -123,26 +127,39 @@ def _mel_statistics(source: datasets.AudioSource,
   return (np.asarray(stored['mean'], np.float32), np.asarray(stored['std'], np.float32))
 
 
-def prepare_dataset(data_config: Any) -> DatasetInfo:
-  """Prepares the configured dataset if needed (idempotent) and describes it.
+def prepare_dataset(data_config: Any) -> 'PreparedDataset':
+  """Prepares the configured dataset if needed (idempotent): a run builds it once.
 
   Prepares the TFDS dataset as ArrayRecord in config.data.data_dir and computes
   the mel normalisation statistics of the training split (stored beside it).
-  In a multi-host run, call it on process 0 first, then on the others.
+  In a multi-host run every process calls it: process 0 prepares, then the others read
+  what it prepared.
 
   Args:
     data_config: config.data.
 
   Returns:
-    The DatasetInfo (to be saved with checkpoints).
+    The prepared dataset: its source, its DatasetInfo (to be saved with checkpoints) and
+    its batches.
   """
+  if jax.process_index() == 0:
+    dataset = _prepare(data_config)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('prepare_dataset')
+  if jax.process_index() != 0:
+    dataset = _prepare(data_config)
+  return dataset
+
+
+def _prepare(data_config: Any) -> 'PreparedDataset':
+  """`prepare_dataset` on this process."""
   source = datasets.audio_source(data_config)
   source.prepare()
   if jax.process_index() == 0:
     for line in source.describe():  # Files, hours, speakers, what was skipped and why.
       logging.info('%s', line)
   mel_mean, mel_std = _mel_statistics(source, data_config)
-  return DatasetInfo(
+  info = DatasetInfo(
       sample_rate=data_config.sample_rate,
       speakers=source.speakers,
       mel_mean=mel_mean,
@@ -150,6 +167,7 @@ def prepare_dataset(data_config: Any) -> DatasetInfo:
       num_train_examples=len(source.data_source(source.train_split)),
       num_validation_examples=len(source.data_source(source.validation_split)),
   )
+  return PreparedDataset(data_config, source, info)
 
 
 class _CropReader:
@@ -226,87 +244,130 @@ def _host_slice(global_batch_size: int, process_index: int | None,
   return process_index * rows, rows
 
 
-def _batched(element_fn, first_element: int, stop_element: int,
-             rows: int, data_config: Any) -> Iterator[dict[str, np.ndarray]]:
+def _training_example(seed: int, position: int,
+                      num_examples: int) -> tuple[int, tuple[int, int, int]]:
+  """(example index, crop key (seed, epoch, index)) at `position` of the training stream."""
+  epoch, offset = divmod(position, num_examples)
+  index = int(_epoch_permutation(seed, epoch, num_examples)[offset])
+  return index, (seed, epoch, index)
+
+
+def _batched(element_fn: Callable[[int], dict[str, np.ndarray]], first_element: int,
+             stop_element: int, rows: int, data_config: Any) -> grain.IterDataset:
+  """Batches of `rows` elements first_element, ... (read over threads); each pass re-reads."""
   read_options = grain.ReadOptions(num_threads=data_config.read_threads,
                                    prefetch_buffer_size=4 * rows)
-  dataset = (grain.MapDataset.range(first_element, stop_element)
-             .map(element_fn)
-             .to_iter_dataset(read_options)
-             .batch(rows, drop_remainder=True))
-  return iter(dataset)
+  return (grain.MapDataset.range(first_element, stop_element)
+          .map(element_fn)
+          .to_iter_dataset(read_options)
+          .batch(rows, drop_remainder=True))
 
 
-def train_batches(data_config: Any, info: DatasetInfo, *, receptive_field: int,
-                  global_batch_size: int, seed: int, start_step: int = 0,
-                  process_index: int | None = None, process_count: int | None = None,
-                  with_speaker: bool = False, with_mel: bool = False,
-                  codec: codecs.Codec = MULAW,
-                  ) -> Iterator[dict[str, np.ndarray]]:
-  """Endless training batches: this host's slice of global batches start_step, start_step + 1, ...
+@dataclasses.dataclass(frozen=True)
+class PreparedDataset:
+  """A run's dataset, prepared once (`prepare_dataset`) and read from for the whole run.
 
-  Global batch s is a function of (seed, s) alone, whatever the number of
+  Global batch s of `train_batches` is a function of (seed, s) alone, whatever the number of
   processes; resuming = calling again with start_step = the next step.
 
-  Args:
-    data_config: config.data.
-    info: from `prepare_dataset`.
-    receptive_field: the model's receptive field in samples.
-    global_batch_size: rows of the global batch (over all hosts).
-    seed: the data seed.
-    start_step: the first global batch to yield.
-    process_index: this host (default jax.process_index()).
-    process_count: number of hosts (default jax.process_count()).
-    with_speaker: include 'speaker'.
-    with_mel: include 'mel'.
-    codec: of the model's classes, pre-emphasis included (`WaveNet.codec`).
-
-  Yields:
-    {'audio': int32 [b, T] classes of `codec`, 'mask': float32 [b, T] (1 = real
-    audio, 0 = padding), 'speaker': int32 [b], 'mel': float32 [b, ceil(T / hop),
-    n_mels] normalised}, with b = global_batch_size // process_count and
-    T = receptive_field + segment_length.
+  Attributes:
+    config: config.data (the crop, feature and reading settings).
+    source: the prepared dataset: its TFDS builder and how to read its examples.
+    info: what the model and checkpoints need to know about it.
   """
-  first_row, rows = _host_slice(global_batch_size, process_index, process_count)
-  source = datasets.audio_source(data_config)
-  reader = _CropReader(source, data_config, info, source.train_split, receptive_field,
-                       with_speaker, with_mel, codec, data_config.speed_perturbation)
-  num_examples = len(reader)
-  if not num_examples:
-    raise ValueError(f'config.data: the training split of {data_config.name!r} is empty.')
+  config: Any
+  source: datasets.AudioSource
+  info: DatasetInfo
 
-  def element(local_position: int) -> dict[str, np.ndarray]:
-    step, row = divmod(local_position, rows)
-    epoch, offset = divmod(step * global_batch_size + first_row + row, num_examples)
-    index = int(_epoch_permutation(seed, epoch, num_examples)[offset])
-    return reader.crop(index, (seed, epoch, index))
+  def train_batches(self, *, receptive_field: int, global_batch_size: int, seed: int,
+                    start_step: int = 0, process_index: int | None = None,
+                    process_count: int | None = None, with_speaker: bool = False,
+                    with_mel: bool = False, codec: codecs.Codec = MULAW,
+                    ) -> Iterator[dict[str, np.ndarray]]:
+    """Endless training batches: this host's slice of global batches start_step, start_step + 1, ...
 
-  return _batched(element, start_step * rows, sys.maxsize, rows, data_config)
+    Args:
+      receptive_field: the model's receptive field in samples.
+      global_batch_size: rows of the global batch (over all hosts).
+      seed: the data seed.
+      start_step: the first global batch to yield.
+      process_index: this host (default jax.process_index()).
+      process_count: number of hosts (default jax.process_count()).
+      with_speaker: include 'speaker'.
+      with_mel: include 'mel'.
+      codec: of the model's classes, pre-emphasis included (`WaveNet.codec`).
 
+    Yields:
+      {'audio': int32 [b, T] classes of `codec`, 'mask': float32 [b, T] (1 = real
+      audio, 0 = padding), 'speaker': int32 [b], 'mel': float32 [b, ceil(T / hop),
+      n_mels] normalised}, with b = global_batch_size // process_count and
+      T = receptive_field + segment_length.
+    """
+    first_row, rows = _host_slice(global_batch_size, process_index, process_count)
+    reader = self._train_reader(receptive_field, with_speaker, with_mel, codec)
+    num_examples = len(reader)
 
-def eval_batches(data_config: Any, info: DatasetInfo, *, receptive_field: int,
-                 global_batch_size: int, num_batches: int, process_index: int | None = None,
-                 process_count: int | None = None, with_speaker: bool = False,
-                 with_mel: bool = False, codec: codecs.Codec = MULAW,
-                 ) -> Iterator[dict[str, np.ndarray]]:
-  """num_batches deterministic batches of validation crops (this host's slice of each).
+    def element(local_position: int) -> dict[str, np.ndarray]:
+      step, row = divmod(local_position, rows)
+      index, rng_key = _training_example(seed, step * global_batch_size + first_row + row,
+                                         num_examples)
+      return reader.crop(index, rng_key)
 
-  Global batch j holds validation positions j * B ... j * B + B - 1, position p
-  being example p mod N with a crop keyed by (EVAL_SEED, p div N, example), so
-  every call yields the same crops. Arguments and batches as in `train_batches`.
-  """
-  first_row, rows = _host_slice(global_batch_size, process_index, process_count)
-  source = datasets.audio_source(data_config)
-  reader = _CropReader(source, data_config, info, source.validation_split, receptive_field,
-                       with_speaker, with_mel, codec)
-  num_examples = len(reader)
-  if not num_examples:
-    raise ValueError(f'config.data: the validation split of {data_config.name!r} is empty '
-                     f'(config.data.validation_fraction={data_config.validation_fraction}).')
+    return iter(_batched(element, start_step * rows, sys.maxsize, rows, self.config))
 
-  def element(local_position: int) -> dict[str, np.ndarray]:
-    step, row = divmod(local_position, rows)
-    epoch, index = divmod(step * global_batch_size + first_row + row, num_examples)
-    return reader.crop(index, (EVAL_SEED, epoch, index))
+  def eval_batches(self, *, receptive_field: int, global_batch_size: int, num_batches: int,
+                   process_index: int | None = None, process_count: int | None = None,
+                   with_speaker: bool = False, with_mel: bool = False,
+                   codec: codecs.Codec = MULAW) -> Iterable[dict[str, np.ndarray]]:
+    """num_batches deterministic batches of validation crops (this host's slice of each).
 
-  return _batched(element, 0, num_batches * rows, rows, data_config)
+    Global batch j holds validation positions j * B ... j * B + B - 1, position p
+    being example p mod N with a crop keyed by (EVAL_SEED, p div N, example), so every
+    pass yields the same crops: build it once, iterate it at every evaluation. Arguments
+    and batches as in `train_batches`.
+    """
+    first_row, rows = _host_slice(global_batch_size, process_index, process_count)
+    reader = self._eval_reader(receptive_field, with_speaker, with_mel, codec)
+    num_examples = len(reader)
+
+    def element(local_position: int) -> dict[str, np.ndarray]:
+      step, row = divmod(local_position, rows)
+      epoch, index = divmod(step * global_batch_size + first_row + row, num_examples)
+      return reader.crop(index, (EVAL_SEED, epoch, index))
+
+    return _batched(element, 0, num_batches * rows, rows, self.config)
+
+  def first_crop(self, *, receptive_field: int, seed: int, with_speaker: bool = False,
+                 with_mel: bool = False, codec: codecs.Codec = MULAW
+                 ) -> dict[str, np.ndarray]:
+    """Row 0 of global batch 0 of the validation split (of training when it has none).
+
+    Read on this process alone; the arrays have a batch axis of 1, keys as in
+    `train_batches`.
+    """
+    if self.info.num_validation_examples:
+      crop = self._eval_reader(receptive_field, with_speaker, with_mel, codec).crop(
+          0, (EVAL_SEED, 0, 0))
+    else:
+      reader = self._train_reader(receptive_field, with_speaker, with_mel, codec)
+      crop = reader.crop(*_training_example(seed, 0, len(reader)))
+    return {key: value[np.newaxis] for key, value in crop.items()}
+
+  def _train_reader(self, receptive_field: int, with_speaker: bool, with_mel: bool,
+                    codec: codecs.Codec) -> _CropReader:
+    reader = _CropReader(self.source, self.config, self.info, self.source.train_split,
+                         receptive_field, with_speaker, with_mel, codec,
+                         self.config.speed_perturbation)
+    if not len(reader):
+      raise ValueError(f'config.data: the training split of {self.config.name!r} is empty.')
+    return reader
+
+  def _eval_reader(self, receptive_field: int, with_speaker: bool, with_mel: bool,
+                   codec: codecs.Codec) -> _CropReader:
+    reader = _CropReader(self.source, self.config, self.info, self.source.validation_split,
+                         receptive_field, with_speaker, with_mel, codec)
+    if not len(reader):
+      raise ValueError(
+          f'config.data: the validation split of {self.config.name!r} is empty '
+          f'(config.data.validation_fraction={self.config.validation_fraction}).')
+    return reader

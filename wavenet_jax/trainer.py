@@ -14,12 +14,6 @@ audio samples the model reads: global batch x (receptive field + segment length)
 """
 import functools
 import itertools
-import json
-import math
-import os
-import signal
-import sys
-import threading
 import time
 from typing import Any, Callable, Iterator, Optional
 
@@ -36,41 +30,20 @@ from jax.experimental import multihost_utils
 
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
+from wavenet_jax import config_rules
 from wavenet_jax import distributions
-from wavenet_jax import evaluation
 from wavenet_jax import input_pipeline
+from wavenet_jax import run_control
 from wavenet_jax import sharding
 from wavenet_jax import storage
 from wavenet_jax import summaries
 from wavenet_jax import synthesis
-from wavenet_jax import workdir_lock
+from wavenet_jax import train_metrics
 from wavenet_jax.dataset_info import DatasetInfo
-from wavenet_jax.models import EMBEDDING_INITS, WaveNet, model_from_config
+from wavenet_jax.models import WaveNet, model_from_config
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
-
-
-class TrainingDivergedError(RuntimeError):
-  """The loss (or the parameters) became NaN/inf; no checkpoint was written since."""
-
-
-# train.py's exit status after a preemption (SIGTERM, Ctrl-C or orbax's preemption signal)
-# saved a checkpoint: the run is unfinished and resumes when started again (EX_TEMPFAIL).
-PREEMPTED_EXIT_STATUS = 75
-
-
-class TrainingPreempted(Exception):
-  """Training stopped early on a preemption signal, after saving a checkpoint.
-
-  Attributes:
-    step: the step of the saved checkpoint.
-  """
-
-  def __init__(self, step: int, directory: str):
-    super().__init__(f'preempted: saved checkpoint {step} in {directory}; start the same '
-                     'command again to resume.')
-    self.step = step
 
 
 @flax.struct.dataclass
@@ -263,171 +236,13 @@ def eval_step(params: Any, batch: Batch, *, model: WaveNet) -> Metrics:
 # ------------------------------------------------------------------------------------------
 
 
-class _StopSignals:
-  """Records SIGTERM and a first Ctrl-C (SIGINT) of a single-process run: save, then stop.
-
-  A second Ctrl-C exits at once (status 130), without saving. Multi-process runs use orbax's
-  preemption sync for SIGTERM instead.
-  """
-
-  def __init__(self):
-    self._event = threading.Event()
-    self._previous = {signum: signal.signal(signum, self._handle) or signal.SIG_DFL
-                      for signum in (signal.SIGTERM, signal.SIGINT)}
-
-  def _handle(self, signum, frame):
-    del frame
-    if signum == signal.SIGINT and self._event.is_set():
-      print('Interrupted again: exiting without saving.', file=sys.stderr, flush=True)
-      os._exit(130)  # pylint: disable=protected-access  # At once: no cleanup to wait for.
-    logging.warning('%s received: saving a checkpoint after this step, then exiting%s.',
-                    signal.Signals(signum).name,
-                    ' (Ctrl-C again: exit at once)' if signum == signal.SIGINT else '')
-    self._event.set()
-
-  def is_set(self) -> bool:
-    return self._event.is_set()
-
-  def restore(self) -> None:
-    for signum, handler in self._previous.items():
-      signal.signal(signum, handler)
-
-
-def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> None:
-  """Raises ValueError, naming the config key, for a setting the trainer cannot run.
-
-  Called by `train_and_evaluate` before the workdir is touched.
+def _is_due(step: int, every_steps: int, last: bool = False) -> bool:
+  """Whether a periodic action with interval every_steps (0 = never) runs at step.
 
   Args:
-    config: the experiment config.
-    num_batch_shards: devices the global batch is split over (`sharding.num_batch_shards`).
+    last: the run's last step, where an action that is on runs whatever the interval.
   """
-  for key, value in (('train.batch_size', config.train.batch_size),
-                     ('train.num_steps', config.train.num_steps),
-                     ('eval.num_batches', config.eval.num_batches),
-                     ('data.segment_length', config.data.segment_length),
-                     ('data.read_threads', config.data.read_threads)):
-    if value < 1:
-      raise ValueError(f'config.{key} must be >= 1, got {value}.')
-  batch_size = config.train.batch_size
-  if batch_size % jax.process_count() or batch_size % num_batch_shards:
-    raise ValueError(
-        f'config.train.batch_size={batch_size} must be divisible by the number of processes '
-        f'({jax.process_count()}) and of batch shards ({num_batch_shards}).')
-  if config.model.dtype not in ('float32', 'bfloat16'):
-    raise ValueError(f"config.model.dtype must be 'float32' or 'bfloat16', "
-                     f'got {config.model.dtype!r}.')
-  if config.model.embedding_init not in EMBEDDING_INITS:
-    raise ValueError(f'config.model.embedding_init must be one of {sorted(EMBEDDING_INITS)}, '
-                     f'got {config.model.embedding_init!r}.')
-  if config.model.output not in distributions.OUTPUTS:
-    raise ValueError(f'config.model.output must be one of {distributions.OUTPUTS}, '
-                     f'got {config.model.output!r}.')
-  if config.model.output == 'mixture_of_logistics' and config.model.num_mixtures < 1:
-    raise ValueError(f'config.model.num_mixtures must be >= 1, got {config.model.num_mixtures}.')
-  if not math.isfinite(config.model.log_scale_min):
-    raise ValueError(f'config.model.log_scale_min must be finite, got '
-                     f'{config.model.log_scale_min}.')
-  if not 0.0 <= config.model.preemphasis < 1.0:
-    raise ValueError(f'config.model.preemphasis must be in [0, 1) (0: off), '
-                     f'got {config.model.preemphasis}.')
-  if not 0.0 <= config.data.speed_perturbation < 1.0:
-    raise ValueError('config.data.speed_perturbation must be in [0, 1), '
-                     f'got {config.data.speed_perturbation}.')
-  if config.data.speed_perturbation and config.model.local_conditioning:
-    raise ValueError('config.data.speed_perturbation must be 0 with '
-                     'config.model.local_conditioning (the mel frames would not match).')
-  if config.train.max_seconds < 0:
-    raise ValueError(f'config.train.max_seconds must be >= 0 (0: no limit), '
-                     f'got {config.train.max_seconds}.')
-  if not 0.0 <= config.train.ema_decay < 1.0:
-    raise ValueError(f'config.train.ema_decay must be in [0, 1), got {config.train.ema_decay}.')
-  for key, value in (('train.log_every_steps', config.train.log_every_steps),
-                     ('checkpoint.every_steps', config.checkpoint.every_steps)):
-    if value < 1:
-      raise ValueError(f'config.{key} must be >= 1, got {value}.')
-  for key, value in (('eval.every_steps', config.eval.every_steps),
-                     ('sample.every_steps', config.sample.every_steps)):
-    if value < 0:
-      raise ValueError(f'config.{key} must be >= 0 (0 disables it), got {value}.')
-
-
-def _out_of_time(step: int, loop_start: float, train_config: ml_collections.ConfigDict) -> bool:
-  """Whether config.train.max_seconds (> 0) of the training loop are spent at this step.
-
-  With several processes, process 0's clock decides, at the logging steps only, so that every
-  process stops after the same step.
-  """
-  if train_config.max_seconds <= 0:
-    return False
-  if jax.process_count() == 1:
-    return time.perf_counter() - loop_start >= train_config.max_seconds
-  if step % train_config.log_every_steps:
-    return False
-  spent = time.perf_counter() - loop_start >= train_config.max_seconds
-  return bool(multihost_utils.broadcast_one_to_all(np.bool_(spent)))
-
-
-# Config keys whose change makes a checkpoint another model or trained on other features: a
-# run resumed with a change here would silently continue something else.
-_ARCHITECTURE_KEYS = ('model.', 'data.name', 'data.wav_dir', 'data.sample_rate', 'data.mel.')
-
-
-def _flat(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """'section.key' -> value as JSON keeps it (tuples as lists), as checkpoints save configs."""
-
-  def flatten(tree: dict[str, Any], prefix: str) -> dict[str, Any]:
-    flat = {}
-    for key, value in tree.items():
-      if isinstance(value, dict):
-        flat.update(flatten(value, f'{prefix}{key}.'))
-      else:
-        flat[f'{prefix}{key}'] = value
-    return flat
-
-  return flatten(json.loads(config.to_json_best_effort()), '')
-
-
-def check_resumable(saved: ml_collections.ConfigDict, requested: ml_collections.ConfigDict,
-                    workdir: str, accept_config_change: bool = False) -> list[str]:
-  """Compares a workdir's saved config with the requested one before resuming.
-
-  Returns:
-    'config.KEY: saved -> requested' for each key that changed (safe to resume with, or
-    accepted).
-
-  Raises:
-    ValueError: in one line naming the keys, when the model or the data features changed
-      (unless accept_config_change).
-  """
-  saved_flat, requested_flat = _flat(saved), _flat(requested)
-  changes, unsafe = [], []
-  for key in sorted(saved_flat.keys() | requested_flat.keys()):
-    before, after = saved_flat.get(key, '(absent)'), requested_flat.get(key, '(absent)')
-    if before != after:
-      changes.append(f'config.{key}: {before!r} -> {after!r}')
-      if key.startswith(_ARCHITECTURE_KEYS):
-        unsafe.append(changes[-1])
-  if unsafe and not accept_config_change:
-    raise ValueError(
-        f'{workdir} holds a run of another model or data: {"; ".join(unsafe)}. Use a new '
-        '--workdir, or pass --accept_config_change to resume this checkpoint anyway.')
-  return changes
-
-
-def _is_due(step: int, every_steps: int) -> bool:
-  """Whether a periodic action with interval every_steps (0 = never) runs at step."""
-  return every_steps > 0 and step % every_steps == 0
-
-
-def _prepare_dataset(data_config: ml_collections.ConfigDict) -> DatasetInfo:
-  """Prepares the dataset on process 0 first, then loads it on the others."""
-  if jax.process_index() == 0:
-    info = input_pipeline.prepare_dataset(data_config)
-  multihost_utils.sync_global_devices('prepare_dataset')
-  if jax.process_index() != 0:
-    info = input_pipeline.prepare_dataset(data_config)
-  return info
+  return every_steps > 0 and (step % every_steps == 0 or last)
 
 
 def _global_batches(local_batches: Iterator[dict[str, np.ndarray]],
@@ -437,49 +252,21 @@ def _global_batches(local_batches: Iterator[dict[str, np.ndarray]],
     yield sharding.global_batch(local_batch, batch_sharding, global_batch_size)
 
 
-def _to_host(metrics: Metrics) -> dict[str, float]:
-  return {name: float(value) for name, value in jax.device_get(metrics).items()}
-
-
-def _check_finite(step: int, metrics: dict[str, float], workdir: str) -> None:
-  if not (math.isfinite(metrics['loss']) and math.isfinite(metrics['grad_norm'])
-          and metrics['params_finite'] == 1.0):
-    raise TrainingDivergedError(
-        f'training diverged at step {step}: loss={metrics["loss"]}, '
-        f'grad_norm={metrics["grad_norm"]}; stopped without saving. The last good checkpoint '
-        f'is in {checkpointing.checkpoint_dir(workdir)} (lower config.train.learning_rate or '
-        'config.train.grad_clip_norm).')
-
-
 def _eval_params(state: TrainState) -> Any:
   """The parameters that evaluation, clips and inference use: the EMA when the run keeps one."""
   return state.ema_params if state.ema_params is not None else state.params
 
 
-def _evaluate(jit_eval_step: Callable[[Any, Batch], Metrics], params: Any,
-              batches: Iterator[Batch]) -> tuple[float, float]:
-  """Validation (bits/sample, bits per μ-law class) over `batches` (all processes take part)."""
-  totals = {'nats_sum': 0.0, 'mulaw_nats_sum': 0.0, 'count': 0.0}
-  for batch in batches:
-    for name, value in _to_host(jit_eval_step(params, batch)).items():
-      totals[name] += value
-  count = max(totals['count'], 1.0)
-  return (evaluation.nats_to_bits(totals['nats_sum'] / count),
-          evaluation.nats_to_bits(totals['mulaw_nats_sum'] / count))
-
-
-def _clip_conditioning(config: ml_collections.ConfigDict, info: DatasetInfo,
-                       data_kwargs: dict[str, Any]) -> dict[str, np.ndarray]:
+def _clip_conditioning(config: ml_collections.ConfigDict,
+                       dataset: input_pipeline.PreparedDataset,
+                       crops: dict[str, Any]) -> dict[str, np.ndarray]:
   """{'speaker': int32 [1], 'mel': float32 [1, frames, n_mels]} (those the model takes).
 
   The periodic clips are conditioned on the first crop of the validation split (of the
   training split when there is none), read on this process alone.
   """
-  read = dict(data_kwargs, process_index=0, process_count=1)
-  batches = (input_pipeline.eval_batches(config.data, info, num_batches=1, **read)
-             if info.num_validation_examples else
-             input_pipeline.train_batches(config.data, info, seed=config.seed, **read))
-  return {key: value[:1] for key, value in next(batches).items() if key in ('speaker', 'mel')}
+  crop = dataset.first_crop(seed=config.seed, **crops)
+  return {key: value for key, value in crop.items() if key in ('speaker', 'mel')}
 
 
 def _generate_clip(model: WaveNet, params: Any, rng: jax.Array, num_samples: int,
@@ -519,61 +306,11 @@ def _write_clip(workdir: str, writer: summaries.SummaryWriter, model: WaveNet,
                path)
 
 
-class _TrainMetrics:
-  """Checks every step's metrics, averages them between log lines, logs and writes them."""
-
-  def __init__(self, writer: summaries.SummaryWriter, train_config: ml_collections.ConfigDict,
-               workdir: str, start_step: int, samples_per_step: int):
-    self._writer = writer
-    self._log_every_steps = train_config.log_every_steps
-    self._num_steps = train_config.num_steps
-    self._workdir = workdir
-    self._samples_per_step = samples_per_step
-    self._window: list[dict[str, float]] = []
-    self._window_start, self._window_step = time.perf_counter(), start_step
-
-  def record(self, step: int, device_metrics: Metrics, last: bool = False) -> None:
-    """Fetches step's metrics (raising TrainingDivergedError on NaN/inf); logs when due."""
-    metrics = _to_host(device_metrics)
-    _check_finite(step, metrics, self._workdir)
-    self._window.append(metrics)
-    if step % self._log_every_steps and not last:
-      return
-    elapsed = time.perf_counter() - self._window_start
-    steps_per_s = (step - self._window_step) / max(elapsed, 1e-9)
-    summary = {name: float(np.mean([m[name] for m in self._window]))
-               for name in ('loss', 'grad_norm', 'learning_rate')}
-    summary['bits_per_sample'] = evaluation.nats_to_bits(summary['loss'])
-    summary['steps_per_s'] = steps_per_s
-    summary['samples_per_s'] = steps_per_s * self._samples_per_step
-    self._window.clear()
-    self._window_start, self._window_step = time.perf_counter(), step
-    for name, value in summary.items():
-      self._writer.scalar(f'train/{name}', value, step)
-    if jax.process_index() == 0:
-      eta_s = (self._num_steps - step) / max(steps_per_s, 1e-9)
-      logging.info('step %d/%d  loss %.4f nats  %.4f bits/sample  %.0f samples/s  '
-                   '%.2f steps/s  ETA %s', step, self._num_steps, summary['loss'],
-                   summary['bits_per_sample'], summary['samples_per_s'], steps_per_s,
-                   time.strftime('%H:%M:%S', time.gmtime(eta_s)))
-
-
 def _compile(jit_train_step: Any, state: TrainState, batch: Batch) -> Callable:
   """The train step compiled for these shapes, with its memory use logged (process 0)."""
   began = time.perf_counter()
   compiled = jit_train_step.lower(state, batch).compile()
-  memory = compiled.memory_analysis()
-  if jax.process_index() == 0:
-    megabytes = lambda size: size / 2**20
-    if memory is None:
-      logging.info('Train step compiled in %.1f s.', time.perf_counter() - began)
-    else:
-      logging.info('Train step compiled in %.1f s; per device: arguments %.1f MB (%.1f MB '
-                   'donated to the outputs), outputs %.1f MB, temporaries %.1f MB, code %.1f MB.',
-                   time.perf_counter() - began, megabytes(memory.argument_size_in_bytes),
-                   megabytes(memory.alias_size_in_bytes), megabytes(memory.output_size_in_bytes),
-                   megabytes(memory.temp_size_in_bytes),
-                   megabytes(memory.generated_code_size_in_bytes))
+  train_metrics.log_compiled('Train step', compiled, time.perf_counter() - began)
   return compiled
 
 
@@ -588,73 +325,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   Args:
     config: the experiment config; a key set where it used to be is moved to its new place
-      (`checkpointing.move_config_keys`), with a notice.
+      (`config_rules.move_config_keys`), with a notice.
     workdir: the run's directory; a run resumes from its latest checkpoint.
     accept_config_change: resume even if the model or data config differs from the one saved
-      with the checkpoint (`check_resumable`).
+      with the checkpoint (`config_rules.check_resumable`).
 
   Returns:
     the final state (sharded over all devices).
 
   Raises:
-    TrainingPreempted: after saving a checkpoint on SIGTERM, Ctrl-C (single process) or
-      orbax's preemption signal (multi-host).
-    TrainingDivergedError: if the loss or the parameters become NaN/inf.
+    run_control.TrainingPreempted: after saving a checkpoint on SIGTERM, Ctrl-C (single
+      process) or orbax's preemption signal (multi-host).
+    run_control.TrainingDivergedError: if the loss or the parameters become NaN/inf.
     workdir_lock.WorkdirBusyError: if another run holds the workdir.
     ValueError: for an inconsistent config.
   """
-  for notice in checkpointing.move_config_keys(config):
+  for notice in config_rules.move_config_keys(config):
     if jax.process_index() == 0:
       logging.warning(notice)
   mesh = sharding.create_mesh(config.mesh)
   rules = sharding.rules_from_config(config)
-  check_config(config, sharding.num_batch_shards(mesh, rules))
+  config_rules.check_config(config, sharding.num_batch_shards(mesh, rules))
   storage.check_remote_support(workdir, '--workdir')
-  created = not epath.Path(workdir).exists()
-  lock = _hold_workdir(workdir)
-  try:
+  with run_control.held_workdir(workdir):
     return _train_and_evaluate(config, workdir, mesh, rules, accept_config_change)
-  except BaseException:
-    if created:
-      _remove_if_nothing_written(workdir)
-    raise
-  finally:
-    workdir_lock.release(lock)
-
-
-def _remove_if_nothing_written(workdir: str) -> None:
-  """Removes a workdir this run created when it failed before writing anything there.
-
-  Only the lock and an empty checkpoints folder count as nothing: summaries, clips or a
-  checkpoint (a run that diverged at step 3, say) are kept.
-  """
-  path = epath.Path(workdir)
-  if jax.process_index() != 0 or not path.exists():
-    return
-  checkpoints = checkpointing.checkpoint_dir(workdir)
-  if ({entry.name for entry in path.iterdir()} <= {workdir_lock.LOCK_FILE, checkpoints.name}
-      and not (checkpoints.exists() and any(checkpoints.iterdir()))):
-    path.rmtree()
-
-
-def _hold_workdir(workdir: str) -> Optional[Any]:
-  """Creates the workdir and locks it on process 0; every process raises if it is busy."""
-  lock, busy = None, ''
-  path = epath.Path(workdir)
-  if path.exists() and not path.is_dir():
-    raise ValueError(f'--workdir={workdir} is a file, not a folder.')
-  if jax.process_index() == 0:
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-      lock = workdir_lock.hold(workdir)
-    except workdir_lock.WorkdirBusyError as error:
-      busy = str(error)
-  if jax.process_count() > 1:
-    if bool(multihost_utils.broadcast_one_to_all(np.bool_(busy))) and not busy:
-      busy = f'{workdir} is in use by another run (process 0 holds no lock on it).'
-  if busy:
-    raise workdir_lock.WorkdirBusyError(busy)
-  return lock
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -671,28 +365,23 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   manager = checkpointing.create_checkpoint_manager(workdir, config.checkpoint)
   saved = checkpointing.saved_config(manager)
   if saved is not None:
-    for change in check_resumable(saved, config, workdir, accept_config_change):
+    for change in config_rules.check_resumable(saved, config, workdir, accept_config_change):
       if is_chief:
         logging.warning('Resuming with %s.', change)
 
-  # Data.
-  info = _prepare_dataset(config.data)
+  # Data: prepared once; the model's inputs say what its crops hold.
+  dataset = input_pipeline.prepare_dataset(config.data)
+  info = dataset.info
   model = model_from_config(config.model, config.data, info.speakers)
   batch_sharding = sharding.batch_sharding(mesh, rules)
-  data_kwargs = dict(receptive_field=model.receptive_field,
-                     global_batch_size=global_batch_size,
-                     with_speaker=bool(model.num_speakers),
-                     with_mel=bool(model.local_cond_channels),
-                     codec=model.codec)
-  has_validation = info.num_validation_examples > 0
-  if is_chief and not has_validation:
+  crops = dict(receptive_field=model.receptive_field, with_speaker=bool(model.num_speakers),
+               with_mel=bool(model.local_cond_channels), codec=model.codec)
+  validation_batches = None
+  if info.num_validation_examples:
+    validation_batches = dataset.eval_batches(
+        global_batch_size=global_batch_size, num_batches=config.eval.num_batches, **crops)
+  elif is_chief:
     logging.warning('The dataset has no validation split: no periodic evaluation.')
-
-  def validation_batches() -> Iterator[Batch]:
-    return _global_batches(
-        input_pipeline.eval_batches(config.data, info, num_batches=config.eval.num_batches,
-                                    **data_kwargs),
-        batch_sharding, global_batch_size)
 
   # Model, optimizer and state.
   learning_rate_fn = create_learning_rate_fn(config.train)
@@ -702,12 +391,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   # Restore.
   abstract_state = jax.tree.map(
-      lambda array, array_sharding: jax.ShapeDtypeStruct(array.shape, array.dtype,
-                                                         sharding=array_sharding),
+      lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where),
       state, state_shardings)
   restored = checkpointing.restore_state(manager, abstract_state, workdir)
-  if restored is not None:
-    state = restored
+  state = state if restored is None else restored
   start_step = int(jax.device_get(state.step))
   num_steps = config.train.num_steps
   if is_chief:
@@ -722,20 +409,21 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   jit_eval_step = jax.jit(functools.partial(eval_step, model=model),
                           in_shardings=(state_shardings.params, batch_sharding))
   train_batches = _global_batches(
-      input_pipeline.train_batches(config.data, info, seed=config.seed, start_step=start_step,
-                                   **data_kwargs),
+      dataset.train_batches(global_batch_size=global_batch_size, seed=config.seed,
+                            start_step=start_step, **crops),
       batch_sharding, global_batch_size)
   if start_step < num_steps:
     first_batch = next(train_batches)
     compiled_train_step = _compile(jit_train_step, state, first_batch)
     train_batches = itertools.chain([first_batch], train_batches)
-  clip_conditioning = (_clip_conditioning(config, info, data_kwargs)
+  clip_conditioning = (_clip_conditioning(config, dataset, crops)
                        if is_chief and config.sample.every_steps > 0 else None)
 
   writer = summaries.SummaryWriter(workdir if is_chief else None)
-  metrics = _TrainMetrics(writer, config.train, workdir, start_step,
-                          global_batch_size * (model.receptive_field + config.data.segment_length))
-  stop_signals = _StopSignals() if jax.process_count() == 1 else None
+  metrics = train_metrics.TrainMetrics(
+      writer, config.train, workdir, start_step,
+      global_batch_size * (model.receptive_field + config.data.segment_length))
+  stop_signals = run_control.StopSignals()
 
   # The loop. Step s's metrics are checked for NaN/inf while step s + 1 runs, except before
   # a checkpoint: then the state to save is checked first.
@@ -747,9 +435,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       if pending is not None:
         metrics.record(*pending)
       pending = (step, step_metrics)
-      last = step == num_steps or _out_of_time(step, loop_start, config.train)
-      preempted = (manager.reached_preemption(step)
-                   or (stop_signals is not None and stop_signals.is_set()))
+      last = step == num_steps or run_control.out_of_time(step, loop_start, config.train)
+      preempted = manager.reached_preemption(step) or stop_signals.is_set()
       if preempted or manager.should_save(step) or last:
         metrics.record(*pending, last=last)
         pending = None
@@ -759,16 +446,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if is_chief:
           logging.warning('Preempted: saved checkpoint %d in %s; exiting.', step,
                           checkpointing.checkpoint_dir(workdir))
-        raise TrainingPreempted(step, str(checkpointing.checkpoint_dir(workdir)))
-      eval_every_steps = config.eval.every_steps
-      if has_validation and (_is_due(step, eval_every_steps) or (eval_every_steps > 0 and last)):
-        eval_bits, mulaw_bits = _evaluate(jit_eval_step, _eval_params(state),
-                                          validation_batches())
-        writer.scalar('eval/bits_per_sample', eval_bits, step)
-        writer.scalar('eval/mulaw_bits_per_sample', mulaw_bits, step)
-        if is_chief:
-          logging.info('step %d  validation %.4f bits/sample (%.4f bits per μ-law class)', step,
-                       eval_bits, mulaw_bits)
+        raise run_control.TrainingPreempted(step, str(checkpointing.checkpoint_dir(workdir)))
+      if validation_batches is not None and _is_due(step, config.eval.every_steps, last):
+        train_metrics.evaluate(
+            jit_eval_step, _eval_params(state),
+            _global_batches(iter(validation_batches), batch_sharding, global_batch_size),
+            writer, step)
       if _is_due(step, config.sample.every_steps):
         _write_clip(workdir, writer, model, state, step, config.sample.seconds, info,
                     clip_conditioning)
@@ -782,7 +465,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     checkpointing.finish(manager)
   finally:
     checkpointing.close_quietly(manager)
-    if stop_signals is not None:
-      stop_signals.restore()
+    stop_signals.restore()
     writer.close()
   return state

@@ -81,6 +81,7 @@ from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
 from wavenet_jax import cli
 from wavenet_jax import plotting
+from wavenet_jax import run_control
 from wavenet_jax import sampler
 from wavenet_jax import sharding
 from wavenet_jax import synthesis
@@ -413,7 +414,7 @@ def check_flags(config: ml_collections.ConfigDict) -> list[int]:
   return batch_sizes
 
 
-@cli.exit_on_error(ValueError, FileNotFoundError, trainer.TrainingDivergedError)
+@cli.exit_on_error(ValueError, FileNotFoundError, run_control.TrainingDivergedError)
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')

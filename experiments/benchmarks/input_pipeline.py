@@ -64,27 +64,26 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
-  info = input_pipeline.prepare_dataset(config.data)
+  dataset = input_pipeline.prepare_dataset(config.data)
+  info = dataset.info
   receptive_field = trainer.model_from_config(config.model, config.data,
                                               info.speakers).receptive_field
   results = {'config_batch_size': config.train.batch_size,
              'crop_samples': receptive_field + config.data.segment_length,
              'read_threads': config.data.read_threads}
   for name, conditioned in (('audio', False), ('speaker_mel', True)):
-    batches = input_pipeline.train_batches(
-        config.data, info, receptive_field=receptive_field,
-        global_batch_size=config.train.batch_size, seed=config.seed, with_speaker=conditioned,
-        with_mel=conditioned)
+    batches = dataset.train_batches(
+        receptive_field=receptive_field, global_batch_size=config.train.batch_size,
+        seed=config.seed, with_speaker=conditioned, with_mel=conditioned)
     rate = _batches_per_second(batches, _NUM_BATCHES.value, _WARMUP_BATCHES.value)
     results[f'batches_per_second_{name}'] = rate
     print(f'{name}: {rate:.2f} batches/s ({rate * config.train.batch_size:.1f} crops/s)')
   if _TRAIN_STEPS.value > 0:
     with_speaker = bool(config.model.global_conditioning)
     with_mel = bool(config.model.local_conditioning)
-    batch = next(input_pipeline.train_batches(
-        config.data, info, receptive_field=receptive_field,
-        global_batch_size=config.train.batch_size, seed=config.seed, with_speaker=with_speaker,
-        with_mel=with_mel))
+    batch = next(dataset.train_batches(
+        receptive_field=receptive_field, global_batch_size=config.train.batch_size,
+        seed=config.seed, with_speaker=with_speaker, with_mel=with_mel))
     steps = _train_steps_per_second(config, info, batch, _TRAIN_STEPS.value)
     feed = results['batches_per_second_speaker_mel' if with_mel or with_speaker
                    else 'batches_per_second_audio']

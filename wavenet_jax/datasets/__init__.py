@@ -5,7 +5,7 @@ feature decodes with TensorFlow) need the `tensorflow` extra.
 
 `audio_source(config.data)` returns the TFDS builder of the configured dataset
 (prepared as ArrayRecord so that examples can be read by index) and how to read
-waveforms and speakers from its examples.
+waveforms and speakers from its examples: an `AudioSource`, whatever the kind of dataset.
 """
 import dataclasses
 import pathlib
@@ -31,7 +31,7 @@ _TENSORFLOW_FORMAT_VERSIONS = ('1.0.0',)
 
 @dataclasses.dataclass(frozen=True)
 class AudioSource:
-  """A TFDS dataset of audio and how to read it.
+  """A TFDS dataset of audio and how to read it (a catalog dataset; `FolderSource` a folder).
 
   Attributes:
     builder: the TFDS builder (its data_dir is where it is prepared).
@@ -53,8 +53,6 @@ class AudioSource:
 
   def prepare(self) -> None:
     """Prepares the dataset as ArrayRecord in the builder's data_dir (no-op if done)."""
-    if isinstance(self.builder, audio_folder.AudioFolder):
-      _note_old_versions(epath.Path(self.builder.data_dir))
     try:
       self.builder.download_and_prepare(file_format=FILE_FORMAT)
     except (OSError, tfds.core.download.DownloadError) as error:
@@ -68,55 +66,17 @@ class AudioSource:
           f'pipeline reads examples by index and needs {FILE_FORMAT}: convert it with '
           f'`tfds convert_format --dataset_dir={self.builder.data_dir} --out_file_format='
           f'{FILE_FORMAT}` or prepare it in another data_dir.')
-    if isinstance(self.builder, audio_folder.AudioFolder):
-      metadata = self.builder.info.metadata
-      for summary in (audio_folder.skipped_summary(metadata),
-                      audio_folder.problems_summary(metadata)):
-        if summary:
-          logging.warning(summary)
 
   def describe(self) -> list[str]:
-    """Lines saying what the prepared dataset holds: files, hours, speakers, skipped files.
-
-    For a folder also its metadata.csv problems (rows not used or overridden), clipped,
-    unlisted and ignored files.
-    """
-    builder = self.builder
-    lines = [f'Dataset {builder.info.full_name} prepared in {builder.data_dir}']
+    """Lines saying what the prepared dataset holds: examples per split, speakers."""
+    lines = [f'Dataset {self.builder.info.full_name} prepared in {self.builder.data_dir}']
     for split in (self.train_split, self.validation_split):
       lines.append(f'  {split}: {len(self.data_source(split))} examples')
     lines.append(f'  speakers ({len(self.speakers)}): {", ".join(self.speakers)}')
-    if isinstance(builder, audio_folder.AudioFolder):
-      metadata = builder.info.metadata
-      hours = {split: samples / self.stored_sample_rate / 3600
-               for split, samples in sorted(metadata['num_samples'].items())}
-      listing = builder.builder_config.listing
-      lines.insert(1, f'  audio files found: {len(listing.entries) + len(listing.undecodable)} '
-                      f'({sum(hours.values()):.3f} hours prepared: '
-                      + ', '.join(f'{split} {h:.3f}' for split, h in hours.items()) + ')')
-      lines.append(f'  skipped: {len(audio_folder.skipped_files(metadata))}')
-      lines.append('  ' + (audio_folder.skipped_summary(metadata) or 'No file skipped.'))
-      problems = audio_folder.problems_summary(metadata)
-      if problems:
-        lines.append(f'  {problems}')
-      if metadata['clipped']:
-        lines.append(f'  clipped to [-1, 1] when stored as int16 ({len(metadata["clipped"])}): '
-                     + ', '.join(metadata['clipped']))
-      if metadata['unlisted']:
-        lines.append(f'  audio files without a metadata.csv row (speaker = folder name): '
-                     f'{metadata["unlisted"]}')
-      if metadata['ignored']:
-        lines.append(f'  ignored (not .wav/.flac/.ogg) ({len(metadata["ignored"])}): '
-                     + ', '.join(metadata['ignored']))
     return lines
 
   def data_source(self, split: str) -> Sequence[Mapping[str, Any]]:
-    """Random-access examples of a prepared split (its length is the number of examples).
-
-    An audio folder without validation files has no 'validation' split: empty.
-    """
-    if isinstance(self.builder, audio_folder.AudioFolder) and split not in self.builder.info.splits:
-      return ()
+    """Random-access examples of a prepared split (its length is the number of examples)."""
     return self.builder.as_data_source(split)
 
   def waveform(self, example: Mapping[str, Any], sample_rate: int) -> np.ndarray:
@@ -138,6 +98,56 @@ class AudioSource:
     for key in self.speaker_key.split('/'):
       value = value[key]
     return int(value)
+
+
+class FolderSource(AudioSource):
+  """A folder of audio files (builder: an `audio_folder.AudioFolder`), with what it skipped."""
+
+  def prepare(self) -> None:
+    """As `AudioSource.prepare`, with warnings on older preparations, skipped files, problems."""
+    _note_old_versions(epath.Path(self.builder.data_dir))
+    super().prepare()
+    metadata = self.builder.info.metadata
+    for summary in (audio_folder.skipped_summary(metadata),
+                    audio_folder.problems_summary(metadata)):
+      if summary:
+        logging.warning(summary)
+
+  def describe(self) -> list[str]:
+    """As `AudioSource.describe`, with the files found and hours prepared, and what was not used.
+
+    That is: its metadata.csv problems (rows not used or overridden), skipped, clipped,
+    unlisted and ignored files.
+    """
+    lines = super().describe()
+    metadata = self.builder.info.metadata
+    hours = {split: samples / self.stored_sample_rate / 3600
+             for split, samples in sorted(metadata['num_samples'].items())}
+    listing = self.builder.builder_config.listing
+    lines.insert(1, f'  audio files found: {len(listing.entries) + len(listing.undecodable)} '
+                    f'({sum(hours.values()):.3f} hours prepared: '
+                    + ', '.join(f'{split} {h:.3f}' for split, h in hours.items()) + ')')
+    lines.append(f'  skipped: {len(audio_folder.skipped_files(metadata))}')
+    lines.append('  ' + (audio_folder.skipped_summary(metadata) or 'No file skipped.'))
+    problems = audio_folder.problems_summary(metadata)
+    if problems:
+      lines.append(f'  {problems}')
+    if metadata['clipped']:
+      lines.append(f'  clipped to [-1, 1] when stored as int16 ({len(metadata["clipped"])}): '
+                   + ', '.join(metadata['clipped']))
+    if metadata['unlisted']:
+      lines.append(f'  audio files without a metadata.csv row (speaker = folder name): '
+                   f'{metadata["unlisted"]}')
+    if metadata['ignored']:
+      lines.append(f'  ignored (not .wav/.flac/.ogg) ({len(metadata["ignored"])}): '
+                   + ', '.join(metadata['ignored']))
+    return lines
+
+  def data_source(self, split: str) -> Sequence[Mapping[str, Any]]:
+    """As `AudioSource.data_source`; a folder without validation files has none: empty."""
+    if split not in self.builder.info.splits:
+      return ()
+    return super().data_source(split)
 
 
 def _note_old_versions(dataset_dir: epath.Path) -> None:
@@ -182,6 +192,9 @@ def _validation_percent(validation_fraction: float, flag_prefix: str) -> int:
 def audio_source(data_config: Any, flag_prefix: str = 'config.data.') -> AudioSource:
   """The dataset named by config.data (not prepared yet: call `.prepare()`).
 
+  A folder (config.data.name = 'audio_folder') is a `FolderSource`, a catalog dataset an
+  `AudioSource`; callers read both through `AudioSource`'s methods.
+
   Args:
     data_config: config.data (name, wav_dir, data_dir, sample_rate,
       validation_fraction).
@@ -201,7 +214,7 @@ def audio_source(data_config: Any, flag_prefix: str = 'config.data.') -> AudioSo
                                         data_config.validation_fraction,
                                         setting=f'{flag_prefix}wav_dir')
     builder = audio_folder.AudioFolder(config=config, data_dir=data_dir)
-    return AudioSource(
+    return FolderSource(
         builder=builder, audio_key='audio', speaker_key='speaker',
         stored_sample_rate=data_config.sample_rate, train_split=audio_folder.TRAIN,
         validation_split=audio_folder.VALIDATION,

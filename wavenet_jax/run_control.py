@@ -1,0 +1,164 @@
+"""Run control: the workdir a run holds, when it stops, and how it says why.
+
+- `held_workdir(workdir)`: creates and locks the workdir for the run (process 0 holds the
+  lock; every process raises if another run has it), and removes a workdir this run created
+  if the run fails before writing anything there.
+- Stopping early: `StopSignals` (SIGTERM and Ctrl-C of a single-process run), the time
+  budget (`out_of_time`, config.train.max_seconds), a NaN/inf step (`check_finite`).
+- How a run says it stopped: `TrainingPreempted` after a saved checkpoint, which train.py
+  turns into `PREEMPTED_EXIT_STATUS`; `TrainingDivergedError`.
+"""
+import contextlib
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Iterator, Optional
+
+from absl import logging
+from etils import epath
+import jax
+from jax.experimental import multihost_utils
+import ml_collections
+import numpy as np
+
+from wavenet_jax import checkpointing
+from wavenet_jax import workdir_lock
+
+
+class TrainingDivergedError(RuntimeError):
+  """The loss (or the parameters) became NaN/inf; no checkpoint was written since."""
+
+
+# train.py's exit status after a preemption (SIGTERM, Ctrl-C or orbax's preemption signal)
+# saved a checkpoint: the run is unfinished and resumes when started again (EX_TEMPFAIL).
+PREEMPTED_EXIT_STATUS = 75
+
+
+class TrainingPreempted(Exception):
+  """Training stopped early on a preemption signal, after saving a checkpoint.
+
+  Attributes:
+    step: the step of the saved checkpoint.
+  """
+
+  def __init__(self, step: int, directory: str):
+    super().__init__(f'preempted: saved checkpoint {step} in {directory}; start the same '
+                     'command again to resume.')
+    self.step = step
+
+
+@contextlib.contextmanager
+def held_workdir(workdir: str) -> Iterator[None]:
+  """Holds workdir for the run inside the block; a workdir created for a run that fails
+  before writing anything there is removed.
+
+  Raises:
+    workdir_lock.WorkdirBusyError: if another run holds the workdir.
+    ValueError: if workdir is a file.
+  """
+  created = not epath.Path(workdir).exists()
+  lock = _hold_workdir(workdir)
+  try:
+    yield
+  except BaseException:
+    if created:
+      _remove_if_nothing_written(workdir)
+    raise
+  finally:
+    workdir_lock.release(lock)
+
+
+def _hold_workdir(workdir: str) -> Optional[Any]:
+  """Creates the workdir and locks it on process 0; every process raises if it is busy."""
+  lock, busy = None, ''
+  path = epath.Path(workdir)
+  if path.exists() and not path.is_dir():
+    raise ValueError(f'--workdir={workdir} is a file, not a folder.')
+  if jax.process_index() == 0:
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+      lock = workdir_lock.hold(workdir)
+    except workdir_lock.WorkdirBusyError as error:
+      busy = str(error)
+  if jax.process_count() > 1:
+    if bool(multihost_utils.broadcast_one_to_all(np.bool_(busy))) and not busy:
+      busy = f'{workdir} is in use by another run (process 0 holds no lock on it).'
+  if busy:
+    raise workdir_lock.WorkdirBusyError(busy)
+  return lock
+
+
+def _remove_if_nothing_written(workdir: str) -> None:
+  """Removes a workdir this run created when it failed before writing anything there.
+
+  Only the lock and an empty checkpoints folder count as nothing: summaries, clips or a
+  checkpoint (a run that diverged at step 3, say) are kept.
+  """
+  path = epath.Path(workdir)
+  if jax.process_index() != 0 or not path.exists():
+    return
+  checkpoints = checkpointing.checkpoint_dir(workdir)
+  if ({entry.name for entry in path.iterdir()} <= {workdir_lock.LOCK_FILE, checkpoints.name}
+      and not (checkpoints.exists() and any(checkpoints.iterdir()))):
+    path.rmtree()
+
+
+class StopSignals:
+  """Records SIGTERM and a first Ctrl-C (SIGINT) of a single-process run: save, then stop.
+
+  A second Ctrl-C exits at once (status 130), without saving. Multi-process runs install no
+  handler here: they stop on orbax's preemption sync for SIGTERM instead.
+  """
+
+  def __init__(self):
+    self._event = threading.Event()
+    self._previous = {}
+    if jax.process_count() == 1:
+      self._previous = {signum: signal.signal(signum, self._handle) or signal.SIG_DFL
+                        for signum in (signal.SIGTERM, signal.SIGINT)}
+
+  def _handle(self, signum, frame):
+    del frame
+    if signum == signal.SIGINT and self._event.is_set():
+      print('Interrupted again: exiting without saving.', file=sys.stderr, flush=True)
+      os._exit(130)  # pylint: disable=protected-access  # At once: no cleanup to wait for.
+    logging.warning('%s received: saving a checkpoint after this step, then exiting%s.',
+                    signal.Signals(signum).name,
+                    ' (Ctrl-C again: exit at once)' if signum == signal.SIGINT else '')
+    self._event.set()
+
+  def is_set(self) -> bool:
+    return self._event.is_set()
+
+  def restore(self) -> None:
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+
+
+def out_of_time(step: int, loop_start: float, train_config: ml_collections.ConfigDict) -> bool:
+  """Whether config.train.max_seconds (> 0) of the training loop are spent at this step.
+
+  With several processes, process 0's clock decides, at the logging steps only, so that every
+  process stops after the same step.
+  """
+  if train_config.max_seconds <= 0:
+    return False
+  if jax.process_count() == 1:
+    return time.perf_counter() - loop_start >= train_config.max_seconds
+  if step % train_config.log_every_steps:
+    return False
+  spent = time.perf_counter() - loop_start >= train_config.max_seconds
+  return bool(multihost_utils.broadcast_one_to_all(np.bool_(spent)))
+
+
+def check_finite(step: int, metrics: dict[str, float], workdir: str) -> None:
+  if not (math.isfinite(metrics['loss']) and math.isfinite(metrics['grad_norm'])
+          and metrics['params_finite'] == 1.0):
+    raise TrainingDivergedError(
+        f'training diverged at step {step}: loss={metrics["loss"]}, '
+        f'grad_norm={metrics["grad_norm"]}; stopped without saving. The last good checkpoint '
+        f'is in {checkpointing.checkpoint_dir(workdir)} (lower config.train.learning_rate or '
+        'config.train.grad_clip_norm).')
