@@ -12,6 +12,9 @@ Works on numpy arrays and on jax arrays (inside jitted code), like mulaw.py.
 import dataclasses
 from typing import Any
 
+import jax
+import numpy as np
+
 from wavenet_jax import mulaw
 
 # Levels of 16-bit PCM: the classes of the mixture-of-logistics head by default.
@@ -60,7 +63,12 @@ class Codec:
                        f'{self.num_classes}.')
 
   def encode(self, audio: Any) -> Any:
-    """float waveform [...] -> int32 classes [...] (numpy or jax, like the input)."""
+    """float waveform [...] -> int32 classes [...] (numpy or jax, like the input).
+
+    Raises ValueError for NaN in a concrete (not traced) waveform.
+    """
+    if not isinstance(audio, jax.core.Tracer) and np.isnan(np.asarray(audio)).any():
+      raise ValueError('the waveform holds NaN samples: they have no class.')
     if self.kind == 'mulaw':
       return mulaw.encode(audio, self.num_classes - 1)
     return pcm_encode(audio, self.num_classes)
