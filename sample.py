@@ -43,6 +43,7 @@ import soundfile
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
 from wavenet_jax import cli
+from wavenet_jax import distributions
 from wavenet_jax import storage
 from wavenet_jax import plotting
 from wavenet_jax import sampler
@@ -65,7 +66,8 @@ _MAX_SECONDS = flags.DEFINE_float('max_seconds', 3600.0, 'Longest clip accepted,
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 1, 'Clips generated together.')
 _TEMPERATURE = flags.DEFINE_float(
     'temperature', 1.0, f'Softmax temperature: 0 is greedy, else >= '
-    f'{synthesis.MIN_TEMPERATURE} (lower ones are greedy in effect; subnormal ones give garbage).')
+    f'{distributions.MIN_TEMPERATURE} (lower ones are greedy in effect; subnormal ones give '
+    'garbage).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sampling noise.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step; default the latest.')
 _SPEAKER = flags.DEFINE_string('speaker', None, 'Speaker name or id (speaker-conditioned models).')
@@ -130,7 +132,7 @@ def _check_flags() -> None:
   if _MEL_FROM.value is None and _SECONDS.value > _MAX_SECONDS.value:
     raise ValueError(f'--seconds={_SECONDS.value} is over --max_seconds={_MAX_SECONDS.value}.')
   try:
-    synthesis.check_temperature(_TEMPERATURE.value)
+    distributions.check_temperature(_TEMPERATURE.value)
   except ValueError as error:
     raise ValueError(f'--{error}') from None
   for flag, path in (('mel_from', _MEL_FROM.value), ('prompt', _PROMPT.value)):

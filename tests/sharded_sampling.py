@@ -37,11 +37,11 @@ def check_same_samples_without_communication(name: str, batch_size: int,
 
   state = sampler.init_state(model, variables, batch_size=batch_size, global_cond=global_cond,
                              local_cond=local_cond, mesh=mesh)
-  assert state.cache.ring.sharding.shard_shape(state.cache.ring.shape)[1] == (
-      batch_size // mesh.size)
+  ring = state.cache.decode.ring
+  assert ring.sharding.shard_shape(ring.shape)[1] == batch_size // mesh.size
   hlo = sampler._generate_chunk.lower(  # pylint: disable=protected-access
-      model, state.weights, state.conditioning, state.cache, sampler.row_keys(rng, batch_size),
-      np.float32(1.0), chunk_size, False).compile().as_text()
+      state.decoder, state.conditioning, state.cache, sampler.row_keys(rng, batch_size),
+      np.float32(1.0), num_samples=chunk_size, greedy=False).compile().as_text()
   found = [op for op in COLLECTIVES if op in hlo]
   assert not found, f'{name}: the split step communicates: {found}'
 

@@ -2,20 +2,18 @@
 mixture-of-logistics WaveNet: likelihoods that sum to one, finite gradients, μ-law-binned
 probabilities, the cached step against the parallel forward, and sampling that follows the
 mixture."""
-import types
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import teacher_forcing
 from wavenet_jax import WaveNet, codecs, distributions, mulaw, sampler
 
 PCM16 = codecs.PCM16_CLASSES
-MIXTURE = types.SimpleNamespace(output='mixture_of_logistics', num_classes=PCM16,
-                                log_scale_min=-14.0)
-SOFTMAX = types.SimpleNamespace(output='mulaw_softmax', num_classes=mulaw.NUM_CLASSES)
+MIXTURE = distributions.make('mixture_of_logistics', PCM16, 3, -14.0)
+SOFTMAX = distributions.make('mulaw_softmax')
 HOP = 4
 CONDITIONINGS = {
     'unconditional': {},
@@ -33,10 +31,10 @@ def _mixture_outputs(key, shape, num_mixtures=4, mean_scale=0.5, log_scale_range
   return jnp.concatenate([logits, means, log_scales], axis=-1)
 
 
-def _all_bins_log_probs(model, outputs):
+def _all_bins_log_probs(head, outputs):
   """[..., num_classes] log p of every class, for outputs [..., P]."""
-  classes = jnp.arange(model.num_classes)
-  return jax.vmap(lambda c: distributions.log_prob(model, outputs, jnp.full(
+  classes = jnp.arange(head.num_classes)
+  return jax.vmap(lambda c: head.log_prob(outputs, jnp.full(
       outputs.shape[:-1], c)), out_axes=-1)(classes)
 
 
@@ -71,7 +69,7 @@ def test_mixture_log_prob_matches_a_float64_reference():
   outputs = _mixture_outputs(jax.random.key(1), (200,), log_scale_range=(-14.0, 1.0))
   targets = jax.random.randint(jax.random.key(2), (200,), 0, PCM16)
   targets = targets.at[:3].set(jnp.array([0, PCM16 - 1, PCM16 // 2]))
-  got = np.asarray(distributions.log_prob(MIXTURE, outputs, targets))
+  got = np.asarray(MIXTURE.log_prob(outputs, targets))
   logits, means, log_scales = (np.asarray(a, np.float64)
                                for a in distributions.split_mixture(outputs, -14.0))
   value = (np.asarray(targets, np.float64) - 32768) / 32768
@@ -93,7 +91,7 @@ def test_mixture_log_prob_matches_a_float64_reference():
 
 def test_mixture_gradient_is_finite_at_the_edges_and_for_tiny_scales():
   def loss(outputs, targets):
-    return -jnp.sum(distributions.log_prob(MIXTURE, outputs, targets))
+    return -jnp.sum(MIXTURE.log_prob(outputs, targets))
 
   targets = jnp.array([0, 1, PCM16 - 2, PCM16 - 1, 32768, 100, 65000])
   for log_scale_range, mean_scale in (((-30.0, -14.0), 0.5), ((-14.0, -13.9), 5.0),
@@ -110,7 +108,7 @@ def test_mixture_mulaw_binned_probability_sums_to_one_and_sums_its_pcm_bins():
   pcm_log_probs = np.asarray(_all_bins_log_probs(MIXTURE, outputs), np.float64)
   mulaw_of_pcm, _ = distributions.pcm_to_mulaw_table(PCM16)
   first_pcm = np.searchsorted(mulaw_of_pcm, np.arange(mulaw.NUM_CLASSES))
-  binned = distributions.mulaw_log_prob(MIXTURE, jnp.repeat(outputs[:, None], 256, axis=1),
+  binned = MIXTURE.mulaw_log_prob(jnp.repeat(outputs[:, None], 256, axis=1),
                                         jnp.broadcast_to(jnp.asarray(first_pcm), (2, 256)))
   np.testing.assert_allclose(jax.nn.logsumexp(binned, axis=-1), 0.0, atol=1e-4)
   # Each μ-law class's probability is the mass of its own PCM bins.
@@ -120,7 +118,7 @@ def test_mixture_mulaw_binned_probability_sums_to_one_and_sums_its_pcm_bins():
   # Every PCM class of a μ-law class gets that class's probability.
   some = jnp.array([[0, 5, 32768, 40000, PCM16 - 1]] * 2)
   np.testing.assert_allclose(
-      distributions.mulaw_log_prob(MIXTURE, jnp.repeat(outputs[:, None], 5, axis=1), some),
+      MIXTURE.mulaw_log_prob(jnp.repeat(outputs[:, None], 5, axis=1), some),
       np.asarray(binned)[:, mulaw_of_pcm[np.asarray(some[0])]], atol=1e-5)
 
 
@@ -128,9 +126,9 @@ def test_mulaw_binned_probability_of_the_softmax_is_its_own():
   logits = jax.random.normal(jax.random.key(5), (4, 256))
   targets = jnp.array([0, 17, 128, 255])
   expected = jax.nn.log_softmax(logits)[jnp.arange(4), targets]
-  np.testing.assert_allclose(distributions.mulaw_log_prob(SOFTMAX, logits, targets), expected,
+  np.testing.assert_allclose(SOFTMAX.mulaw_log_prob(logits, targets), expected,
                              atol=1e-6)
-  np.testing.assert_allclose(distributions.log_prob(SOFTMAX, logits, targets), expected, atol=1e-6)
+  np.testing.assert_allclose(SOFTMAX.log_prob(logits, targets), expected, atol=1e-6)
 
 
 def test_mixture_samples_follow_the_mixture():
@@ -138,7 +136,7 @@ def test_mixture_samples_follow_the_mixture():
   num_draws = 200_000
   outputs = jnp.array([2.0, 0.0, -1.0, -0.5, 0.1, 0.6, -2.5, -3.0, -4.0])  # 3 components.
   uniforms = jax.random.uniform(jax.random.key(6), (num_draws, 2))
-  draws = distributions.sample(MIXTURE, jnp.broadcast_to(outputs, (num_draws, 9)),
+  draws = MIXTURE.sample(jnp.broadcast_to(outputs, (num_draws, 9)),
                                jnp.float32(1.0), uniforms, greedy=False)
   edges = np.linspace(-1.0, 1.0, 41)
   counts, _ = np.histogram(np.asarray(codecs.pcm_decode(draws)), edges)
@@ -148,9 +146,9 @@ def test_mixture_samples_follow_the_mixture():
   chi2 = np.sum((counts - expected) ** 2 / np.maximum(expected, 1.0))
   assert chi2 < 80, chi2  # 39 degrees of freedom: p < 1e-4 above 80.
   # Greedy: the mean of the most probable component; a low temperature stays near it.
-  greedy = distributions.sample(MIXTURE, outputs[None], jnp.float32(1.0), None, greedy=True)
+  greedy = MIXTURE.sample(outputs[None], jnp.float32(1.0), None, greedy=True)
   assert int(greedy[0]) == int(codecs.pcm_encode(np.float32(-0.5)))
-  cold = distributions.sample(MIXTURE, jnp.broadcast_to(outputs, (1000, 9)),
+  cold = MIXTURE.sample(jnp.broadcast_to(outputs, (1000, 9)),
                               jnp.float32(0.01), uniforms[:1000], greedy=False)
   cold_values = codecs.pcm_decode(np.asarray(cold))
   assert np.all(np.min(np.abs(cold_values[:, None] - np.array([-0.5, 0.1, 0.6])), axis=1) < 0.02)
@@ -192,7 +190,7 @@ def test_mixture_cached_step_equals_parallel_forward(name):
   variables = model.init(jax.random.key(1), audio, global_cond, local_cond)
   parallel = model.apply(variables, audio, global_cond, local_cond)
   assert parallel.shape == (2, 40, 9) and parallel.dtype == jnp.float32
-  cached = sampler.cached_logits(model, variables, audio, global_cond, local_cond)
+  cached = teacher_forcing.cached_logits(model, variables, audio, global_cond, local_cond)
   np.testing.assert_allclose(cached, parallel, atol=1e-5, rtol=1e-5)
 
 
@@ -207,7 +205,7 @@ def test_mixture_model_is_causal_and_trains_its_input_layer():
 
   def loss(params):
     logits = model.apply({'params': params}, audio)
-    return -jnp.mean(distributions.log_prob(model, logits[:, :-1], audio[:, 1:]))
+    return -jnp.mean(model.distribution.log_prob(logits[:, :-1], audio[:, 1:]))
 
   grads = nn.meta.unbox(jax.grad(loss)(variables["params"]))
   assert float(jnp.abs(grads['input_proj']['kernel']).max()) > 0
@@ -220,7 +218,7 @@ def test_mixture_loss_in_float32_when_the_model_runs_in_bfloat16():
   variables = model.init(jax.random.key(1), audio)
   outputs = model.apply(variables, audio)
   assert outputs.dtype == jnp.float32
-  log_probs = distributions.log_prob(model, outputs[:, :-1], audio[:, 1:])
+  log_probs = model.distribution.log_prob(outputs[:, :-1], audio[:, 1:])
   assert log_probs.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(log_probs)))
 
 
@@ -230,7 +228,7 @@ def _greedy_by_full_forwards(model, variables, prompt, num_samples, global_cond,
   forward = jax.jit(lambda audio: model.apply(variables, audio, global_cond, local_cond))
   for time in range(prompt.shape[1] - 1, prompt.shape[1] - 1 + num_samples):
     audio = audio.at[:, time + 1].set(
-        distributions.sample(model, forward(audio)[:, time], jnp.float32(1.0), None, True))
+        model.distribution.sample(forward(audio)[:, time], jnp.float32(1.0), None, True))
   return audio[:, prompt.shape[1]:]
 
 
@@ -268,3 +266,53 @@ def test_mixture_sampling_in_chunks_equals_one_call_and_follows_the_temperature(
                           temperature=0.001, local_cond=local_cond)
   spread = lambda x: float(np.abs(codecs.pcm_decode(x) - codecs.pcm_decode(greedy)).mean())
   assert spread(cold) < 0.2 * spread(one_shot)
+
+
+def test_make_builds_each_registered_head_from_the_model_fields():
+  for name, head_class in distributions.HEADS.items():
+    head = distributions.make(name, None, 4, -7.0)
+    assert type(head) is head_class and head.name == name
+    model = WaveNet(output=name, num_mixtures=4, log_scale_min=-7.0)
+    assert model.distribution == head and model.num_classes == head.num_classes
+    assert model.codec == head.codec and model.output_size == head.output_size
+  assert distributions.make('mulaw_softmax').output_size == 256
+  assert distributions.make('mixture_of_logistics', 256, 4).output_size == 12
+  for args, message in ((('softmax',), 'output must be one of'),
+                        (('mixture_of_logistics', None, 0), 'num_mixtures must be >= 1, got 0'),
+                        (('mixture_of_logistics', None, 2, float('nan')), 'log_scale_min must be'),
+                        (('mixture_of_logistics', 255), 'even number of classes')):
+    with pytest.raises(ValueError, match=message):
+      distributions.make(*args)
+
+
+@pytest.mark.parametrize('name', list(distributions.HEADS))
+def test_next_sample_nats_sums_the_weighted_log_probs_of_both_units(name):
+  head = distributions.make(name, None, 3)
+  audio = jax.random.randint(jax.random.key(7), (2, 9), 0, head.num_classes)
+  outputs = jax.random.normal(jax.random.key(8), (2, 9, head.output_size))
+  weights = jnp.ones((2, 8)).at[1, 5:].set(0.0)
+  sums = distributions.next_sample_nats(head, outputs, audio, weights)
+  kept = np.asarray(weights, bool)
+  for got, log_prob in ((sums.nats, head.log_prob), (sums.mulaw_nats, head.mulaw_log_prob)):
+    expected = -np.asarray(log_prob(outputs[:, :-1], audio[:, 1:]))[kept].sum()
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+  assert (float(sums.nats) == float(sums.mulaw_nats)) == (name == 'mulaw_softmax')
+
+
+@pytest.mark.parametrize('kind,num_classes', [('mulaw', 256), ('pcm', PCM16)])
+def test_codec_refuses_nan_instead_of_encoding_a_garbage_class(kind, num_classes):
+  codec = codecs.Codec(kind, num_classes)
+  with pytest.raises(ValueError, match='NaN samples'):
+    codec.encode(np.array([0.0, np.nan], np.float32))
+  with pytest.raises(ValueError, match='NaN samples'):
+    codec.encode(jnp.array([np.nan]))
+  # Inside jit the waveform is not checked (traced), and encoding still works.
+  np.testing.assert_array_equal(jax.jit(codec.encode)(jnp.zeros(2)), codec.encode(np.zeros(2)))
+
+
+def test_the_model_checks_its_head_when_built():
+  for fields, message in (({'output': 'softmax', 'num_classes': 256}, 'output must be one of'),
+                          ({'output': 'mixture_of_logistics', 'num_mixtures': 0},
+                           'num_mixtures must be >= 1')):
+    with pytest.raises(ValueError, match=message):
+      WaveNet(**fields)

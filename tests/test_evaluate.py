@@ -14,7 +14,6 @@ import soundfile
 
 import training_runs
 from wavenet_jax import audio as audio_lib
-from wavenet_jax import distributions
 from wavenet_jax import evaluation
 from wavenet_jax import file_listing
 from wavenet_jax import trainer
@@ -51,8 +50,9 @@ def test_chunked_scores_equal_one_forward_pass(hop, speaker, local, output):
   variables = model.init(jax.random.key(2), jnp.asarray(classes[None]), global_cond, local_cond)
   logits = model.apply(variables, jnp.asarray(classes[None]), global_cond, local_cond)
   targets = jnp.asarray(classes[1:])
-  expected = [-float(log_prob(model, logits[0, :-1], targets).sum())
-              for log_prob in (distributions.log_prob, distributions.mulaw_log_prob)]
+  head = model.distribution
+  expected = [-float(log_prob(logits[0, :-1], targets).sum())
+              for log_prob in (head.log_prob, head.mulaw_log_prob)]
   if output == 'mulaw_softmax':
     assert expected[0] == pytest.approx(float(optax.softmax_cross_entropy_with_integer_labels(
         logits[0, :-1], targets).sum()), rel=1e-6)

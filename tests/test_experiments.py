@@ -43,3 +43,15 @@ def test_config_builds_its_model(name, variant):
       [module for module in params if module.startswith('layer_')])
   assert ('speaker_embedding' in params) == config.model.global_conditioning
   assert any(module.startswith('upsample') for module in params) == config.model.local_conditioning
+
+
+@pytest.mark.parametrize('key,value,message', [
+    ('output', 'softmax', 'config.model.output must be one of'),
+    ('num_mixtures', 0, 'config.model.num_mixtures must be >= 1'),
+    ('log_scale_min', float('nan'), 'config.model.log_scale_min must be finite')])
+def test_check_config_builds_the_head(key, value, message):
+  config = importlib.import_module('experiments.default').get_config()
+  config.model.output = 'mixture_of_logistics'
+  config.model[key] = value
+  with pytest.raises(ValueError, match=message):
+    config_rules.check_config(config, num_batch_shards=1)

@@ -27,6 +27,7 @@ from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
 from wavenet_jax import mulaw
 from wavenet_jax import sampler
+from wavenet_jax import distributions
 from wavenet_jax import synthesis
 from wavenet_jax import trainer
 from wavenet_jax.datasets import EMBEDDED_CORPUS_DIR
@@ -371,7 +372,7 @@ def test_lowest_temperature_samples(unconditional_run, tmp_path, capsys):
   """At the floor the samples are valid audio (not the constant -1 of a NaN distribution)."""
   output = tmp_path / 'cold.wav'
   result = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={output}',
-                     f'--seconds={SECONDS}', f'--temperature={synthesis.MIN_TEMPERATURE}')
+                     f'--seconds={SECONDS}', f'--temperature={distributions.MIN_TEMPERATURE}')
   assert result.returncode == 0, result.stderr
   audio = _read_wav(output)
   assert audio.shape == (NUM_SAMPLES,) and not np.all(audio[1:] == -1.0)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from test_models import CONDITIONINGS, NUM_CLASSES, model_inputs, tiny_model
+import teacher_forcing
 from training_runs import run_env
-from wavenet_jax import distributions, generate, sampler
+from wavenet_jax import distributions, generate, sampler, synthesis
 
 
 @pytest.mark.parametrize('kernel_size', [2, 3])
@@ -22,20 +23,21 @@ def test_cached_step_matches_parallel_forward(name, kernel_size):
   audio, global_cond, local_cond = model_inputs(model, 2, time)
   variables = model.init(jax.random.key(1), audio, global_cond, local_cond)
   expected = model.apply(variables, audio, global_cond, local_cond)
-  logits = sampler.cached_logits(model, variables, audio, global_cond, local_cond)
+  logits = teacher_forcing.cached_logits(model, variables, audio, global_cond, local_cond)
   assert logits.shape == expected.shape and logits.dtype == jnp.float32
   assert np.abs(logits - expected).max() < 1e-4
 
 
 @pytest.mark.parametrize('name', ['global', 'local_transposed'])
 def test_cached_step_matches_parallel_forward_for_large_batches(name):
-  """Batches above BATCHED_PAST_TAPS_MAX_BATCH take the per-layer past-tap path."""
+  """Batches above the decoder's batched_past_taps_max_batch take the per-layer past-tap path."""
   model = tiny_model(**CONDITIONINGS[name])
-  batch_size = sampler.BATCHED_PAST_TAPS_MAX_BATCH + 1
+  batch_size = 3
   audio, global_cond, local_cond = model_inputs(model, batch_size, model.receptive_field + 5)
   variables = model.init(jax.random.key(1), audio, global_cond, local_cond)
   expected = model.apply(variables, audio, global_cond, local_cond)
-  logits = sampler.cached_logits(model, variables, audio, global_cond, local_cond)
+  logits = teacher_forcing.cached_logits(model, variables, audio, global_cond, local_cond,
+                                         batched_past_taps_max_batch=2)
   assert np.abs(logits - expected).max() < 1e-4
 
 
@@ -125,7 +127,7 @@ def test_bfloat16_sampler_runs_and_is_finite():
   model = tiny_model(dtype=jnp.bfloat16, **CONDITIONINGS['local_transposed'])
   audio, _, local_cond = model_inputs(model, 2, 20)
   variables = model.init(jax.random.key(1), audio, None, local_cond)
-  logits = sampler.cached_logits(model, variables, audio, local_cond=local_cond)
+  logits = teacher_forcing.cached_logits(model, variables, audio, local_cond=local_cond)
   assert logits.dtype == jnp.float32 and np.isfinite(np.asarray(logits)).all()
   samples = generate(model, variables, jax.random.key(2), num_samples=10, batch_size=2,
                      prompt=audio[:, :10], local_cond=local_cond)
@@ -231,3 +233,49 @@ def test_local_frames_put_in_one_at_a_time_give_the_one_shot_samples():
   np.testing.assert_array_equal(jnp.concatenate(chunks, axis=1), one_shot)
   with pytest.raises(ValueError, match=r'frames \[2, 3\) do not hold frame 4'):
     sampler.replace_local_frames(state, local_cond[:, 2:3], 2)
+
+
+@pytest.mark.parametrize('temperature', [float('nan'), float('inf'), -0.5, 1e-40, 5e-324, 1e-4])
+def test_generate_refuses_temperatures_that_give_constant_audio(temperature):
+  """NaN and subnormal temperatures gave constant class 0 without an error; 0 is greedy."""
+  model = tiny_model()
+  variables = model.init(jax.random.key(1), jnp.zeros((1, 4), jnp.int32))
+  with pytest.raises(ValueError, match=r'^temperature must be 0 \(greedy\) or finite'):
+    generate(model, variables, jax.random.key(0), num_samples=4, temperature=temperature)
+
+
+@pytest.mark.parametrize('speaker', [-1, 3])
+def test_generate_and_synthesize_refuse_speakers_outside_the_table(speaker):
+  """-1 picked the last speaker and 3 (of 3) a clamped row, silently."""
+  model = tiny_model(**CONDITIONINGS['global'])
+  assert model.num_speakers == 3
+  variables = model.init(jax.random.key(1), jnp.zeros((1, 4), jnp.int32), jnp.zeros(1, jnp.int32))
+  ids = np.array([0, speaker], np.int32)
+  with pytest.raises(ValueError, match=r'speaker ids must lie in \[0, 2\], got \['):
+    generate(model, variables, jax.random.key(0), num_samples=4, batch_size=2, global_cond=ids)
+  with pytest.raises(ValueError, match=r'speaker ids must lie in \[0, 2\]'):
+    synthesis.synthesize(model, variables, jax.random.key(0), num_samples=4, batch_size=2,
+                         global_cond=ids)
+
+
+@pytest.mark.parametrize('bad', [np.nan, np.inf])
+def test_generate_refuses_non_finite_local_features(bad):
+  model = tiny_model(**CONDITIONINGS['local_transposed'])
+  local_cond = np.zeros((1, 4, model.local_cond_channels), np.float32)
+  variables = model.init(jax.random.key(1), jnp.zeros((1, 4), jnp.int32), None, local_cond)
+  local_cond[0, 2, 1] = bad
+  with pytest.raises(ValueError, match='local_cond holds NaN or infinite'):
+    generate(model, variables, jax.random.key(0), num_samples=4, local_cond=local_cond)
+
+
+def test_generate_says_what_to_pass_for_an_int_seed_or_bare_params():
+  model = tiny_model()
+  variables = model.init(jax.random.key(1), jnp.zeros((1, 4), jnp.int32))
+  with pytest.raises(ValueError, match=r'rng must be a PRNG key such as jax.random.key\(seed\)'):
+    generate(model, variables, 0, num_samples=4)
+  with pytest.raises(ValueError, match=r"variables must be the model's variables \{'params'"):
+    generate(model, variables['params'], jax.random.key(0), num_samples=4)
+  # Raw uint32 keys still work, and give the typed key's samples.
+  np.testing.assert_array_equal(
+      generate(model, variables, jax.random.PRNGKey(3), num_samples=4),
+      generate(model, variables, jax.random.wrap_key_data(jax.random.PRNGKey(3)), num_samples=4))

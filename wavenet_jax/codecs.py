@@ -18,6 +18,7 @@ mulaw.py; the filters work on numpy arrays.
 import dataclasses
 from typing import Any
 
+import jax
 import numpy as np
 
 from wavenet_jax import mulaw
@@ -133,7 +134,12 @@ class Codec:
       previous: the waveform's sample before the first (a scalar or [...]): the filter's
         state, for a crop that starts inside a file; only read with pre-emphasis (which
         takes numpy input).
+
+    Raises:
+      ValueError: for NaN in a concrete (not traced) waveform.
     """
+    if not isinstance(audio, jax.core.Tracer) and np.isnan(np.asarray(audio)).any():
+      raise ValueError('the waveform holds NaN samples: they have no class.')
     if self.preemphasis:
       audio = preemphasize(audio, self.preemphasis, previous)
     if self.kind == 'mulaw':

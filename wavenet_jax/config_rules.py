@@ -6,7 +6,6 @@ resumes; `config_from_saved_json` reads the config saved with a checkpoint of an
 version (keys added since are filled in, keys moved since are moved).
 """
 import json
-import math
 from typing import Any
 
 import jax
@@ -43,14 +42,11 @@ def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> No
   if config.model.embedding_init not in EMBEDDING_INITS:
     raise ValueError(f'config.model.embedding_init must be one of {sorted(EMBEDDING_INITS)}, '
                      f'got {config.model.embedding_init!r}.')
-  if config.model.output not in distributions.OUTPUTS:
-    raise ValueError(f'config.model.output must be one of {distributions.OUTPUTS}, '
-                     f'got {config.model.output!r}.')
-  if config.model.output == 'mixture_of_logistics' and config.model.num_mixtures < 1:
-    raise ValueError(f'config.model.num_mixtures must be >= 1, got {config.model.num_mixtures}.')
-  if not math.isfinite(config.model.log_scale_min):
-    raise ValueError(f'config.model.log_scale_min must be finite, got '
-                     f'{config.model.log_scale_min}.')
+  try:
+    distributions.make(config.model.output, None, config.model.num_mixtures,
+                       config.model.log_scale_min)
+  except ValueError as error:
+    raise ValueError(f'config.model.{error}') from None
   if not 0.0 <= config.model.preemphasis < 1.0:
     raise ValueError(f'config.model.preemphasis must be in [0, 1) (0: off), '
                      f'got {config.model.preemphasis}.')

@@ -1,9 +1,13 @@
-"""The next-sample distributions of a WaveNet's output heads: likelihoods and sampling.
+"""A WaveNet's output heads: the next-sample distributions, their likelihoods and sampling.
 
-'mulaw_softmax' (the paper's): the outputs are logits [..., num_classes] of a softmax
-over μ-law classes.
+One class per head (`Head`); `make` builds one from the model's fields, and `HEADS` is
+the one place a head is named by string (a new head: one class and one entry there).
 
-'mixture_of_logistics' (PixelCNN++, Salimans et al. 2017; Parallel WaveNet): the outputs
+`MulawSoftmax` ('mulaw_softmax', the paper's): the outputs are logits [..., num_classes]
+of a softmax over μ-law classes, whose class embedding is the model's input.
+
+`MixtureOfLogistics` ('mixture_of_logistics'; PixelCNN++, Salimans et al. 2017; Parallel
+WaveNet), whose input is the previous sample's value: the outputs
 are [..., 3 K] = (mixture logits, means, log scales) of K logistic distributions over
 the sample value, discretized to the PCM codec's N bins (`codecs`): class c (value
 v_c = (c - N/2) / (N/2)) has the mass of [v_c - 1/N, v_c + 1/N]; the first bin takes all
@@ -15,12 +19,15 @@ log σ(a) + log σ(-b) + log(-expm1(-(hi - lo) / s)) has no cancellation anywher
 for bins of vanishing mass far in a tail nor for scales much wider than a bin), so no
 density approximation is needed as a fallback. Everything here runs in float32.
 
-Comparable bits: `mulaw_log_prob` gives the probability of the target's μ-law class, for
+Comparable bits: `Head.mulaw_log_prob` gives the probability of the target's μ-law class, for
 the mixture the mass of all PCM bins that μ-law-encode to that class (so the edges of
 μ-law class k lie at PCM bin edges), which is what a softmax model is scored on.
 """
+import abc
+import dataclasses
 import functools
-from typing import Any
+import math
+from typing import ClassVar, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -31,30 +38,19 @@ from wavenet_jax import mulaw
 
 Array = jax.Array
 
-OUTPUTS = ('mulaw_softmax', 'mixture_of_logistics')
-# Uniform random numbers each sampled value needs, by head: the class; or the component
-# and the logistic variate.
-UNIFORMS_PER_SAMPLE = {'mulaw_softmax': 1, 'mixture_of_logistics': 2}
+# The lowest positive temperature accepted. A subnormal one (< 1.2e-38) is flushed to 0 by
+# XLA and 0 / 0 gives NaN probabilities (every sample class 0: a constant -1 waveform); any
+# temperature this low is greedy in effect, so 0 (greedy) is the value for that.
+MIN_TEMPERATURE = 1e-3
 # Uniforms are kept this far inside (0, 1), so the logistic variate stays finite.
 _UNIFORM_MARGIN = 1e-5
 
 
-def check_output(output: str) -> None:
-  """Raises ValueError unless `output` names a head."""
-  if output not in OUTPUTS:
-    raise ValueError(f'output must be one of {OUTPUTS}, got {output!r}.')
-
-
-def output_size(output: str, num_classes: int, num_mixtures: int) -> int:
-  """Outputs per position of a head: num_classes logits or 3 * num_mixtures parameters."""
-  check_output(output)
-  return num_classes if output == 'mulaw_softmax' else 3 * num_mixtures
-
-
-def codec(output: str, num_classes: int) -> codecs.Codec:
-  """The codec of a head's classes: μ-law for the softmax, linear PCM for the mixture."""
-  check_output(output)
-  return codecs.Codec('mulaw' if output == 'mulaw_softmax' else 'pcm', num_classes)
+def check_temperature(temperature: float) -> None:
+  """Raises ValueError unless temperature is 0 (greedy) or finite and >= MIN_TEMPERATURE."""
+  if not (temperature == 0 or (math.isfinite(temperature) and temperature >= MIN_TEMPERATURE)):
+    raise ValueError(f'temperature must be 0 (greedy) or finite and >= {MIN_TEMPERATURE}, got '
+                     f'{temperature}.')
 
 
 def split_mixture(outputs: Array, log_scale_min: float) -> tuple[Array, Array, Array]:
@@ -97,26 +93,6 @@ def _mixture_log_prob(outputs: Array, lower: Array, upper: Array, lower_open: Ar
   return jax.nn.logsumexp(jax.nn.log_softmax(logits, axis=-1) + log_mass, axis=-1)
 
 
-def log_prob(model: Any, outputs: Array, targets: Array) -> Array:
-  """Log-probability in nats of each target class under the model's head.
-
-  Args:
-    model: the WaveNet (its output, num_classes and log_scale_min are read).
-    outputs: float [..., output_size] head outputs (e.g. logits[:, :-1]).
-    targets: int32 [...] classes of the model's codec (e.g. audio[:, 1:]).
-
-  Returns:
-    float32 [...] ln p(target).
-  """
-  if model.output == 'mulaw_softmax':
-    log_probs = jax.nn.log_softmax(outputs.astype(jnp.float32), axis=-1)
-    return jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
-  values = codecs.pcm_decode(targets, model.num_classes)
-  return _mixture_log_prob(outputs, values - 1.0 / model.num_classes,
-                           values + 1.0 / model.num_classes, targets == 0,
-                           targets == model.num_classes - 1, model.log_scale_min)
-
-
 @functools.lru_cache(maxsize=8)
 def pcm_to_mulaw_table(num_classes: int) -> tuple[np.ndarray, np.ndarray]:
   """Where the μ-law classes lie among num_classes linear PCM bins.
@@ -137,24 +113,6 @@ def pcm_to_mulaw_table(num_classes: int) -> tuple[np.ndarray, np.ndarray]:
   return mulaw_classes.astype(np.int32), edges.astype(np.float32)
 
 
-def mulaw_log_prob(model: Any, outputs: Array, targets: Array) -> Array:
-  """Log-probability in nats of the μ-law class of each target: comparable across heads.
-
-  Softmax head: `log_prob` itself (its classes are μ-law's). Mixture head: the mass of
-  every PCM bin whose value μ-law-encodes to the target's class (see `pcm_to_mulaw_table`).
-
-  Args, returns: as `log_prob`.
-  """
-  if model.output == 'mulaw_softmax':
-    return log_prob(model, outputs, targets)
-  mulaw_classes, edges = pcm_to_mulaw_table(model.num_classes)
-  target_classes = jnp.asarray(mulaw_classes)[targets]
-  edges = jnp.asarray(edges)
-  return _mixture_log_prob(outputs, edges[target_classes], edges[target_classes + 1],
-                           target_classes == 0, target_classes == mulaw.NUM_CLASSES - 1,
-                           model.log_scale_min)
-
-
 def sample_categorical(logits: Array, temperature: Array, uniform: Array) -> Array:
   """Draws from softmax(logits / temperature) by inverting its cumulative distribution.
 
@@ -173,40 +131,224 @@ def sample_categorical(logits: Array, temperature: Array, uniform: Array) -> Arr
   return jnp.minimum(jnp.sum(cdf <= threshold, axis=-1), logits.shape[-1] - 1).astype(jnp.int32)
 
 
-def sample(model: Any, outputs: Array, temperature: Array, uniforms: Array,
-           greedy: bool) -> Array:
-  """Draws the next class of every sequence from the head's distribution.
 
-  Softmax: the class by inverse CDF of softmax(logits / temperature) at uniforms[:, 0];
-  greedy: the most likely class. Mixture: the component by inverse CDF of its weights at
-  uniforms[:, 0], then mean + temperature * scale * logit(uniforms[:, 1]) (the logistic's
-  inverse CDF, its scale multiplied by the temperature), quantised to the PCM class;
-  greedy: the mean of the most probable component.
+@dataclasses.dataclass(frozen=True)
+class Head(abc.ABC):
+  """An output head: what the model's outputs [..., output_size] mean.
 
-  Args:
-    model: the WaveNet.
-    outputs: float32 [batch, output_size] of the step.
-    temperature: float32 scalar > 0 (ignored when greedy).
-    uniforms: float32 [batch, UNIFORMS_PER_SAMPLE[model.output]] in [0, 1), or None when
-      greedy.
-    greedy: take the mode (temperature 0).
-
-  Returns:
-    int32 [batch] classes of the model's codec.
+  Attributes:
+    num_classes: classes of the head's codec (its inputs and targets).
   """
-  if model.output == 'mulaw_softmax':
+  num_classes: int
+  # The head's name in config.model.output / WaveNet.output.
+  name: ClassVar[str]
+  # The codec of its classes (`codecs.Codec` kind) and its default number of classes.
+  codec_kind: ClassVar[str]
+  default_classes: ClassVar[int]
+  # Uniform random numbers each sampled value needs.
+  uniforms_per_sample: ClassVar[int]
+  # The model's input is the previous sample's value (True) or its class's embedding.
+  value_input: ClassVar[bool]
+
+  def __post_init__(self):
+    codecs.Codec(self.codec_kind, self.num_classes)  # Checks the number of classes.
+
+  @classmethod
+  def from_fields(cls, num_classes: Optional[int], num_mixtures: int,
+                  log_scale_min: float) -> 'Head':
+    """The head of a model's fields (those it does not use are ignored)."""
+    del num_mixtures, log_scale_min
+    return cls(cls.default_classes if num_classes is None else num_classes)
+
+  @property
+  def codec(self) -> codecs.Codec:
+    """How waveforms map to the head's classes."""
+    return codecs.Codec(self.codec_kind, self.num_classes)
+
+  @property
+  @abc.abstractmethod
+  def output_size(self) -> int:
+    """Model outputs per position."""
+
+  @abc.abstractmethod
+  def log_prob(self, outputs: Array, targets: Array) -> Array:
+    """Log-probability in nats of each target class.
+
+    Args:
+      outputs: float [..., output_size] head outputs (e.g. logits[:, :-1]).
+      targets: int32 [...] classes of the head's codec (e.g. audio[:, 1:]).
+
+    Returns:
+      float32 [...] ln p(target).
+    """
+
+  @abc.abstractmethod
+  def mulaw_log_prob(self, outputs: Array, targets: Array) -> Array:
+    """Log-probability in nats of the μ-law class of each target: comparable across heads.
+
+    Args, returns: as `log_prob`.
+    """
+
+  @abc.abstractmethod
+  def sample(self, outputs: Array, temperature: Array, uniforms: Optional[Array],
+             greedy: bool) -> Array:
+    """Draws the next class of every sequence.
+
+    Args:
+      outputs: float32 [batch, output_size] of the step.
+      temperature: float32 scalar > 0 (ignored when greedy; see `check_temperature`).
+      uniforms: float32 [batch, uniforms_per_sample] in [0, 1), or None when greedy.
+      greedy: take the mode (temperature 0).
+
+    Returns:
+      int32 [batch] classes of the head's codec.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class MulawSoftmax(Head):
+  """Logits of a softmax over μ-law classes; the input is the class's embedding."""
+  name = 'mulaw_softmax'
+  codec_kind = 'mulaw'
+  default_classes = mulaw.NUM_CLASSES
+  uniforms_per_sample = 1  # The class.
+  value_input = False
+
+  @property
+  def output_size(self) -> int:
+    return self.num_classes
+
+  def log_prob(self, outputs: Array, targets: Array) -> Array:
+    log_probs = jax.nn.log_softmax(outputs.astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+
+  def mulaw_log_prob(self, outputs: Array, targets: Array) -> Array:
+    """`log_prob`: the classes are μ-law's."""
+    return self.log_prob(outputs, targets)
+
+  def sample(self, outputs: Array, temperature: Array, uniforms: Optional[Array],
+             greedy: bool) -> Array:
+    """The class by inverse CDF of softmax(logits / temperature) at uniforms[:, 0]; greedy:
+    the most likely class."""
     if greedy:
       return jnp.argmax(outputs, axis=-1).astype(jnp.int32)
     return sample_categorical(outputs, temperature, uniforms[:, 0])
-  logits, means, log_scales = split_mixture(outputs, model.log_scale_min)
-  if greedy:
-    component = jnp.argmax(logits, axis=-1)
-  else:
-    component = sample_categorical(logits, jnp.float32(1.0), uniforms[:, 0])
-  mean = jnp.take_along_axis(means, component[:, None], axis=-1)[:, 0]
-  value = mean
-  if not greedy:
-    log_scale = jnp.take_along_axis(log_scales, component[:, None], axis=-1)[:, 0]
-    u = jnp.clip(uniforms[:, 1], _UNIFORM_MARGIN, 1.0 - _UNIFORM_MARGIN)
-    value = mean + temperature * jnp.exp(log_scale) * (jnp.log(u) - jnp.log1p(-u))
-  return codecs.pcm_encode(value, model.num_classes)
+
+
+@dataclasses.dataclass(frozen=True)
+class MixtureOfLogistics(Head):
+  """A discretized mixture of logistics over linear PCM classes (see the module docstring).
+
+  Attributes:
+    num_mixtures: logistic components.
+    log_scale_min: floor of the log scales (finite).
+  """
+  num_mixtures: int = 10
+  log_scale_min: float = -14.0
+  name = 'mixture_of_logistics'
+  codec_kind = 'pcm'
+  default_classes = codecs.PCM16_CLASSES
+  uniforms_per_sample = 2  # The component and the logistic variate.
+  value_input = True
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.num_mixtures < 1:
+      raise ValueError(f'num_mixtures must be >= 1, got {self.num_mixtures}.')
+    if not math.isfinite(self.log_scale_min):
+      raise ValueError(f'log_scale_min must be finite, got {self.log_scale_min}.')
+
+  @classmethod
+  def from_fields(cls, num_classes: Optional[int], num_mixtures: int,
+                  log_scale_min: float) -> 'Head':
+    return cls(cls.default_classes if num_classes is None else num_classes, num_mixtures,
+               log_scale_min)
+
+  @property
+  def output_size(self) -> int:
+    return 3 * self.num_mixtures
+
+  def log_prob(self, outputs: Array, targets: Array) -> Array:
+    values = codecs.pcm_decode(targets, self.num_classes)
+    return _mixture_log_prob(outputs, values - 1.0 / self.num_classes,
+                             values + 1.0 / self.num_classes, targets == 0,
+                             targets == self.num_classes - 1, self.log_scale_min)
+
+  def mulaw_log_prob(self, outputs: Array, targets: Array) -> Array:
+    """The mass of every PCM bin whose value μ-law-encodes to the target's class (see
+    `pcm_to_mulaw_table`)."""
+    mulaw_classes, edges = pcm_to_mulaw_table(self.num_classes)
+    target_classes = jnp.asarray(mulaw_classes)[targets]
+    edges = jnp.asarray(edges)
+    return _mixture_log_prob(outputs, edges[target_classes], edges[target_classes + 1],
+                             target_classes == 0, target_classes == mulaw.NUM_CLASSES - 1,
+                             self.log_scale_min)
+
+  def sample(self, outputs: Array, temperature: Array, uniforms: Optional[Array],
+             greedy: bool) -> Array:
+    """The component by inverse CDF of its weights at uniforms[:, 0], then mean +
+    temperature * scale * logit(uniforms[:, 1]) (the logistic's inverse CDF, its scale
+    multiplied by the temperature), quantised to the PCM class; greedy: the mean of the
+    most probable component."""
+    logits, means, log_scales = split_mixture(outputs, self.log_scale_min)
+    if greedy:
+      component = jnp.argmax(logits, axis=-1)
+    else:
+      component = sample_categorical(logits, jnp.float32(1.0), uniforms[:, 0])
+    mean = jnp.take_along_axis(means, component[:, None], axis=-1)[:, 0]
+    value = mean
+    if not greedy:
+      log_scale = jnp.take_along_axis(log_scales, component[:, None], axis=-1)[:, 0]
+      u = jnp.clip(uniforms[:, 1], _UNIFORM_MARGIN, 1.0 - _UNIFORM_MARGIN)
+      value = mean + temperature * jnp.exp(log_scale) * (jnp.log(u) - jnp.log1p(-u))
+    return codecs.pcm_encode(value, self.num_classes)
+
+
+# The heads by name: the only place a head is named by string.
+HEADS = {head.name: head for head in (MulawSoftmax, MixtureOfLogistics)}
+OUTPUTS = tuple(HEADS)
+
+
+@functools.lru_cache(maxsize=64)
+def make(output: str, num_classes: Optional[int] = None, num_mixtures: int = 10,
+         log_scale_min: float = -14.0) -> Head:
+  """The head named `output` (a key of HEADS) from a model's fields.
+
+  Args:
+    output: config.model.output / WaveNet.output.
+    num_classes: classes of its codec; None: the head's default.
+    num_mixtures, log_scale_min: of the mixture head (others ignore them).
+
+  Raises:
+    ValueError: for an unknown name or fields the head cannot take (one line naming the field).
+  """
+  if output not in HEADS:
+    raise ValueError(f'output must be one of {OUTPUTS}, got {output!r}.')
+  return HEADS[output].from_fields(num_classes, num_mixtures, log_scale_min)
+
+
+class NextSampleNats(NamedTuple):
+  """Σ weights * -ln p of next samples, float32 scalars: of the head's classes (`nats`) and
+  of their μ-law classes (`mulaw_nats`, the unit every head shares)."""
+  nats: Array
+  mulaw_nats: Array
+
+
+def next_sample_nats(head: Head, outputs: Array, audio: Array, weights: Array) -> NextSampleNats:
+  """Scores each position's prediction of the next sample: the loss and validation figures.
+
+  Args:
+    head: the model's head (`WaveNet.distribution`).
+    outputs: float [batch, T, output_size], the model's outputs on `audio` (outputs[:, t]
+      is the distribution of audio[:, t + 1]).
+    audio: int32 [batch, T] classes of the head's codec.
+    weights: float32 [batch, T - 1], each prediction's weight (e.g. mask[:, 1:]).
+
+  Returns:
+    The weighted sums (`NextSampleNats`); a jitted caller that reads one leaves the other
+    uncomputed.
+  """
+  outputs, targets = outputs[:, :-1], audio[:, 1:]
+  # For the softmax both are one computation (its classes are μ-law's): XLA computes it once.
+  return NextSampleNats(jnp.sum(-head.log_prob(outputs, targets) * weights),
+                        jnp.sum(-head.mulaw_log_prob(outputs, targets) * weights))

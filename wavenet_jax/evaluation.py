@@ -2,7 +2,7 @@
 
 A file of T samples (classes x of the model's codec, after the checkpoint's pre-emphasis) is
 scored in two units: bits per sample of the model's own classes (8-bit μ-law, or 16-bit
-PCM for the mixture head), and bits per μ-law class (`distributions.mulaw_log_prob`; the
+PCM for the mixture head), and bits per μ-law class (`Head.mulaw_log_prob`; the
 same for a softmax model), in which models of either head compare on the same files. It is
 scored on its T - 1 next-sample predictions
 (logits[t] against x[t + 1]), exactly as one forward pass over the whole file would score
@@ -82,12 +82,8 @@ def _chunk_nats(model: WaveNet, variables: Any, audio: jax.Array, weights: jax.A
 
   audio int32 [1, L], weights [1, L - 1]; returns float32 [2].
   """
-  logits = model.apply(variables, audio, global_cond, local_cond)[:, :-1]
-  nats = -jnp.sum(distributions.log_prob(model, logits, audio[:, 1:]) * weights)
-  mulaw_nats = nats  # A softmax model's classes are μ-law classes.
-  if model.output != 'mulaw_softmax':
-    mulaw_nats = -jnp.sum(distributions.mulaw_log_prob(model, logits, audio[:, 1:]) * weights)
-  return jnp.stack([nats, mulaw_nats])
+  logits = model.apply(variables, audio, global_cond, local_cond)
+  return jnp.stack(distributions.next_sample_nats(model.distribution, logits, audio, weights))
 
 
 def score_classes(model: WaveNet, variables: Any, classes: np.ndarray,

@@ -12,9 +12,10 @@ Architecture (van den Oord et al., 2016):
   skips = Σ_l W_skip,l a_l                         one matmul over concat(a_l)
   outputs = W_2 relu(W_1 relu(skips))              [B, T, output_size]
 
-Output heads (`distributions`): 'mulaw_softmax', the paper's, logits of 256 μ-law classes;
-'mixture_of_logistics', the parameters of a discretized mixture of logistics over 16-bit
-PCM classes (output_size = 3 * num_mixtures), whose input is the previous sample's value.
+Output heads (`distributions`, the model's `distribution`): 'mulaw_softmax', the paper's,
+logits of 256 μ-law classes; 'mixture_of_logistics', the parameters of a discretized mixture
+of logistics over 16-bit PCM classes (output_size = 3 * num_mixtures), whose input is the
+previous sample's value.
 
 `logits[:, t]` (the head's outputs) is the distribution of `x[:, t + 1]` and depends on
 `x[:, :t + 1]` only: every convolution is causal (left zero padding of its input), so the model
@@ -29,15 +30,15 @@ dilated taps and the tap and skip concatenations are then along contiguous axes 
 
 One-sample step (Paine et al., 2016): generating x[t + 1] needs layer l's inputs
 h_l[t - d_l], ..., h_l[t - (k-1) d_l] besides h_l[t] only, so the model keeps
-them in a cache and `step` costs O(layers) work per sample, independent of the
-receptive field (the parallel forward recomputes all of it). The step runs on
-`StepWeights`, the parameters re-laid out once by `step_weights`, rather than
-through `Module.apply`, so that nothing is sliced, stacked or re-embedded per sample:
+them in a cache (`DecodeState`) and `Decoder.step` costs O(layers) work per sample,
+independent of the receptive field (the parallel forward recomputes all of it). The
+`Decoder` holds the parameters re-laid out once, so that nothing is sliced, stacked or
+re-embedded per sample, rather than stepping through `Module.apply`:
 
-  weights = step_weights(model, variables)
-  bias = gate_bias(model, variables, batch_size, global_cond)  # per generation
-  ring = init_ring(model, batch_size)  # at t = 0; or prefill_ring(model, variables, x[:, :t], ...)
-  ring, logits = step(model, weights, bias, ring, t, x[:, t], local_feature_t)
+  decoder = model.decoder(variables)
+  bias = decoder.gate_bias(batch_size, global_cond)  # per generation
+  state = decoder.init_state(batch_size)  # at t = 0; or decoder.prefill(x[:, :t], ...)
+  state, logits = decoder.step(state, x[:, t], bias, local_feature_t)
 
 The cache is one ring buffer `ring` [rows, batch, residual] (one gather and one
 scatter per step for all layers): layer l owns rows offsets[l] .. offsets[l] +
@@ -45,7 +46,7 @@ scatter per step for all layers): layer l owns rows offsets[l] .. offsets[l] +
   1. gathers every layer's past taps and multiplies them with their kernels
      before the layers run (they do not depend on x[t], so all layers' can be
      multiplied at once): one batched matmul up to batch
-     BATCHED_PAST_TAPS_MAX_BATCH, one per layer above;
+     `Decoder.batched_past_taps_max_batch`, one per layer above;
   2. runs the layers on x[t], the embedding folded into the first layer's
      current tap (a table [num_classes, gate]: a lookup instead of a matmul; for the
      mixture head's scalar input, x[t]'s value times a row);
@@ -56,7 +57,7 @@ scatter per step for all layers): layer l owns rows offsets[l] .. offsets[l] +
 """
 import dataclasses
 import functools
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import flax
 import flax.linen as nn
@@ -66,14 +67,15 @@ import numpy as np
 
 from wavenet_jax import codecs
 from wavenet_jax import distributions
-from wavenet_jax import mulaw
 
 Array = jax.Array
 Dtype = Any
 
 # Logical axis names of parameters and activations. `sharding.py` maps them to
 # mesh axes with rules from the config (data parallel: all replicated).
-EMBED = 'vocab'
+# The axis of the codec's classes: its name in config.sharding_rules stays 'vocab' (saved
+# configs name it).
+CLASSES = 'vocab'
 RESIDUAL = 'residual'
 GATE = 'gate'
 SKIP = 'skip'
@@ -82,10 +84,6 @@ LAYERS = 'layers'
 SPEAKERS = 'speakers'
 COND = 'cond'
 HEAD = 'head'
-
-# Largest batch whose past taps `step` multiplies in one batched matmul (larger: one
-# matmul per layer, as XLA's CPU batched matmul is slower than separate ones there).
-BATCHED_PAST_TAPS_MAX_BATCH = 16
 
 
 def dilations(num_layers: int, num_stacks: int) -> tuple[int, ...]:
@@ -278,6 +276,9 @@ def check_conditioning(model: 'WaveNet', batch_size: int, global_cond: Optional[
                        local_cond: Optional[Array], time: Optional[int] = None) -> None:
   """One-line ValueErrors for conditioning inputs that do not fit the model.
 
+  Concrete inputs are also checked for values (ids in range, finite features); traced
+  ones (inside jit) only for shapes.
+
   Args:
     model: the WaveNet.
     batch_size: of the audio being modelled.
@@ -293,6 +294,11 @@ def check_conditioning(model: 'WaveNet', batch_size: int, global_cond: Optional[
                        'pass global_cond speaker ids [batch].')
     if global_cond.shape != (batch_size,):
       raise ValueError(f'global_cond must have shape ({batch_size},), got {global_cond.shape}.')
+    if not isinstance(global_cond, jax.core.Tracer):  # Concrete ids: checked once per call.
+      ids = np.asarray(global_cond)
+      if ids.min() < 0 or ids.max() >= model.num_speakers:
+        raise ValueError(f'global_cond speaker ids must lie in [0, {model.num_speakers - 1}], '
+                         f'got {sorted(set(ids.tolist()))}.')
   elif global_cond is not None:
     raise ValueError('global_cond given, but this WaveNet has num_speakers=0.')
   if model.local_cond_channels > 0:
@@ -307,6 +313,9 @@ def check_conditioning(model: 'WaveNet', batch_size: int, global_cond: Optional[
         frames, covering = f'>= {-(-time // model.hop_length)}', f' for {time} samples'
       raise ValueError(f'local_cond must be [{batch_size}, {frames}, {model.local_cond_channels}]'
                        f'{covering}, got {local_cond.shape}.')
+    if (not isinstance(local_cond, jax.core.Tracer)
+        and not np.all(np.isfinite(np.asarray(local_cond)))):
+      raise ValueError('local_cond holds NaN or infinite features; the model needs finite ones.')
   elif local_cond is not None:
     raise ValueError('local_cond given, but this WaveNet has local_cond_channels=0.')
 
@@ -321,9 +330,9 @@ class WaveNet(nn.Module):
     residual_channels: channels of the residual stream.
     gate_channels: output channels of each dilated conv; the gated unit halves them.
     skip_channels: channels of the skip sum and the output head.
-    output: the output head, 'mulaw_softmax' (logits of μ-law classes) or
+    output: the output head's name, 'mulaw_softmax' (logits of μ-law classes) or
       'mixture_of_logistics' (a discretized mixture of logistics over linear PCM classes,
-      with the previous sample's value as the input); see `distributions`.
+      with the previous sample's value as the input); the head itself is `distribution`.
     num_classes: classes of the head's codec (`codec`); None: the default, 256 μ-law
       classes or 65,536 (16-bit) PCM levels.
     preemphasis: p in [0, 1): the classes are of the pre-emphasised waveform x[t] - p x[t - 1]
@@ -367,22 +376,27 @@ class WaveNet(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   def __post_init__(self):
-    distributions.check_output(self.output)
-    if self.num_classes is None:  # The codec's default, fixed before Flax copies the module.
-      object.__setattr__(self, 'num_classes', mulaw.NUM_CLASSES
-                         if self.output == 'mulaw_softmax' else codecs.PCM16_CLASSES)
+    head = self.distribution  # One-line ValueErrors for an unknown head or its fields.
+    if self.num_classes is None:  # The head's default, fixed before Flax copies the module.
+      object.__setattr__(self, 'num_classes', head.num_classes)
     super().__post_init__()
+
+  @property
+  def distribution(self) -> distributions.Head:
+    """The output head (`distributions.make` of output, num_classes, num_mixtures,
+    log_scale_min): output size, codec, likelihoods and sampling."""
+    return distributions.make(self.output, self.num_classes, self.num_mixtures,
+                              self.log_scale_min)
 
   @property
   def codec(self) -> codecs.Codec:
     """How waveforms map to this model's classes (μ-law or linear PCM, and pre-emphasis)."""
-    return dataclasses.replace(distributions.codec(self.output, self.num_classes),
-                               preemphasis=self.preemphasis)
+    return dataclasses.replace(self.distribution.codec, preemphasis=self.preemphasis)
 
   @property
   def output_size(self) -> int:
     """Head outputs per position: num_classes logits or 3 * num_mixtures parameters."""
-    return distributions.output_size(self.output, self.num_classes, self.num_mixtures)
+    return self.distribution.output_size
 
   @property
   def dilations(self) -> tuple[int, ...]:
@@ -403,16 +417,14 @@ class WaveNet(nn.Module):
     if self.embedding_init not in EMBEDDING_INITS:
       raise ValueError(f'embedding_init must be one of {sorted(EMBEDDING_INITS)}, '
                        f'got {self.embedding_init!r}.')
-    if self.output == 'mulaw_softmax':
+    if not self.distribution.value_input:
       self.embedding = nn.Embed(
           self.num_classes, self.residual_channels, dtype=self.dtype,
           param_dtype=self.param_dtype,
           embedding_init=nn.with_logical_partitioning(EMBEDDING_INITS[self.embedding_init],
-                                                      (EMBED, RESIDUAL)))
+                                                      (CLASSES, RESIDUAL)))
     else:
-      if self.num_mixtures < 1:
-        raise ValueError(f'num_mixtures must be >= 1, got {self.num_mixtures}.')
-      self.input_proj = _dense(self.residual_channels, (EMBED, RESIDUAL), True, self.dtype,
+      self.input_proj = _dense(self.residual_channels, (CLASSES, RESIDUAL), True, self.dtype,
                                self.param_dtype, 'input_proj')
     num_layers = len(self.dilations)
     self.layers = [
@@ -432,7 +444,7 @@ class WaveNet(nn.Module):
         (self.skip_channels,), self.param_dtype)
     self.head_hidden = _dense(self.skip_channels, (SKIP, HEAD), True, self.dtype,
                               self.param_dtype, 'head_hidden')
-    self.head_out = _dense(self.output_size, (HEAD, EMBED), True, self.dtype, self.param_dtype,
+    self.head_out = _dense(self.output_size, (HEAD, CLASSES), True, self.dtype, self.param_dtype,
                            'head_out')
     if self.num_speakers > 0:
       self.speaker_embedding = nn.Embed(
@@ -469,7 +481,7 @@ class WaveNet(nn.Module):
 
   def embed(self, audio: Array) -> Array:
     """Input layer: int32 classes [...] -> [..., residual] (a table, or the value scaled)."""
-    if self.output == 'mulaw_softmax':
+    if not self.distribution.value_input:
       return self.embedding(audio)
     return self.input_proj(self.codec.values(audio)[..., None])
 
@@ -477,6 +489,10 @@ class WaveNet(nn.Module):
     """Output head: skip sum [..., skip] -> float32 outputs [..., output_size]."""
     hidden = self.head_hidden(nn.relu(skips))
     return self.head_out(nn.relu(hidden)).astype(jnp.float32)
+
+  def decoder(self, variables: Any) -> 'Decoder':
+    """The one-sample step of this model with these variables {'params': ...} (`Decoder`)."""
+    return Decoder.create(self, variables)
 
   def __call__(self, audio: Array, global_cond: Optional[Array] = None,
                local_cond: Optional[Array] = None) -> Array:
@@ -515,14 +531,36 @@ class WaveNet(nn.Module):
 
 
 @flax.struct.dataclass
-class StepWeights:
-  """A WaveNet's parameters laid out for `step`, in the model's compute dtype.
+class DecodeState:
+  """The decode cache of a batch of sequences before the input at `time`.
 
   Attributes:
-    embedding: [num_classes, residual] input embedding (softmax head), or for the
-      mixture head's scalar input x: [2, residual], h_0 = x * embedding[0] + embedding[1].
-    input_table: [num_classes, gate] embedding @ current tap of layer 0; for the
-      mixture head [2, gate], likewise x * input_table[0] + input_table[1].
+    ring: [rows, batch, residual] every layer's past inputs, in the model's compute dtype
+      (layer l's h_l[t] in row offsets[l] + t mod (k-1) d_l; see the module docstring).
+    time: int32 scalar, the time of the next input.
+  """
+  ring: Array
+  time: Array
+
+
+def _is_layer_input(module: nn.Module, method_name: str) -> bool:
+  """capture_intermediates filter: the input layer and every residual layer's output."""
+  return ((isinstance(module, ResidualLayer) and method_name == '__call__')
+          or (isinstance(module, WaveNet) and method_name == 'embed'))
+
+
+@flax.struct.dataclass
+class Decoder:
+  """A WaveNet's one-sample step: its parameters laid out for `step`, in the compute dtype.
+
+  Build with `WaveNet.decoder(variables)`.
+
+  Attributes:
+    model: the WaveNet.
+    embedding: [num_classes, residual] input embedding (class input), or for a head whose
+      input is the value x: [2, residual], h_0 = x * embedding[0] + embedding[1].
+    input_table: [num_classes, gate] embedding @ current tap of layer 0; for a value
+      input [2, gate], likewise x * input_table[0] + input_table[1].
     past_kernels: [layers, (kernel_size - 1) * residual, gate] the taps on past
       inputs (oldest first), one block per layer.
     current_kernels: per layer from layer 1 on, [residual, gate]: the tap on the
@@ -534,7 +572,11 @@ class StepWeights:
     skip_bias: [skip].
     local_kernel: [local_cond_channels, layers * gate], or None (no local conditioning).
     variables: the model's unboxed variables, for its output head and upsampler.
+    batched_past_taps_max_batch: the largest batch whose past taps `step` multiplies in
+      one batched matmul (larger: one matmul per layer, as XLA's CPU batched matmul is
+      slower than separate ones there).
   """
+  model: WaveNet = flax.struct.field(pytree_node=False)
   embedding: Array
   input_table: Array
   past_kernels: Array
@@ -545,84 +587,155 @@ class StepWeights:
   skip_bias: Array
   local_kernel: Optional[Array]
   variables: Any
+  batched_past_taps_max_batch: int = flax.struct.field(pytree_node=False, default=16)
 
+  @classmethod
+  def create(cls, model: WaveNet, variables: Any) -> 'Decoder':
+    """Lays out the parameters (see the attributes).
 
-def _layer_params(model: WaveNet, params: Any) -> list[Any]:
-  """Each residual layer's parameters, in order; ValueError if `params` is not the model's."""
-  input_layer = 'embedding' if model.output == 'mulaw_softmax' else 'input_proj'
-  missing = [name for name in (input_layer, 'skip_kernel', 'skip_bias', 'head_hidden', 'head_out',
-                               *(f'layer_{l}' for l in range(model.num_layers)))
-             if name not in params]
-  if missing:
-    raise ValueError(f'variables do not match the model: no parameters {missing}.')
-  return [params[f'layer_{l}'] for l in range(model.num_layers)]
+    Args:
+      model: the WaveNet.
+      variables: its variables {'params': ...} (from `model.init` or a checkpoint; boxed
+        or plain).
+    """
+    if not isinstance(variables, Mapping) or 'params' not in variables:
+      keys = sorted(variables) if isinstance(variables, Mapping) else type(variables).__name__
+      raise ValueError("variables must be the model's variables {'params': params} (from "
+                       f'model.init or a checkpoint), got {keys}.')
+    variables = nn.meta.unbox(variables)
+    params = variables['params']
+    layers = _layer_params(model, params)
+    dtype = model.dtype
+    k, residual, gate = model.kernel_size, model.residual_channels, model.gate_channels
+    kernels = jnp.stack([layer['kernel'] for layer in layers]).astype(dtype)  # [L, k, R, G]
+    if model.distribution.value_input:
+      embedding = jnp.stack([params['input_proj']['kernel'][0],
+                             params['input_proj']['bias']]).astype(dtype)
+    else:
+      embedding = params['embedding']['embedding'].astype(dtype)
+    local_kernel = None
+    if model.local_cond_channels > 0:
+      local_kernel = jnp.concatenate([layer['local_proj']['kernel'] for layer in layers],
+                                     axis=1).astype(dtype)
+    return cls(
+        model=model,
+        embedding=embedding,
+        input_table=embedding @ kernels[0, k - 1],  # Value input: [x, 1] @ that, per row.
+        past_kernels=kernels[:, :k - 1].reshape(model.num_layers, (k - 1) * residual, gate),
+        current_kernels=tuple(kernels[1:, k - 1]),
+        residual_kernels=tuple(layer['residual_proj']['kernel'].astype(dtype)
+                               for layer in layers[:-1]),
+        residual_biases=tuple(layer['residual_proj']['bias'].astype(dtype)
+                              for layer in layers[:-1]),
+        skip_kernel=params['skip_kernel'].reshape(-1, model.skip_channels).astype(dtype),
+        skip_bias=params['skip_bias'].astype(dtype),
+        local_kernel=local_kernel,
+        variables=variables)
 
+  def gate_bias(self, batch_size: int, global_cond: Optional[Array]) -> Array:
+    """Each layer's gate bias plus its global conditioning term, constant over a generation.
 
-def step_weights(model: WaveNet, variables: Any) -> StepWeights:
-  """Lays out a WaveNet's parameters for `step` (see `StepWeights`).
+    Args:
+      batch_size: sequences generated together.
+      global_cond: int32 speaker ids [batch_size], or None (no global conditioning).
 
-  Args:
-    model: the WaveNet.
-    variables: its variables (from `model.init` or a checkpoint; boxed or plain).
-  """
-  variables = nn.meta.unbox(variables)
-  params = variables['params']
-  layers = _layer_params(model, params)
-  dtype = model.dtype
-  k, residual, gate = model.kernel_size, model.residual_channels, model.gate_channels
-  kernels = jnp.stack([layer['kernel'] for layer in layers]).astype(dtype)  # [L, k, R, G]
-  if model.output == 'mulaw_softmax':
-    embedding = params['embedding']['embedding'].astype(dtype)
-  else:
-    embedding = jnp.stack([params['input_proj']['kernel'][0],
-                           params['input_proj']['bias']]).astype(dtype)
-  local_kernel = None
-  if model.local_cond_channels > 0:
-    local_kernel = jnp.concatenate([layer['local_proj']['kernel'] for layer in layers],
-                                   axis=1).astype(dtype)
-  return StepWeights(
-      embedding=embedding,
-      input_table=embedding @ kernels[0, k - 1],  # Mixture: [x, 1] @ that, per row.
-      past_kernels=kernels[:, :k - 1].reshape(model.num_layers, (k - 1) * residual, gate),
-      current_kernels=tuple(kernels[1:, k - 1]),
-      residual_kernels=tuple(layer['residual_proj']['kernel'].astype(dtype)
-                             for layer in layers[:-1]),
-      residual_biases=tuple(layer['residual_proj']['bias'].astype(dtype)
-                            for layer in layers[:-1]),
-      skip_kernel=params['skip_kernel'].reshape(-1, model.skip_channels).astype(dtype),
-      skip_bias=params['skip_bias'].astype(dtype),
-      local_kernel=local_kernel,
-      variables=variables)
+    Returns:
+      [layers, batch_size, gate] in the model's compute dtype.
+    """
+    model = self.model
+    layers = _layer_params(model, self.variables['params'])
+    bias = jnp.stack([layer['bias'] for layer in layers])
+    bias = jnp.broadcast_to(bias[:, None, :].astype(model.dtype),
+                            (model.num_layers, batch_size, model.gate_channels))
+    if global_cond is None:
+      return bias
+    speaker = model.apply(self.variables, global_cond,
+                          method=lambda m, ids: m.speaker_embedding(ids))
+    global_kernels = jnp.stack([layer['global_proj']['kernel'] for layer in layers])
+    return bias + jnp.einsum('be,leg->lbg', speaker, global_kernels.astype(model.dtype))
 
+  def upsample(self, local_cond: Array) -> Array:
+    """The model's upsampler: float [batch, frames, C] -> [batch, frames * hop_length, C]."""
+    return self.model.apply(self.variables, local_cond, method=lambda m, f: m.upsampler(f))
 
-def gate_bias(model: WaveNet, variables: Any, batch_size: int,
-              global_cond: Optional[Array]) -> Array:
-  """Each layer's gate bias plus its global conditioning term, constant over a generation.
+  def head(self, skips: Array) -> Array:
+    """The model's output head: [batch, skip] -> float32 [batch, output_size]."""
+    return self.model.apply(self.variables, skips, method=WaveNet.head)
 
-  Args:
-    model: the WaveNet.
-    variables: its variables (boxed or plain).
-    batch_size: sequences generated together.
-    global_cond: int32 speaker ids [batch_size], or None (no global conditioning).
+  def init_state(self, batch_size: int) -> DecodeState:
+    """The cache before any input (all past inputs zero, as the causal padding has them):
+    ring [rows, batch_size, residual] of zeros, time 0."""
+    return DecodeState(ring=_empty_ring(self.model, batch_size), time=jnp.zeros((), jnp.int32))
 
-  Returns:
-    [layers, batch_size, gate] in the model's compute dtype.
-  """
-  variables = nn.meta.unbox(variables)
-  layers = _layer_params(model, variables['params'])
-  bias = jnp.stack([layer['bias'] for layer in layers])
-  bias = jnp.broadcast_to(bias[:, None, :].astype(model.dtype),
-                          (model.num_layers, batch_size, model.gate_channels))
-  if global_cond is None:
-    return bias
-  speaker = model.apply(variables, global_cond, method=lambda m, ids: m.speaker_embedding(ids))
-  global_kernels = jnp.stack([layer['global_proj']['kernel'] for layer in layers])
-  return bias + jnp.einsum('be,leg->lbg', speaker, global_kernels.astype(model.dtype))
+  def prefill(self, audio: Array, global_cond: Optional[Array],
+              local_cond: Optional[Array]) -> DecodeState:
+    """The cache after feeding `audio` (times 0 .. T-1), by one parallel forward pass.
 
+    Only the last receptive_field - 1 samples (rounded back to a frame start) feed
+    the cached inputs h_l[T - (k-1) d_l .. T-1], so only they are run.
 
-def upsample(model: WaveNet, weights: StepWeights, local_cond: Array) -> Array:
-  """The model's upsampler: float [batch, frames, C] -> [batch, frames * hop_length, C]."""
-  return model.apply(weights.variables, local_cond, method=lambda m, f: m.upsampler(f))
+    Args:
+      audio: int32 classes [batch, T] with T >= 1.
+      global_cond, local_cond: as for the model (local_cond frames from time 0).
+
+    Returns:
+      The state at time T.
+    """
+    return DecodeState(ring=_prefilled_ring(self.model, self.variables, audio, global_cond,
+                                            local_cond),
+                       time=jnp.asarray(audio.shape[1], jnp.int32))
+
+  def step(self, state: DecodeState, sample: Array, bias: Array,
+           local_feature: Optional[Array]) -> tuple[DecodeState, Array]:
+    """Feeds x[state.time]: the next state and the head's outputs for x[time + 1].
+
+    Args:
+      state: the cache (from `init_state`, `prefill` or the previous step).
+      sample: int32 [batch], x[time].
+      bias: [layers, batch, gate], from `gate_bias`.
+      local_feature: upsampled local features of this time, float [batch,
+        local_cond_channels], or None (no local conditioning).
+
+    Returns:
+      (the state at time + 1, float32 outputs [batch, output_size]: the parallel
+      forward's logits[:, time]).
+    """
+    model = self.model
+    num_layers, batch_size = model.num_layers, sample.shape[0]
+    read_rows, write_rows = _ring_rows(model, state.time)
+    past = state.ring[read_rows].reshape(num_layers, model.kernel_size - 1, batch_size, -1)
+    past = jnp.swapaxes(past, 1, 2).reshape(num_layers, batch_size, -1)
+    # The past taps do not depend on x[time]: all layers' in one batched matmul
+    # [L, B, (k-1) R] @ [L, (k-1) R, G], or per layer for large batches.
+    if batch_size <= self.batched_past_taps_max_batch:
+      z_past = jnp.einsum('lbr,lrg->lbg', past, self.past_kernels) + bias
+    else:
+      z_past = [past[l] @ self.past_kernels[l] + bias[l] for l in range(num_layers)]
+    if local_feature is not None:
+      local = local_feature.astype(model.dtype) @ self.local_kernel
+      local = local.reshape(batch_size, num_layers, -1)
+      z_past = [z_past[l] + local[:, l] for l in range(num_layers)]
+    if model.distribution.value_input:
+      value = model.codec.values(sample).astype(model.dtype)[:, None]
+      h = value * self.embedding[0] + self.embedding[1]
+      z = z_past[0] + (value * self.input_table[0] + self.input_table[1])
+    else:
+      h = self.embedding[sample]
+      z = z_past[0] + self.input_table[sample]
+    layer_inputs, gate_outputs = [], []
+    for l in range(num_layers):
+      if l > 0:
+        z = z_past[l] + h @ self.current_kernels[l - 1]
+      gate_out = gated_unit(z)
+      layer_inputs.append(h)
+      gate_outputs.append(gate_out)
+      if l < num_layers - 1:
+        # Bias add first, then the residual: XLA then fuses the add into the matmul instead of
+        # recomputing the whole residual sum inside every later layer's fusion.
+        h = (gate_out @ self.residual_kernels[l] + self.residual_biases[l]) + h
+    ring = state.ring.at[write_rows].set(jnp.stack(layer_inputs))
+    skips = jnp.concatenate(gate_outputs, axis=-1) @ self.skip_kernel + self.skip_bias
+    return DecodeState(ring=ring, time=state.time + 1), self.head(skips)
 
 
 def _ring_layout(model: WaveNet) -> tuple[np.ndarray, np.ndarray]:
@@ -640,48 +753,24 @@ def _ring_rows(model: WaveNet, time: Array) -> tuple[Array, Array]:
      write rows int32 [layers]).
   """
   offsets, sizes = _ring_layout(model)
-  dilations = np.asarray(model.dilations, np.int32)
+  dilations_ = np.asarray(model.dilations, np.int32)
   back = np.arange(model.kernel_size - 1, 0, -1, dtype=np.int32)  # k-1, ..., 1
-  lags = (dilations[:, None] * back[None, :])  # [layers, k-1]
+  lags = (dilations_[:, None] * back[None, :])  # [layers, k-1]
   read = offsets[:, None] + jnp.remainder(time - lags, sizes[:, None])
   write = offsets + jnp.remainder(time, sizes)
   return read.reshape(-1), write
 
 
-def init_ring(model: WaveNet, batch_size: int) -> Array:
-  """The cache before any input (all past inputs zero, as the causal padding has them).
-
-  Returns:
-    ring [rows, batch_size, residual] of zeros in the model's compute dtype.
-  """
+def _empty_ring(model: WaveNet, batch_size: int) -> Array:
+  """[rows, batch_size, residual] zeros in the model's compute dtype."""
   _, sizes = _ring_layout(model)
   return jnp.zeros((int(sizes.sum()), batch_size, model.residual_channels), model.dtype)
 
 
-def _is_layer_input(module: nn.Module, method_name: str) -> bool:
-  """capture_intermediates filter: the input layer and every residual layer's output."""
-  return ((isinstance(module, ResidualLayer) and method_name == '__call__')
-          or (isinstance(module, WaveNet) and method_name == 'embed'))
-
-
 @functools.partial(jax.jit, static_argnums=0)
-def prefill_ring(model: WaveNet, variables: Any, audio: Array, global_cond: Optional[Array],
-                 local_cond: Optional[Array]) -> Array:
-  """The cache after feeding `audio` (times 0 .. T-1), by one parallel forward pass.
-
-  Only the last receptive_field - 1 samples (rounded back to a frame start) feed
-  the cached inputs h_l[T - (k-1) d_l .. T-1], so only they are run.
-
-  Args:
-    model: the WaveNet.
-    variables: its variables (boxed or plain).
-    audio: int32 classes [batch, T] with T >= 1.
-    global_cond, local_cond: as for the model (local_cond frames from time 0).
-
-  Returns:
-    ring [rows, batch, residual] in the model's compute dtype: the input of the
-    step at time T.
-  """
+def _prefilled_ring(model: WaveNet, variables: Any, audio: Array, global_cond: Optional[Array],
+                    local_cond: Optional[Array]) -> Array:
+  """The ring of `Decoder.prefill` (variables unboxed)."""
   batch_size, time = audio.shape
   start = max(0, time - model.receptive_field + 1)
   if local_cond is not None:
@@ -701,64 +790,19 @@ def prefill_ring(model: WaveNet, variables: Any, audio: Array, global_cond: Opti
     times = np.arange(time - kept, time)
     rows.append(offset + times % size)
     values.append(jnp.moveaxis(h[:, h.shape[1] - kept:], 1, 0))
-  ring = init_ring(model, batch_size)
+  ring = _empty_ring(model, batch_size)
   return ring.at[np.concatenate(rows)].set(jnp.concatenate(values).astype(model.dtype))
 
 
-def step(model: WaveNet, weights: StepWeights, bias: Array, ring: Array, time: Array,
-         sample: Array, local_feature: Optional[Array]) -> tuple[Array, Array]:
-  """Feeds x[time]: the next cache and the head's outputs for x[time + 1].
-
-  Args:
-    model: the WaveNet.
-    weights: its `step_weights`.
-    bias: [layers, batch, gate], from `gate_bias`.
-    ring: [rows, batch, residual] the cache (from `init_ring`, `prefill_ring` or
-      the step at time - 1).
-    time: int32 scalar.
-    sample: int32 [batch], x[time].
-    local_feature: upsampled local features of this time, float [batch,
-      local_cond_channels], or None (no local conditioning).
-
-  Returns:
-    (ring [rows, batch, residual], float32 outputs [batch, output_size]: the
-    parallel forward's logits[:, time]).
-  """
-  num_layers, batch_size = model.num_layers, sample.shape[0]
-  read_rows, write_rows = _ring_rows(model, time)
-  past = ring[read_rows].reshape(num_layers, model.kernel_size - 1, batch_size, -1)
-  past = jnp.swapaxes(past, 1, 2).reshape(num_layers, batch_size, -1)
-  # The past taps do not depend on x[time]: all layers' in one batched matmul
-  # [L, B, (k-1) R] @ [L, (k-1) R, G], or per layer for large batches.
-  if batch_size <= BATCHED_PAST_TAPS_MAX_BATCH:
-    z_past = jnp.einsum('lbr,lrg->lbg', past, weights.past_kernels) + bias
-  else:
-    z_past = [past[l] @ weights.past_kernels[l] + bias[l] for l in range(num_layers)]
-  if local_feature is not None:
-    local = local_feature.astype(model.dtype) @ weights.local_kernel
-    local = local.reshape(batch_size, num_layers, -1)
-    z_past = [z_past[l] + local[:, l] for l in range(num_layers)]
-  if model.output == 'mulaw_softmax':
-    h = weights.embedding[sample]
-    z = z_past[0] + weights.input_table[sample]
-  else:
-    value = model.codec.values(sample).astype(model.dtype)[:, None]
-    h = value * weights.embedding[0] + weights.embedding[1]
-    z = z_past[0] + (value * weights.input_table[0] + weights.input_table[1])
-  layer_inputs, gate_outputs = [], []
-  for l in range(num_layers):
-    if l > 0:
-      z = z_past[l] + h @ weights.current_kernels[l - 1]
-    gate_out = gated_unit(z)
-    layer_inputs.append(h)
-    gate_outputs.append(gate_out)
-    if l < num_layers - 1:
-      # Bias add first, then the residual: XLA then fuses the add into the matmul instead of
-      # recomputing the whole residual sum inside every later layer's fusion.
-      h = (gate_out @ weights.residual_kernels[l] + weights.residual_biases[l]) + h
-  ring = ring.at[write_rows].set(jnp.stack(layer_inputs))
-  skips = jnp.concatenate(gate_outputs, axis=-1) @ weights.skip_kernel + weights.skip_bias
-  return ring, model.apply(weights.variables, skips, method=WaveNet.head)
+def _layer_params(model: WaveNet, params: Any) -> list[Any]:
+  """Each residual layer's parameters, in order; ValueError if `params` is not the model's."""
+  input_layer = 'input_proj' if model.distribution.value_input else 'embedding'
+  missing = [name for name in (input_layer, 'skip_kernel', 'skip_bias', 'head_hidden', 'head_out',
+                               *(f'layer_{l}' for l in range(model.num_layers)))
+             if name not in params]
+  if missing:
+    raise ValueError(f'variables do not match the model: no parameters {missing}.')
+  return [params[f'layer_{l}'] for l in range(model.num_layers)]
 
 
 def model_from_config(model_config: Any, data_config: Any, speakers: Sequence[str]) -> WaveNet:

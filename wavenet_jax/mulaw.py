@@ -10,8 +10,6 @@ import numpy as np
 
 MU = 255
 NUM_CLASSES = MU + 1
-# The class that decodes to (almost) 0.0: what silence and padding encode to.
-SILENCE_CLASS = NUM_CLASSES // 2
 
 
 def array_module(x: Any):

@@ -1,14 +1,14 @@
 """Fast autoregressive generation from a WaveNet (Paine et al., 2016).
 
-The model owns its one-sample step (`models.step`: weights laid out once, a ring
-buffer of every layer's past inputs, O(layers) work per sample); this module
-samples with it. Steps run inside `jax.jit` as a `jax.lax.scan` over time.
+The model owns its one-sample step (`models.Decoder`: weights laid out once, a ring
+buffer of every layer's past inputs in `models.DecodeState`, O(layers) work per sample);
+this module samples with it. Steps run inside `jax.jit` as a `jax.lax.scan` over time.
 
-Sampling (`distributions.sample`) inverts the cumulative distribution of
-softmax(logits / temperature) at one uniform number u_s per sample (one random
+Sampling (the head's `sample`, `WaveNet.distribution`) inverts the cumulative distribution
+of softmax(logits / temperature) at one uniform number u_s per sample (one random
 number per sample instead of one per class, as Gumbel-max would need); the
 mixture-of-logistics head takes two (the component, the logistic variate),
-`distributions.UNIFORMS_PER_SAMPLE`. Every sequence (row) of a batch has
+`Head.uniforms_per_sample`. Every sequence (row) of a batch has
 its own key (`row_keys`: one key k gives row r the key fold_in(k, r)), and its
 uniforms are drawn NOISE_BLOCK samples at a time, block i from fold_in(row key, i),
 so u_s depends on the row's key and the position s only, not on the batch the
@@ -22,6 +22,7 @@ Batch parallelism: given a mesh (see `batch_mesh`), `init_state` splits the batc
 over all its devices and replicates the weights; every step is then per-sequence
 work only, so the devices run without communicating (on a CPU host, one device per
 core: `use_every_cpu_core`, or JAX_NUM_CPU_DEVICES=2 gives a 2-core machine two).
+The mesh is `sharding.batch_mesh`.
 
 Local conditioning features are upsampled one frame at a time with the model's
 own upsampler (every frame spreads over exactly its own hop_length samples, no
@@ -37,7 +38,7 @@ features of time t, exactly as `logits[:, t]` of the parallel forward does.
 import dataclasses
 import functools
 import os
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import flax
 import jax
@@ -47,19 +48,19 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from wavenet_jax import distributions
 from wavenet_jax import models
-from wavenet_jax.models import StepWeights, WaveNet
+from wavenet_jax import sharding
+from wavenet_jax.models import Decoder, DecodeState, WaveNet
 
 Array = jax.Array
 
-# The largest batch whose past taps `models.step` multiplies in one batched matmul.
-BATCHED_PAST_TAPS_MAX_BATCH = models.BATCHED_PAST_TAPS_MAX_BATCH
+# The mesh a generation splits its batch over (sampler.batch_mesh is its public name here).
+batch_mesh = sharding.batch_mesh
 
 # Samples per block of sampling noise drawn at once (noise of sample s: row
 # s % NOISE_BLOCK of the block drawn from fold_in(rng, s // NOISE_BLOCK)).
 NOISE_BLOCK = 256
 # lax.scan unroll of the step loop: none, as the step is bound by streaming its weights, not
-# by loop overhead (unrolling measured no faster, and slower on a loaded machine and at large
-# batches: experiments/benchmarks/step_profile.py).
+# by loop overhead (experiments/benchmarks/step_profile.py measures other values).
 SCAN_UNROLL = 1
 
 
@@ -69,7 +70,7 @@ class SamplerConditioning:
 
   Attributes:
     gate_bias: [layers, batch, gate] each layer's bias plus its global
-      conditioning term (`models.gate_bias`).
+      conditioning term (`Decoder.gate_bias`).
     local_frames: float [batch, frames, local_cond_channels] frame-rate features,
       or None (no local conditioning).
     first_frame: int32 scalar, the index of local_frames[:, 0] in the whole sequence
@@ -87,13 +88,16 @@ class SamplerCache:
   """What changes from step to step.
 
   Attributes:
-    ring: [rows, batch, residual] past inputs of every layer (see `models.step`).
-    time: int32 scalar, the time of `last_sample`.
-    last_sample: int32 [batch], x[time]: the input of the next step.
+    decode: the model's cache (`models.DecodeState`) at the time of `last_sample`.
+    last_sample: int32 [batch], x[decode.time]: the input of the next step.
   """
-  ring: Array
-  time: Array
+  decode: DecodeState
   last_sample: Array
+
+  @property
+  def time(self) -> Array:
+    """int32 scalar, the time of `last_sample`."""
+    return self.decode.time
 
 
 @flax.struct.dataclass
@@ -103,10 +107,13 @@ class SamplerState:
   Create with `init_state`; `generate_chunk` consumes it (its cache buffers are
   donated) and returns the next one.
   """
-  model: WaveNet = flax.struct.field(pytree_node=False)
-  weights: StepWeights
+  decoder: Decoder
   conditioning: SamplerConditioning
   cache: SamplerCache
+
+  @property
+  def model(self) -> WaveNet:
+    return self.decoder.model
 
   @property
   def batch_size(self) -> int:
@@ -140,9 +147,9 @@ def use_every_cpu_core() -> None:
 
   Unless the user chose a count (JAX_NUM_CPU_DEVICES, or --xla_force_host_platform_device_count
   in XLA_FLAGS). With several devices XLA:CPU's intra-op thread pool is turned off too, unless
-  XLA_FLAGS sets it (the devices already use every core; measured 7-10 % more samples/s, see
-  experiments/benchmarks/sampling.py). Call it before JAX initialises its backends. On a GPU
-  or TPU host only the CPU backend, which sampling does not use, changes.
+  XLA_FLAGS sets it (the devices already use every core: see README.md's benchmarks). Call it
+  before JAX initialises its backends. On a GPU or TPU host only the CPU backend, which sampling
+  does not use, changes.
   """
   xla_flags = os.environ.get('XLA_FLAGS', '')
   if 'JAX_NUM_CPU_DEVICES' in os.environ or 'xla_force_host_platform_device_count' in xla_flags:
@@ -151,18 +158,6 @@ def use_every_cpu_core() -> None:
   jax.config.update('jax_num_cpu_devices', cores)
   if cores > 1 and 'xla_cpu_multi_thread_eigen' not in xla_flags:
     os.environ['XLA_FLAGS'] = f'{xla_flags} --xla_cpu_multi_thread_eigen=false'.strip()
-
-
-def batch_mesh(batch_size: int, devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
-  """A one-axis mesh ('batch',) over the most of `devices` that split batch_size evenly.
-
-  Args:
-    batch_size: sequences generated together.
-    devices: candidates, in order; default this process's devices.
-  """
-  devices = list(jax.local_devices() if devices is None else devices)
-  count = max(n for n in range(1, len(devices) + 1) if batch_size % n == 0)
-  return Mesh(np.asarray(devices[:count]), ('batch',))
 
 
 def _shard_over_batch(state: SamplerState, mesh: Mesh) -> SamplerState:
@@ -175,16 +170,17 @@ def _shard_over_batch(state: SamplerState, mesh: Mesh) -> SamplerState:
   conditioning = state.conditioning
   return dataclasses.replace(
       state,
-      weights=jax.device_put(state.weights, replicated),
+      decoder=jax.device_put(state.decoder, replicated),
       conditioning=SamplerConditioning(
           gate_bias=jax.device_put(conditioning.gate_bias, batch_at(1)),
           local_frames=(None if conditioning.local_frames is None
                         else jax.device_put(conditioning.local_frames, batch_at(0))),
           first_frame=jax.device_put(conditioning.first_frame, replicated),
           noise_offset=jax.device_put(conditioning.noise_offset, batch_at(0))),
-      cache=SamplerCache(ring=jax.device_put(state.cache.ring, batch_at(1)),
-                         time=jax.device_put(state.cache.time, replicated),
-                         last_sample=jax.device_put(state.cache.last_sample, batch_at(0))))
+      cache=SamplerCache(
+          decode=DecodeState(ring=jax.device_put(state.cache.decode.ring, batch_at(1)),
+                             time=jax.device_put(state.cache.decode.time, replicated)),
+          last_sample=jax.device_put(state.cache.last_sample, batch_at(0))))
 
 
 def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
@@ -195,7 +191,8 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
 
   Args:
     model: the WaveNet.
-    variables: its variables (from `model.init` or a checkpoint; boxed or plain).
+    variables: its variables {'params': ...} (from `model.init` or a checkpoint; boxed or
+      plain).
     batch_size: number of sequences generated together.
     prompt: int32 classes of the model's codec [batch_size, prompt_len >= 1] that the generated
       samples continue; None starts from one silent sample.
@@ -227,22 +224,20 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
   if local_cond is not None and local_cond.shape[1] * model.hop_length < prompt_len:
     raise ValueError(f'local_cond has {local_cond.shape[1]} frames of {model.hop_length} '
                      f'samples: too few for the {prompt_len}-sample prompt.')
-  weights = models.step_weights(model, variables)
+  decoder = model.decoder(variables)
   if prompt_len > 1:
-    ring = models.prefill_ring(model, weights.variables, prompt[:, :-1], global_cond, local_cond)
+    decode = decoder.prefill(prompt[:, :-1], global_cond, local_cond)
   else:
-    ring = models.init_ring(model, batch_size)
-  cache = SamplerCache(ring=ring, time=jnp.asarray(prompt_len - 1, jnp.int32),
-                       last_sample=prompt[:, -1])
+    decode = decoder.init_state(batch_size)
+  cache = SamplerCache(decode=decode, last_sample=prompt[:, -1])
   if mesh is None:
     # The cache that generate_chunk returns is committed to the weights' device (a checkpoint's
     # weights are committed); commit the first one there too, or the second chunk compiles again.
-    cache = jax.device_put(cache, weights.input_table.sharding)
+    cache = jax.device_put(cache, decoder.input_table.sharding)
   state = SamplerState(
-      model=model,
-      weights=weights,
+      decoder=decoder,
       conditioning=SamplerConditioning(
-          gate_bias=models.gate_bias(model, weights.variables, batch_size, global_cond),
+          gate_bias=decoder.gate_bias(batch_size, global_cond),
           local_frames=None if local_cond is None else jnp.asarray(local_cond),
           first_frame=jnp.zeros((), jnp.int32),
           noise_offset=jnp.asarray(noise_offset, jnp.int32)),
@@ -259,8 +254,8 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
 ChooseFn = Callable[[Any, Array, Array, Any], tuple[Any, Array, Any]]
 
 
-def _refreshed(block: Array, position: Array, block_size: int,
-               draw: Callable[[Array], Array]) -> Array:
+def _block_holding(block: Array, position: Array, block_size: int,
+                   draw: Callable[[Array], Array]) -> Array:
   """The block of rows holding `position`: `draw(position // block_size)` when it enters one.
 
   Blocks cover positions [i * block_size, (i + 1) * block_size); `draw(i)` makes block i
@@ -269,36 +264,38 @@ def _refreshed(block: Array, position: Array, block_size: int,
   return jax.lax.cond(position % block_size == 0, draw, lambda _: block, position // block_size)
 
 
-def _scan_steps(model: WaveNet, weights: StepWeights, conditioning: SamplerConditioning,
-                cache: SamplerCache, num_steps: int, choose: ChooseFn, choose_carry: Any,
-                step_inputs: Any = None) -> tuple[SamplerCache, Any]:
+def _scan_steps(decoder: Decoder, conditioning: SamplerConditioning, cache: SamplerCache,
+                num_steps: int, choose: ChooseFn, choose_carry: Any, step_inputs: Any = None,
+                unroll: int = SCAN_UNROLL) -> tuple[SamplerCache, Any]:
   """Runs `num_steps` cached steps; `choose` picks each next input from the logits.
 
   Returns:
     (cache after the steps, the stacked per-step outputs of `choose`, time-major).
   """
   frames = conditioning.local_frames
+  hop_length = decoder.model.hop_length
 
   def upsample_frame(frame_index: Array) -> Array:
-    return models.upsample(model, weights, jax.lax.dynamic_slice_in_dim(
+    return decoder.upsample(jax.lax.dynamic_slice_in_dim(
         frames, frame_index - conditioning.first_frame, 1, axis=1))
 
   def body(carry, step_input):
     cache, local_block, choose_carry = carry
+    time = cache.time
     local_feature = None
     if frames is not None:
-      local_block = _refreshed(local_block, cache.time, model.hop_length, upsample_frame)
-      local_feature = jax.lax.dynamic_index_in_dim(local_block, cache.time % model.hop_length,
+      local_block = _block_holding(local_block, time, hop_length, upsample_frame)
+      local_feature = jax.lax.dynamic_index_in_dim(local_block, time % hop_length,
                                                    axis=1, keepdims=False)
-    ring, logits = models.step(model, weights, conditioning.gate_bias, cache.ring, cache.time,
-                               cache.last_sample, local_feature)
-    choose_carry, next_sample, output = choose(choose_carry, cache.time, logits, step_input)
-    cache = SamplerCache(ring=ring, time=cache.time + 1, last_sample=next_sample)
-    return (cache, local_block, choose_carry), output
+    decode, logits = decoder.step(cache.decode, cache.last_sample, conditioning.gate_bias,
+                                  local_feature)
+    choose_carry, next_sample, output = choose(choose_carry, time, logits, step_input)
+    return (SamplerCache(decode=decode, last_sample=next_sample), local_block,
+            choose_carry), output
 
-  local_block = None if frames is None else upsample_frame(cache.time // model.hop_length)
+  local_block = None if frames is None else upsample_frame(cache.time // hop_length)
   (cache, _, _), outputs = jax.lax.scan(body, (cache, local_block, choose_carry), step_inputs,
-                                        length=num_steps, unroll=SCAN_UNROLL)
+                                        length=num_steps, unroll=unroll)
   return cache, outputs
 
 
@@ -308,7 +305,7 @@ def _noise_block(keys: Array, block_index: Array, per_sample: int) -> Array:
   Args:
     keys: [batch] the rows' keys (`row_keys`).
     block_index: int32 [batch], i of each row.
-    per_sample: uniforms per position (`distributions.UNIFORMS_PER_SAMPLE`).
+    per_sample: uniforms per position (`Head.uniforms_per_sample`).
 
   Returns:
     float32 [batch, NOISE_BLOCK, per_sample] in [0, 1).
@@ -317,12 +314,15 @@ def _noise_block(keys: Array, block_index: Array, per_sample: int) -> Array:
       jax.random.fold_in(key, index), (NOISE_BLOCK, per_sample)))(keys, block_index)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 6, 7), donate_argnums=3)
-def _generate_chunk(model: WaveNet, weights: StepWeights, conditioning: SamplerConditioning,
-                    cache: SamplerCache, keys: Array, temperature: Array, num_samples: int,
-                    greedy: bool) -> tuple[SamplerCache, Array]:
+@functools.partial(jax.jit, static_argnames=('num_samples', 'greedy', 'unroll'),
+                   donate_argnames='cache')
+def _generate_chunk(decoder: Decoder, conditioning: SamplerConditioning, cache: SamplerCache,
+                    keys: Array, temperature: Array, num_samples: int, greedy: bool,
+                    unroll: int = SCAN_UNROLL) -> tuple[SamplerCache, Array]:
+  """`generate_chunk`'s compiled part; unroll: of the scan over steps."""
   offset = conditioning.noise_offset
-  per_sample = distributions.UNIFORMS_PER_SAMPLE[model.output]
+  head = decoder.model.distribution
+  per_sample = head.uniforms_per_sample
 
   def draw_noise(block_index: Array) -> Array:
     """Noise of the positions p + offset, p in [i * NOISE_BLOCK, (i + 1) * NOISE_BLOCK).
@@ -337,15 +337,15 @@ def _generate_chunk(model: WaveNet, weights: StepWeights, conditioning: SamplerC
   def choose(noise_window, time, logits, _):
     uniforms = None
     if not greedy:
-      noise_window = _refreshed(noise_window, time + 1, NOISE_BLOCK, draw_noise)
+      noise_window = _block_holding(noise_window, time + 1, NOISE_BLOCK, draw_noise)
       uniforms = jax.vmap(functools.partial(jax.lax.dynamic_index_in_dim, keepdims=False))(
           noise_window, (time + 1) % NOISE_BLOCK + offset % NOISE_BLOCK)
-    next_sample = distributions.sample(model, logits, temperature, uniforms, greedy)
+    next_sample = head.sample(logits, temperature, uniforms, greedy)
     return noise_window, next_sample, next_sample
 
   noise_window = None if greedy else draw_noise((cache.time + 1) // NOISE_BLOCK)
-  cache, samples = _scan_steps(model, weights, conditioning, cache, num_samples, choose,
-                               noise_window)
+  cache, samples = _scan_steps(decoder, conditioning, cache, num_samples, choose, noise_window,
+                               unroll=unroll)
   return cache, samples.T
 
 
@@ -360,7 +360,12 @@ def row_keys(rng: Array, batch_size: int) -> Array:
   Returns:
     [batch_size] typed keys.
   """
-  if not jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+  dtype = getattr(rng, 'dtype', None)
+  if dtype is None or not (jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or (
+      dtype == np.uint32 and np.shape(rng)[-1:] == (2,))):
+    raise ValueError(f'rng must be a PRNG key such as jax.random.key(seed) (or [batch_size] '
+                     f'keys), got {type(rng).__name__} {rng!r:.40}.')
+  if not jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
     rng = jax.random.wrap_key_data(rng)
   if rng.ndim == 0:
     return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(batch_size))
@@ -418,19 +423,20 @@ def generate_chunk(state: SamplerState, rng: Array, num_samples: int,
     rng: one PRNG key or [batch] keys (see `row_keys`); pass the same to every chunk
       of one generation (the noise of each sample is keyed by its absolute position).
     num_samples: samples to generate in this chunk.
-    temperature: the head's temperature (`distributions.sample`); 0 is greedy.
+    temperature: the head's temperature (`Head.sample`): 0 (greedy) or finite and
+      >= distributions.MIN_TEMPERATURE.
 
   Returns:
     (next state, int32 classes of the model's codec [batch, num_samples]).
   """
   if num_samples < 1:
     raise ValueError(f'num_samples must be >= 1, got {num_samples}.')
-  if temperature < 0:
-    raise ValueError(f'temperature must be >= 0, got {temperature}.')
+  distributions.check_temperature(temperature)
   _check_local_frames_cover(state, int(state.cache.time) + num_samples)
   keys = jax.device_put(row_keys(rng, state.batch_size), state.conditioning.noise_offset.sharding)
-  cache, samples = _generate_chunk(state.model, state.weights, state.conditioning, state.cache,
-                                   keys, jnp.float32(temperature), num_samples, temperature == 0)
+  cache, samples = _generate_chunk(state.decoder, state.conditioning, state.cache, keys,
+                                   jnp.float32(temperature), num_samples=num_samples,
+                                   greedy=temperature == 0)
   return dataclasses.replace(state, cache=cache), samples
 
 
@@ -442,11 +448,12 @@ def generate(model: WaveNet, variables: Any, rng: Array, *, num_samples: int,
 
   Args:
     model: the WaveNet.
-    variables: its variables (boxed or plain).
+    variables: its variables {'params': ...} (boxed or plain).
     rng: PRNG key of the sampling noise, or [batch_size] keys (see `row_keys`).
     num_samples: samples to generate after the prompt.
     batch_size: number of sequences (must match the prompt and conditioning).
-    temperature: the head's temperature (`distributions.sample`); 0 is greedy.
+    temperature: the head's temperature (`Head.sample`): 0 (greedy) or finite and
+      >= distributions.MIN_TEMPERATURE.
     prompt: int32 classes of the model's codec [batch_size, prompt_len] to continue; None starts
       from one silent sample.
     global_cond: int32 speaker ids [batch_size].
@@ -459,42 +466,9 @@ def generate(model: WaveNet, variables: Any, rng: Array, *, num_samples: int,
   Returns:
     int32 classes of the model's codec [batch_size, num_samples]: the samples after the prompt.
   """
+  distributions.check_temperature(temperature)  # Before the prompt's forward pass.
   state = init_state(model, variables, batch_size=batch_size, prompt=prompt,
                      global_cond=global_cond, local_cond=local_cond,
                      noise_offset=noise_offset, mesh=mesh)
   _, samples = generate_chunk(state, rng, num_samples, temperature)
   return samples
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _teacher_forced_logits(model: WaveNet, weights: StepWeights,
-                           conditioning: SamplerConditioning, cache: SamplerCache,
-                           next_inputs: Array) -> Array:
-
-  def choose(_, time, logits, next_input):
-    return None, next_input, logits
-
-  _, logits = _scan_steps(model, weights, conditioning, cache, next_inputs.shape[0], choose,
-                          None, next_inputs)
-  return jnp.swapaxes(logits, 0, 1)
-
-
-def cached_logits(model: WaveNet, variables: Any, audio: Array,
-                  global_cond: Optional[Array] = None,
-                  local_cond: Optional[Array] = None) -> Array:
-  """Teacher-forced logits of the cached step; equal to `model.apply(variables, audio, ...)`.
-
-  Args:
-    audio: int32 classes of the model's codec [batch, time].
-    global_cond, local_cond: as for the model.
-
-  Returns:
-    float32 logits [batch, time, num_classes]; logits[:, t] predicts audio[:, t + 1].
-  """
-  audio = jnp.asarray(audio, jnp.int32)
-  state = init_state(model, variables, batch_size=audio.shape[0], prompt=audio[:, :1],
-                     global_cond=global_cond, local_cond=local_cond)
-  _check_local_frames_cover(state, audio.shape[1])
-  next_inputs = jnp.concatenate([audio[:, 1:], audio[:, -1:]], axis=1).T
-  return _teacher_forced_logits(model, state.weights, state.conditioning, state.cache,
-                                next_inputs)

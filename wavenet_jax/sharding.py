@@ -3,9 +3,10 @@
 The mesh has two axes, `data` and `fsdp` (config.mesh.data x config.mesh.fsdp devices;
 -1 = all devices the other axis leaves). Parameters carry logical axis names (see
 models.py); `config.sharding_rules` maps each to a mesh axis or None (replicated). Batches
-are split along their leading dimension over the logical axis 'batch'.
+are split along their leading dimension over the logical axis 'batch'. Generation splits its
+batch over a one-axis mesh of its own (`batch_mesh`).
 """
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -44,6 +45,18 @@ def create_mesh(mesh_config: ml_collections.ConfigDict) -> Mesh:
     raise ValueError(f'config.mesh: {dict(zip(MESH_AXES, sizes))} needs {int(np.prod(sizes))} '
                      f'devices, but there are {num_devices}.')
   return jax.make_mesh(tuple(sizes), MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES))
+
+
+def batch_mesh(batch_size: int, devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+  """A one-axis mesh (BATCH,) over the most of `devices` that split batch_size evenly.
+
+  Args:
+    batch_size: sequences generated together.
+    devices: candidates, in order; default this process's devices.
+  """
+  devices = list(jax.local_devices() if devices is None else devices)
+  count = max(n for n in range(1, len(devices) + 1) if batch_size % n == 0)
+  return Mesh(np.asarray(devices[:count]), (BATCH,))
 
 
 def rules_from_config(config: ml_collections.ConfigDict) -> tuple[tuple[str, Any], ...]:

@@ -37,13 +37,9 @@ import numpy as np
 from jax.sharding import Mesh
 
 from wavenet_jax import audio as audio_lib
+from wavenet_jax import distributions
 from wavenet_jax import sampler
 from wavenet_jax.models import WaveNet
-
-# The lowest positive temperature accepted. A subnormal one (< 1.2e-38) is flushed to 0 by
-# XLA and 0 / 0 gives NaN probabilities (every sample class 0: a constant -1 waveform); any
-# temperature this low is greedy in effect, so 0 (greedy) is the value for that.
-MIN_TEMPERATURE = 1e-3
 
 # Folded generation: frames of warm-up before each segment (after the first), and samples of
 # crossfade at the end of the warm-up. See experiments/results/folding/README.md.
@@ -71,11 +67,6 @@ class Progress:
   seconds: float
 
 
-def check_temperature(temperature: float) -> None:
-  """Raises ValueError unless temperature is 0 (greedy) or finite and >= MIN_TEMPERATURE."""
-  if not (temperature == 0 or (math.isfinite(temperature) and temperature >= MIN_TEMPERATURE)):
-    raise ValueError(f'temperature must be 0 (greedy) or finite and >= {MIN_TEMPERATURE}, got '
-                     f'{temperature}.')
 
 
 def _extend_frames(local_cond: np.ndarray, num_frames: int) -> np.ndarray:
@@ -230,8 +221,8 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
       draws with key fold_in(rng, b), and so do its segments (see `sampler.row_keys`).
     num_samples: samples to generate after the prompt.
     batch_size: sequences generated together.
-    temperature: the head's temperature (`distributions.sample`): 0 (greedy) or finite and
-      >= MIN_TEMPERATURE.
+    temperature: the head's temperature (`Head.sample`): 0 (greedy) or finite and
+      >= distributions.MIN_TEMPERATURE.
     prompt: int32 classes of the model's codec [batch_size, prompt_len] (`model.codec.encode`
       of the audio); None starts from one silent sample.
     global_cond: int32 speaker ids [batch_size].
@@ -259,7 +250,7 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
   """
   if num_samples < 1 or chunk_size < 1:
     raise ValueError(f'num_samples ({num_samples}) and chunk_size ({chunk_size}) must be >= 1.')
-  check_temperature(temperature)
+  distributions.check_temperature(temperature)
   common = dict(temperature=temperature, chunk_size=chunk_size, mesh=mesh)
   if segments == 1:
     return _generate_rows(model, variables, rng, num_samples=num_samples, batch_size=batch_size,
@@ -326,13 +317,13 @@ def stream(model: WaveNet, variables: Any, rng: jax.Array, frames: Iterable[np.n
     rng: PRNG key of the sampling noise.
     frames: an iterable of normalised log-mel frames (`features.LogMel`), each
       float [n_mels] or a burst float [k, n_mels].
-    temperature: 0 (greedy) or finite and >= MIN_TEMPERATURE.
+    temperature: 0 (greedy) or finite and >= distributions.MIN_TEMPERATURE.
     global_cond: int32 [1], the speaker id (speaker-conditioned models).
 
   Yields:
     float32 [hop_length] waveform per frame (decoded as `synthesize` decodes).
   """
-  check_temperature(temperature)
+  distributions.check_temperature(temperature)
   if model.local_cond_channels == 0:
     raise ValueError('stream needs a locally conditioned model (a vocoder).')
   hop = model.hop_length

@@ -6,10 +6,10 @@ and many processes: the state is created already sharded over the mesh (sharding
 process feeds its own rows of the global batch, and the jitted step donates the state.
 
 Loss: the masked mean negative log-likelihood, in nats, of audio[:, 1:] under the head's
-distributions logits[:, :-1] (`distributions.log_prob`: μ-law softmax cross-entropy, or the
-discretized mixture of logistics over 16-bit classes) with weights mask[:, 1:] (1 = real
+distributions logits[:, :-1] (`distributions.next_sample_nats`: μ-law softmax cross-entropy, or
+the discretized mixture of logistics over 16-bit classes) with weights mask[:, 1:] (1 = real
 audio); bits/sample = nats / ln 2 (evaluation.nats_to_bits). Validation also reports bits per
-μ-law class (`distributions.mulaw_log_prob`), the unit both heads share. samples/s counts the
+μ-law class (`Head.mulaw_log_prob`), the unit both heads share. samples/s counts the
 audio samples the model reads: global batch x (receptive field + segment length) per step.
 """
 import functools
@@ -144,23 +144,21 @@ def create_train_state(rng: jax.Array, model: WaveNet, optimizer: optax.Gradient
 # ------------------------------------------------------------------------------------------
 
 
-def cross_entropy_sums(model: WaveNet, logits: jax.Array, batch: Batch,
-                       log_prob: Callable[..., jax.Array] = distributions.log_prob,
-                       ) -> tuple[jax.Array, jax.Array]:
-  """Next-sample negative log-likelihood summed over masked positions, and their number.
+def cross_entropy_sums(model: WaveNet, logits: jax.Array, batch: Batch
+                       ) -> tuple[distributions.NextSampleNats, jax.Array]:
+  """Next-sample negative log-likelihoods summed over masked positions, and their number.
 
   Args:
     model: the WaveNet (its output head).
     logits: float32 [b, T, output_size], logits[:, t] the distribution of audio[:, t + 1].
     batch: with 'audio' int32 [b, T] and 'mask' float32 [b, T].
-    log_prob: `distributions.log_prob` (the model's classes) or `mulaw_log_prob`.
 
   Returns:
-    (Σ mask * nats, Σ mask), float32 scalars.
+    (Σ mask * nats of the model's classes and of their μ-law classes, Σ mask), float32.
   """
-  nats = -log_prob(model, logits[:, :-1], batch['audio'][:, 1:])
   weights = batch['mask'][:, 1:]
-  return jnp.sum(nats * weights), jnp.sum(weights)
+  return (distributions.next_sample_nats(model.distribution, logits, batch['audio'], weights),
+          jnp.sum(weights))
 
 
 def train_step(state: TrainState, batch: Batch, *, model: WaveNet,
@@ -174,8 +172,8 @@ def train_step(state: TrainState, batch: Batch, *, model: WaveNet,
   """
   def loss_fn(params):
     logits = model.apply({'params': params}, *model_inputs(batch))
-    nats_sum, count = cross_entropy_sums(model, logits, batch)
-    return nats_sum / jnp.maximum(count, 1.0)
+    sums, count = cross_entropy_sums(model, logits, batch)
+    return sums.nats / jnp.maximum(count, 1.0)
 
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -224,11 +222,8 @@ def eval_step(params: Any, batch: Batch, *, model: WaveNet) -> Metrics:
      classes (the same for the softmax head), 'count': scored positions}.
   """
   logits = model.apply({'params': params}, *model_inputs(batch))
-  nats_sum, count = cross_entropy_sums(model, logits, batch)
-  mulaw_nats_sum = nats_sum
-  if model.output != 'mulaw_softmax':
-    mulaw_nats_sum, _ = cross_entropy_sums(model, logits, batch, distributions.mulaw_log_prob)
-  return {'nats_sum': nats_sum, 'mulaw_nats_sum': mulaw_nats_sum, 'count': count}
+  sums, count = cross_entropy_sums(model, logits, batch)
+  return {'nats_sum': sums.nats, 'mulaw_nats_sum': sums.mulaw_nats, 'count': count}
 
 
 # ------------------------------------------------------------------------------------------

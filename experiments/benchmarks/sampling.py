@@ -119,12 +119,11 @@ def naive_rate(model: WaveNet, variables: Any) -> tuple[float, float, float]:
 
     def step(window, uniforms):
       logits = model.apply(variables, window)[:, -1]
-      next_sample = distributions.sample(model, logits, jnp.float32(_TEMPERATURE.value),
-                                         uniforms, _TEMPERATURE.value == 0)
+      next_sample = model.distribution.sample(logits, jnp.float32(_TEMPERATURE.value), uniforms,
+                                              _TEMPERATURE.value == 0)
       return jnp.concatenate([window[:, 1:], next_sample[:, None]], axis=1), None
 
-    uniforms = jax.random.uniform(
-        rng, (num_steps, 1, distributions.UNIFORMS_PER_SAMPLE[model.output]))
+    uniforms = jax.random.uniform(rng, (num_steps, 1, model.distribution.uniforms_per_sample))
     return jax.lax.scan(step, window, uniforms)[0]
 
   window = jnp.full((1, model.receptive_field), model.silence_class, jnp.int32)
@@ -154,8 +153,10 @@ def main(argv):
     os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
                                + ' --xla_cpu_multi_thread_eigen=false').strip()
   for output in _OUTPUTS.value:
-    if output not in distributions.OUTPUTS:
-      raise app.UsageError(f'--outputs: {output!r} is not one of {distributions.OUTPUTS}.')
+    try:
+      distributions.make(output)
+    except ValueError as error:
+      raise app.UsageError(f'--outputs: {error}') from None
   models = {output: train_step.b1_model('float32', output) for output in _OUTPUTS.value}
   variables = {output: model.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))
                for output, model in models.items()}

@@ -1,8 +1,8 @@
 """Where the cached step's time goes at batch 1, and what moves it (issue #17 item 6).
 
 B1 (`train_step.b1_model`, random-init float32 parameters), cached generation at temperature 1
-through the sampler's own jitted chunk (`sampler._generate_chunk`: models.step inside a
-lax.scan with the inverse-CDF sampling), at --batch_sizes (batch 1, and a large batch as the
+through the sampler's own jitted chunk (`sampler._generate_chunk`: models.Decoder.step inside
+a lax.scan with the inverse-CDF sampling), at --batch_sizes (batch 1, and a large batch as the
 guard that a lever does not slow big batches). Four parts:
 
   1. census: the compiled chunk's scan body (SCAN_UNROLL steps) per step: XLA:CPU thunks by
@@ -11,9 +11,11 @@ guard that a lever does not slow big batches). Four parts:
      in a scan: arithmetic plus their own dispatch).
   2. trace: the thunks' own time per step by kind from a jax.profiler trace of a fresh process
      with --xla_cpu_enable_xprof_traceme (tracing slows every thunk, so read shares, not times).
-  3. code: variants of the step in one process, alternated round by round: SCAN_UNROLL values,
+  3. code: variants of the step in one process, alternated round by round: scan unroll values
+     (`sampler._generate_chunk`'s unroll), decoders overriding part of the step (`VectorDecoder`:
      the batch-1 step on vectors (no batch axis: XLA:CPU then needs no layout copy before
-     each matmul), the head as plain matmuls, the past-tap matmul threshold, bfloat16, and
+     each matmul; `MatmulHeadDecoder`: the head as plain matmuls), the past-tap matmul
+     threshold (`Decoder.batched_past_taps_max_batch`), bfloat16, and
      XLA:CPU's legacy loop emitters (compiler option xla_cpu_use_fusion_emitters=False, set
      on this compilation only).
   4. flags and the plain call: fresh processes (XLA_FLAGS is read when the backend starts),
@@ -54,6 +56,7 @@ Output: a line per measurement, then as the last line JSON
    "flags": {...}, "plain": {...}}.
 """
 import collections
+import dataclasses
 import hashlib
 import json
 import os
@@ -67,6 +70,7 @@ from typing import Any, Callable, Optional
 
 from absl import app
 from absl import flags
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -74,7 +78,7 @@ import numpy as np
 from experiments.benchmarks import train_step
 from wavenet_jax import models
 from wavenet_jax import sampler
-from wavenet_jax.models import StepWeights, WaveNet
+from wavenet_jax.models import WaveNet
 
 if __name__ == '__main__':
   _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '256'], 'Batch sizes measured.')
@@ -101,10 +105,6 @@ FLAG_VARIANTS = {
 
 Rates = tuple[float, float, float]
 
-# The library's step, the reference of every variant (they replace models.step while traced).
-LIBRARY_STEP = models.step
-
-
 def b1() -> tuple[WaveNet, Any]:
   model = train_step.b1_model('float32')
   return model, model.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))
@@ -123,73 +123,76 @@ def digest(samples: np.ndarray) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Step variants (prototypes of levers; the library's models.step is the reference).
+# Step variants (prototypes of levers): decoders that override a part of the library's
+# `models.Decoder`, the reference.
 
 
-def vector_step(model: WaveNet, weights: StepWeights, bias: jax.Array, ring: jax.Array,
-                time_index: jax.Array, sample: jax.Array,
-                local_feature: Optional[jax.Array]) -> tuple[jax.Array, jax.Array]:
-  """models.step at batch 1 on vectors [channels] (no batch axis); mulaw head, no local cond."""
-  if sample.shape[0] != 1 or local_feature is not None or model.output != 'mulaw_softmax':
-    return LIBRARY_STEP(model, weights, bias, ring, time_index, sample, local_feature)
-  num_layers = model.num_layers
-  read_rows, write_rows = models._ring_rows(model, time_index)  # pylint: disable=protected-access
-  past = ring[read_rows, 0].reshape(num_layers, -1)  # [L, (k-1) R], oldest tap first.
-  z_past = jnp.einsum('lr,lrg->lg', past, weights.past_kernels) + bias[:, 0]
-  h = weights.embedding[sample[0]]
-  z = z_past[0] + weights.input_table[sample[0]]
-  layer_inputs, gate_outputs = [], []
-  for l in range(num_layers):
-    if l > 0:
-      z = z_past[l] + h @ weights.current_kernels[l - 1]
-    gate_out = models.gated_unit(z)
-    layer_inputs.append(h)
-    gate_outputs.append(gate_out)
-    if l < num_layers - 1:
-      h = (gate_out @ weights.residual_kernels[l] + weights.residual_biases[l]) + h
-  ring = ring.at[write_rows, 0].set(jnp.stack(layer_inputs))
-  skips = jnp.concatenate(gate_outputs) @ weights.skip_kernel + weights.skip_bias
-  return ring, model.apply(weights.variables, skips, method=WaveNet.head)[None]
+@flax.struct.dataclass
+class VectorDecoder(models.Decoder):
+  """The step at batch 1 on vectors [channels] (no batch axis); mulaw head, no local cond."""
+
+  def step(self, state: models.DecodeState, sample: jax.Array, bias: jax.Array,
+           local_feature: Optional[jax.Array]) -> tuple[models.DecodeState, jax.Array]:
+    model = self.model
+    if sample.shape[0] != 1 or local_feature is not None or model.distribution.value_input:
+      return super().step(state, sample, bias, local_feature)
+    num_layers = model.num_layers
+    read_rows, write_rows = models._ring_rows(model, state.time)  # pylint: disable=protected-access
+    past = state.ring[read_rows, 0].reshape(num_layers, -1)  # [L, (k-1) R], oldest tap first.
+    z_past = jnp.einsum('lr,lrg->lg', past, self.past_kernels) + bias[:, 0]
+    h = self.embedding[sample[0]]
+    z = z_past[0] + self.input_table[sample[0]]
+    layer_inputs, gate_outputs = [], []
+    for l in range(num_layers):
+      if l > 0:
+        z = z_past[l] + h @ self.current_kernels[l - 1]
+      gate_out = models.gated_unit(z)
+      layer_inputs.append(h)
+      gate_outputs.append(gate_out)
+      if l < num_layers - 1:
+        h = (gate_out @ self.residual_kernels[l] + self.residual_biases[l]) + h
+    ring = state.ring.at[write_rows, 0].set(jnp.stack(layer_inputs))
+    skips = jnp.concatenate(gate_outputs) @ self.skip_kernel + self.skip_bias
+    return models.DecodeState(ring=ring, time=state.time + 1), self.head(skips)[None]
 
 
-def matmul_head_step(model: WaveNet, weights: StepWeights, *args) -> tuple[jax.Array, jax.Array]:
-  """models.step with the output head as plain matmuls instead of model.apply."""
-  params = weights.variables['params']
-  head = lambda m, skips: (jnp.maximum(jnp.maximum(skips, 0) @ params['head_hidden']['kernel']
-                                       + params['head_hidden']['bias'], 0)
-                           @ params['head_out']['kernel'] + params['head_out']['bias'])
-  original = WaveNet.head
-  WaveNet.head = head  # Read by models.step's model.apply(..., method=WaveNet.head) at trace.
-  try:
-    return LIBRARY_STEP(model, weights, *args)
-  finally:
-    WaveNet.head = original
+@flax.struct.dataclass
+class MatmulHeadDecoder(models.Decoder):
+  """The step with the output head as plain matmuls instead of model.apply."""
+
+  def head(self, skips: jax.Array) -> jax.Array:
+    params = self.variables['params']
+    hidden = jnp.maximum(jnp.maximum(skips, 0) @ params['head_hidden']['kernel']
+                         + params['head_hidden']['bias'], 0)
+    return hidden @ params['head_out']['kernel'] + params['head_out']['bias']
 
 
 def compile_chunk(model: WaveNet, state: sampler.SamplerState, num_samples: int, *,
-                  step: Callable[..., Any] = LIBRARY_STEP, unroll: int = sampler.SCAN_UNROLL,
-                  past_max_batch: int = models.BATCHED_PAST_TAPS_MAX_BATCH,
+                  decoder_class: type[models.Decoder] = models.Decoder,
+                  unroll: int = sampler.SCAN_UNROLL, past_max_batch: Optional[int] = None,
                   compiler_options: Optional[dict[str, Any]] = None
                   ) -> Callable[[sampler.SamplerState], tuple[sampler.SamplerState, jax.Array]]:
   """The sampler's jitted chunk traced with these settings: state -> (state, samples [B, n]).
 
-  compiler_options: XLA options of this compilation only (like XLA_FLAGS, but per call).
+  decoder_class: the step (a variant above); past_max_batch: its batched_past_taps_max_batch
+  (None: the library's); compiler_options: XLA options of this compilation only (like
+  XLA_FLAGS, but per call).
   """
+  del model  # The state's decoder holds it.
+  fields = {field.name: getattr(state.decoder, field.name)
+            for field in dataclasses.fields(state.decoder)}
+  if past_max_batch is not None:
+    fields['batched_past_taps_max_batch'] = past_max_batch
+  decoder = decoder_class(**fields)
   chunk = sampler._generate_chunk.__wrapped__  # pylint: disable=protected-access
-  jitted = jax.jit(lambda *args: chunk(model, *args, num_samples, False), donate_argnums=2)
+  jitted = jax.jit(lambda decoder, *args: chunk(decoder, *args, num_samples, False, unroll),
+                   donate_argnums=2)
   keys = sampler.row_keys(jax.random.key(1), state.batch_size)
-  saved = models.step, sampler.SCAN_UNROLL, models.BATCHED_PAST_TAPS_MAX_BATCH
-  models.step, sampler.SCAN_UNROLL, models.BATCHED_PAST_TAPS_MAX_BATCH = (step, unroll,
-                                                                          past_max_batch)
-  try:
-    executable = jitted.lower(state.weights, state.conditioning, state.cache, keys,
-                              jnp.float32(1.0)).compile(compiler_options)
-  finally:
-    models.step, sampler.SCAN_UNROLL, models.BATCHED_PAST_TAPS_MAX_BATCH = saved
+  executable = jitted.lower(decoder, state.conditioning, state.cache, keys,
+                            jnp.float32(1.0)).compile(compiler_options)
 
   def run(state: sampler.SamplerState) -> tuple[sampler.SamplerState, jax.Array]:
-    cache, samples = executable(state.weights, state.conditioning, state.cache, keys,
-                                jnp.float32(1.0))
+    cache, samples = executable(decoder, state.conditioning, state.cache, keys, jnp.float32(1.0))
     return state.replace(cache=cache), samples
 
   return run
@@ -267,8 +270,8 @@ def census(model: WaveNet, variables: Any, batch_size: int, chunk_rows: int, rou
   state = sampler.init_state(model, variables, batch_size=batch_size)
   keys = sampler.row_keys(jax.random.key(1), batch_size)
   compiled = sampler._generate_chunk.lower(  # pylint: disable=protected-access
-      model, state.weights, state.conditioning, state.cache, keys, jnp.float32(1.0),
-      num_samples, False).compile()
+      state.decoder, state.conditioning, state.cache, keys, jnp.float32(1.0),
+      num_samples=num_samples, greedy=False).compile()
   unroll = sampler.SCAN_UNROLL
   per_step = {kind: count / unroll
               for kind, count in scan_body_ops(compiled.as_text()).most_common()}
@@ -374,13 +377,13 @@ def code_variants(batch_size: int) -> dict[str, dict[str, Any]]:
   variants = {'current': {}}
   variants.update({f'unroll_{u}': {'unroll': u} for u in (1, 2, 8, 16)})
   if batch_size == 1:
-    variants['vector_step'] = {'step': vector_step}
-    variants['vector_step_unroll_1'] = {'step': vector_step, 'unroll': 1}
-    variants['vector_step_unroll_2'] = {'step': vector_step, 'unroll': 2}
+    variants['vector_step'] = {'decoder_class': VectorDecoder}
+    variants['vector_step_unroll_1'] = {'decoder_class': VectorDecoder, 'unroll': 1}
+    variants['vector_step_unroll_2'] = {'decoder_class': VectorDecoder, 'unroll': 2}
     variants['past_per_layer'] = {'past_max_batch': 0}
   else:
     variants['past_batched'] = {'past_max_batch': batch_size}
-  variants['matmul_head'] = {'step': matmul_head_step}
+  variants['matmul_head'] = {'decoder_class': MatmulHeadDecoder}
   no_emitters = {'compiler_options': {'xla_cpu_use_fusion_emitters': False}}
   variants['fusion_emitters_off'] = no_emitters
   # Matters only where XLA's intra-op pool has several threads (run without taskset).
@@ -388,7 +391,7 @@ def code_variants(batch_size: int) -> dict[str, dict[str, Any]]:
   variants['fusion_emitters_off_unroll_1'] = {**no_emitters, 'unroll': 1}
   if batch_size == 1:
     variants['fusion_emitters_off_vector_unroll_1'] = {**no_emitters, 'unroll': 1,
-                                                       'step': vector_step}
+                                                       'decoder_class': VectorDecoder}
   variants['bfloat16'] = {'dtype': 'bfloat16'}
   return variants
 
