@@ -9,9 +9,11 @@ r"""Generates audio from a trained WaveNet.
 Restores the latest (or --step) checkpoint with the config and dataset info saved
 with it (EMA weights when the run kept them). Writes OUT.wav (or OUT_0.wav,
 OUT_1.wav, ... for --batch_size > 1; --output must end in .wav) at the model's sample
-rate, chunk by chunk as it is generated (a killed run leaves a playable WAV of the chunks
-done; a gs:// output is written at the end), then a PNG of the waveform and log-mel
-spectrogram beside each. A WAV holds the whole sequence: the prompt (or one silent
+rate, chunk by chunk as it is generated into OUT.partial.wav (a killed run leaves it, a
+playable WAV of the chunks done), renamed to OUT.wav when complete (a gs:// output is written
+at the end), then a PNG of the waveform and log-mel spectrogram beside each. A second run
+writing the same --output while one is at it is an error; a failed write (a full disk) leaves
+no file behind and says what was lost. A WAV holds the whole sequence: the prompt (or one silent
 start sample) and the generated samples; with --mel_from it is as long as the input.
 A clip is at most --max_seconds long (default an hour). The flags, the inputs, the
 output path and the disk space for the WAVs are checked before generating. The batch
@@ -31,8 +33,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, Callable, Optional
-import wave
+from typing import Any, Callable, Iterator, Optional
 
 from absl import flags
 from etils import epath
@@ -56,8 +57,9 @@ PROGRESS_FRAMES = 32
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training run directory.', required=True)
 _OUTPUT = flags.DEFINE_string(
     'output', None, 'WAV file to write, ending in .wav (STEM.wav -> STEM_0.wav, STEM_1.wav, ... '
-    'for --batch_size > 1). A local file is written chunk by chunk as it is generated (a killed '
-    'run leaves a valid WAV of the chunks done); a URL (gs://...) is written at the end.',
+    'for --batch_size > 1). A local file is written chunk by chunk as it is generated, into '
+    'STEM.partial.wav (a killed run leaves a valid WAV of the chunks done there), renamed to '
+    'the output when complete; a URL (gs://...) is written at the end.',
     required=True)
 _SECONDS = flags.DEFINE_float('seconds', 2.0, 'Seconds to generate (after the prompt), > 0; with '
                                '--mel_from the output is as long as the input instead.')
@@ -87,11 +89,14 @@ _STREAM = flags.DEFINE_bool('stream', False, 'Vocoder: feed the --mel_from frame
 
 
 def _read_audio(flag: str, path: str, sample_rate: int) -> np.ndarray:
-  """float32 [time] at sample_rate; notes a resampling."""
+  """float32 [time] at sample_rate; notes a mix down to mono and a resampling."""
   audio = audio_lib.load_audio(path, sample_rate)  # Raises AudioFileError naming the file.
-  file_rate = soundfile.info(path).samplerate
-  if file_rate != sample_rate:
-    print(f'note: --{flag}={path} is {file_rate} Hz; resampled to the model\'s {sample_rate} Hz.')
+  info = soundfile.info(path)
+  if info.channels > 1:
+    print(f'note: --{flag}={path} has {info.channels} channels; mixed down to mono.')
+  if info.samplerate != sample_rate:
+    print(f'note: --{flag}={path} is {info.samplerate} Hz; resampled to the model\'s '
+          f'{sample_rate} Hz.')
   return audio
 
 
@@ -178,36 +183,32 @@ def _check_length(num_samples: int, sample_rate: int) -> None:
                      f'has {free:,} bytes free.')
 
 
-class _StreamedWav:
-  """A 16-bit PCM mono WAV written chunk by chunk, valid on disk after every chunk.
+def _open_wav(path: str, sample_rate: int) -> audio_lib.StreamedWav:
+  """path's StreamedWav; a one-line ValueError if another run writes it or it cannot be."""
+  try:
+    return audio_lib.StreamedWav(path, sample_rate)
+  except audio_lib.OutputBusyError as error:
+    raise ValueError(f'--output={_OUTPUT.value}: another process is writing {path} (it holds '
+                     f'{error.filename}); wait for it or choose another --output.') from error
+  except OSError as error:
+    raise ValueError(f'--output={_OUTPUT.value}: cannot write {path} ({error}).') from error
 
-  The stdlib writer rewrites the header's lengths after each write; the file is flushed then,
-  so a killed run leaves a playable WAV of the chunks done.
-  """
 
-  def __init__(self, path: str, sample_rate: int):
-    try:
-      self._file = open(path, 'wb')  # pylint: disable=consider-using-with  # See close().
-    except OSError as error:
-      raise ValueError(f'--output={_OUTPUT.value}: cannot write {path} ({error}).') from error
-    self._wav = wave.open(self._file, 'wb')
-    self._wav.setnchannels(1)
-    self._wav.setsampwidth(2)
-    self._wav.setframerate(sample_rate)
-    self._wav.writeframes(b'')  # The header now, for 0 frames: a valid WAV from the start.
-    self._file.flush()
+@contextlib.contextmanager
+def _writing(path: str, loss: str) -> Iterator[None]:
+  """Turns an OSError writing path (a full disk) into a one-line ValueError naming the loss."""
+  try:
+    yield
+  except OSError as error:
+    raise ValueError(f'--output={_OUTPUT.value}: writing {path} failed '
+                     f'({error.strerror or error}); {loss}.') from error
 
-  def append(self, audio: np.ndarray) -> None:
-    """Appends float32 [time] audio in [-1, 1] (clipped)."""
-    self._wav.writeframes(audio_lib.pcm16_frames(audio, self._wav.getframerate()))
-    self._file.flush()
 
-  def __enter__(self) -> '_StreamedWav':
-    return self
-
-  def __exit__(self, *exc_info) -> None:
-    self._wav.close()
-    self._file.close()
+def _clipped_text(waveform: np.ndarray) -> str:
+  """'; N samples beyond [-1, 1] clipped' for float32 [time] audio with any, else ''."""
+  clipped = int(np.count_nonzero(np.abs(waveform) > 1.0))
+  return (f'; {clipped:,} samples ({clipped / len(waveform):.2%}) beyond [-1, 1] clipped'
+          if clipped else '')
 
 
 @cli.exit_on_error(checkpointing.NoCheckpointError, audio_lib.AudioFileError, ValueError)
@@ -235,14 +236,18 @@ def main(argv):
     raise ValueError('nothing to generate: --seconds (or the --mel_from input) is too short.')
   _check_length(start + num_samples, sample_rate)
   segments = 1
-  if mel_from is not None and not _STREAM.value:
+  if mel_from is not None and prompt is None and not _STREAM.value:  # Folding has no prompt.
     num_frames = trained.features.num_frames(start + num_samples)
     segments = _SEGMENTS.value or synthesis.default_segments(
         num_frames, batch_size, _OVERLAP_FRAMES.value, jax.local_devices())
     try:
-      synthesis.fold_plan(num_frames, segments, _OVERLAP_FRAMES.value)
+      plan = synthesis.fold_plan(num_frames, segments, _OVERLAP_FRAMES.value)
     except ValueError as error:
       raise ValueError(f'--{error}') from None
+    if segments > 1 and not any(plan.starts):
+      print(f'note: --overlap_frames={_OVERLAP_FRAMES.value} reaches back to frame 0 from every '
+            f'segment: each of the {segments} segments generates the utterance from its start '
+            f'({segments}x the work of --segments=1).')
   mesh = sampler.batch_mesh(batch_size * segments)
   print(f'generating {batch_size} clip(s)' + (f' folded into {segments} segments each'
                                               if segments > 1 else '')
@@ -253,11 +258,12 @@ def main(argv):
   paths = _output_paths(_OUTPUT.value, batch_size)
   streamed = not storage.is_remote(_OUTPUT.value)  # A URL's WAVs are written at the end.
   with contextlib.ExitStack() as stack:
-    wavs = [stack.enter_context(_StreamedWav(path, sample_rate)) for path in paths if streamed]
+    wavs = [stack.enter_context(_open_wav(path, sample_rate)) for path in paths if streamed]
 
     def on_chunk(pieces: np.ndarray) -> None:
       for wav, piece in zip(wavs, pieces):
-        wav.append(piece)
+        with _writing(wav.partial, 'the audio generated is lost (no WAV is left)'):
+          wav.append(piece)
 
     def on_progress(report: synthesis.Progress) -> None:
       progress.append(report)
@@ -274,16 +280,23 @@ def main(argv):
           batch_size=batch_size, temperature=_TEMPERATURE.value, chunk_size=_CHUNK_SIZE.value,
           segments=segments, overlap_frames=_OVERLAP_FRAMES.value, on_progress=on_progress,
           on_chunk=on_chunk, mesh=mesh, **conditioning)
-  print(file=sys.stderr)
+    print(file=sys.stderr)
+    for wav in wavs:
+      with _writing(wav.partial, f'its clip is lost (no {wav.path} is left)'):
+        wav.finish()
   generate_seconds = progress[-1].seconds
   total_seconds = time.perf_counter() - began
 
   for path, waveform in zip(paths, waveforms):
     if not streamed:
-      audio_lib.write_wav(path, waveform, sample_rate)
-    plotting.save_waveform_and_spectrogram(os.path.splitext(path)[0] + '.png', waveform,
-                                           sample_rate, trained.config.data.mel, title=path)
-    print(f'wrote {path} ({len(waveform) / sample_rate:.2f} s at {sample_rate} Hz) and its PNG')
+      with _writing(path, 'its clip is lost'):
+        audio_lib.write_wav(path, waveform, sample_rate)
+    png = os.path.splitext(path)[0] + '.png'
+    with _writing(png, f'{path} is complete but has no PNG'):
+      plotting.save_waveform_and_spectrogram(png, waveform, sample_rate, trained.config.data.mel,
+                                             title=path)
+    print(f'wrote {path} ({len(waveform) / sample_rate:.2f} s at {sample_rate} Hz'
+          f'{_clipped_text(waveform)}) and its PNG')
 
   audio_seconds = num_samples / sample_rate
   steady = _steady_state_rate(progress)

@@ -36,6 +36,7 @@ SAMPLE_RATE = 16000
 SECONDS = 0.05
 NUM_SAMPLES = round(SECONDS * SAMPLE_RATE)  # The silent start sample + the generated ones.
 SPEECH_SAMPLES = 900  # The --mel_from input: 3.5 mel frames of 256 samples.
+LONG_SPEECH_SAMPLES = 2500  # A --mel_from input whose WAV (5,044 bytes) is over a page.
 PROMPT_SAMPLES = 320
 
 _spec = importlib.util.spec_from_file_location('sample', os.path.join(training_runs.REPO,
@@ -100,12 +101,17 @@ def vocoder_run(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def inputs(tmp_path_factory):
-  """Input files: a speech clip, a prompt at the model's rate and at 8 kHz, a text file."""
+  """Input files: speech clips (one long, one stereo), a prompt at the model's rate and at
+  8 kHz, a text file."""
   folder = tmp_path_factory.mktemp('inputs')
   name = sorted(os.listdir(EMBEDDED_CORPUS_DIR / 'slt'))[0]
   speech = audio_lib.load_audio(EMBEDDED_CORPUS_DIR / 'slt' / name, SAMPLE_RATE)
   middle = len(speech) // 2
   audio_lib.write_wav(folder / 'speech.wav', speech[middle:middle + SPEECH_SAMPLES], SAMPLE_RATE)
+  audio_lib.write_wav(folder / 'speech_long.wav', speech[middle:middle + LONG_SPEECH_SAMPLES],
+                      SAMPLE_RATE)
+  clip = speech[middle:middle + SPEECH_SAMPLES]
+  soundfile.write(folder / 'speech_stereo.wav', np.stack([clip, -clip], axis=1), SAMPLE_RATE)
   prompt = speech[middle:middle + PROMPT_SAMPLES]
   audio_lib.write_wav(folder / 'prompt.wav', prompt, SAMPLE_RATE)
   audio_lib.write_wav(folder / 'prompt_8k.wav',
@@ -120,6 +126,16 @@ def _read_wav(path) -> np.ndarray:
   assert rate == SAMPLE_RATE
   assert np.all(np.isfinite(audio))
   assert os.path.getsize(os.path.splitext(path)[0] + '.png') > 0
+  return audio
+
+
+def _read_wav_only(path) -> np.ndarray:
+  """The float32 samples of a written WAV whose header counts exactly the frames on disk."""
+  audio, rate = soundfile.read(path, dtype='float32')
+  assert rate == SAMPLE_RATE
+  with wave.open(str(path)) as strict:
+    assert strict.getnframes() == len(audio)
+  assert os.path.getsize(path) == 44 + 2 * len(audio)
   return audio
 
 
@@ -237,6 +253,121 @@ def test_vocoder_folded_output_is_as_long_as_its_input(vocoder_run, inputs, tmp_
   assert result.returncode == 0, result.stderr
   assert 'generating 1 clip(s) folded into 2 segments each on 1 cpu device(s)' in result.stdout
   assert _read_wav(output).shape == (SPEECH_SAMPLES,)
+
+
+def test_vocoder_with_a_prompt_falls_back_to_one_sequence(vocoder_run, inputs, tmp_path, capsys):
+  # No overlap: the automatic fold would be a segment per frame.
+  result = _run_main(capsys, f'--workdir={vocoder_run}', f'--output={tmp_path}/out.wav',
+                     f'--mel_from={inputs / "speech.wav"}', f'--prompt={inputs / "prompt.wav"}',
+                     '--overlap_frames=0')
+  assert result.returncode == 0, result.stderr
+  assert 'generating 1 clip(s) on' in result.stdout
+  assert _read_wav(tmp_path / 'out.wav').shape == (SPEECH_SAMPLES,)
+
+
+@pytest.mark.parametrize('overlap_frames, noted', [(100, True), (0, False)])
+def test_an_overlap_back_to_the_start_of_every_segment_is_noted(vocoder_run, inputs, tmp_path,
+                                                                capsys, overlap_frames, noted):
+  result = _run_main(capsys, f'--workdir={vocoder_run}', f'--output={tmp_path}/out.wav',
+                     f'--mel_from={inputs / "speech.wav"}', '--segments=2',
+                     f'--overlap_frames={overlap_frames}')
+  assert result.returncode == 0, result.stderr
+  note = (f'note: --overlap_frames={overlap_frames} reaches back to frame 0 from every segment: '
+          'each of the 2 segments generates the utterance from its start (2x the work of '
+          '--segments=1).')
+  assert (note in result.stdout) == noted, result.stdout
+
+
+def test_stereo_input_is_noted_as_mixed_down(vocoder_run, inputs, tmp_path, capsys):
+  result = _run_main(capsys, f'--workdir={vocoder_run}', f'--output={tmp_path}/out.wav',
+                     f'--mel_from={inputs / "speech_stereo.wav"}')
+  assert result.returncode == 0, result.stderr
+  assert f'note: --mel_from={inputs / "speech_stereo.wav"} has 2 channels; mixed down to mono.' in (
+      result.stdout)
+  assert 'resampled' not in result.stdout
+
+
+def test_clipped_samples_are_counted(unconditional_run, tmp_path, capsys, monkeypatch):
+  """Audio beyond [-1, 1] (de-emphasis can overshoot) is clipped in the WAV, and said so."""
+  synthesize, generated = synthesis.synthesize, []
+
+  def loud(*args, on_chunk, **kwargs):
+    generated.append(4 * synthesize(*args, on_chunk=lambda pieces: on_chunk(4 * pieces),
+                                    **kwargs))
+    return generated[-1]
+
+  result = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={tmp_path}/quiet.wav',
+                     f'--seconds={SECONDS}')
+  assert result.returncode == 0, result.stderr
+  assert 'beyond [-1, 1]' not in result.stdout
+  monkeypatch.setattr(synthesis, 'synthesize', loud)
+  result = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={tmp_path}/loud.wav',
+                     f'--seconds={SECONDS}')
+  assert result.returncode == 0, result.stderr
+  beyond = np.count_nonzero(np.abs(generated[0]) > 1.0)
+  assert beyond > 0
+  assert (f'wrote {tmp_path}/loud.wav (0.05 s at 16000 Hz; {beyond:,} samples '
+          f'({beyond / NUM_SAMPLES:.2%}) beyond [-1, 1] clipped) and its PNG') in result.stdout
+  assert np.max(np.abs(_read_wav(tmp_path / 'loud.wav'))) <= 1.0
+
+
+def test_a_second_writer_of_the_same_output_is_a_one_line_error(unconditional_run, tmp_path,
+                                                                 capsys):
+  """While one run writes OUT.partial.wav (locked), another with the same --output stops."""
+  output = tmp_path / 'out.wav'
+  output.write_bytes(b'the last complete output')
+  with audio_lib.StreamedWav(output, SAMPLE_RATE) as first:
+    first.append(np.zeros(100, np.float32))
+    result = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={output}',
+                       f'--seconds={SECONDS}')
+    assert result.returncode == 1
+    assert 'Traceback' not in result.stderr + result.stdout
+    assert result.last_error_line.endswith(
+        f': error: --output={output}: another process is writing {output} (it holds '
+        f'{tmp_path}/out.partial.wav); wait for it or choose another --output.')
+    assert soundfile.info(first.partial).frames == 100  # The first writer's file is untouched.
+    assert output.read_bytes() == b'the last complete output'
+    first.finish()
+  assert sorted(os.listdir(tmp_path)) == ['out.wav']
+  assert soundfile.info(output).frames == 100
+
+
+@pytest.fixture
+def one_free_page(tmp_path):
+  """A 64 KB tmpfs (root only) filled but for one 4 KB page."""
+  mount_point = tmp_path / 'small_disk'
+  mount_point.mkdir()
+  mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(mount_point)],
+                           capture_output=True, text=True)
+  if mounted.returncode:
+    pytest.skip(f'cannot mount a small tmpfs here: {mounted.stderr.strip()}')
+  (mount_point / 'filler').write_bytes(bytes(60 * 1024))
+  yield mount_point
+  subprocess.run(['umount', '--lazy', str(mount_point)], check=True)  # Even with files open.
+
+
+@pytest.mark.parametrize('speech, lost', [
+    ('speech_long.wav', 'writing {disk}/out.partial.wav failed (No space left on device); the '
+     'audio generated is lost (no WAV is left).'),
+    ('speech.wav', 'writing {disk}/out.png failed (No space left on device); {disk}/out.wav is '
+     'complete but has no PNG.'),
+])
+def test_a_full_disk_leaves_no_corrupt_file_and_says_what_was_lost(
+    vocoder_run, inputs, one_free_page, capsys, monkeypatch, speech, lost):
+  """The disk fills after the free-space check: the folded WAV, or then its PNG, does not fit."""
+  monkeypatch.setattr(shutil, 'disk_usage', lambda folder: types.SimpleNamespace(free=10**9))
+  result = _run_main(capsys, f'--workdir={vocoder_run}', f'--output={one_free_page}/out.wav',
+                     f'--mel_from={inputs / speech}', '--segments=2')
+  assert result.returncode == 1
+  assert 'Traceback' not in result.stderr + result.stdout
+  assert result.last_error_line.endswith(
+      f': error: --output={one_free_page}/out.wav: ' + lost.format(disk=one_free_page))
+  written = sorted(os.listdir(one_free_page))
+  if speech == 'speech.wav':
+    assert written == ['filler', 'out.wav']
+    assert _read_wav_only(one_free_page / 'out.wav').shape == (SPEECH_SAMPLES,)
+  else:
+    assert written == ['filler']
 
 
 def test_streamed_vocoding_writes_what_one_sequence_writes(vocoder_run, inputs, tmp_path,
@@ -399,9 +530,11 @@ def test_chunks_handed_over_make_up_the_waveform(unconditional_run):
 
 
 @pytest.mark.slow
-def test_a_killed_run_leaves_a_valid_wav_of_the_chunks_done(unconditional_run, tmp_path):
-  """The WAV is written chunk by chunk: SIGKILL mid-generation leaves the chunks done, playable."""
+def test_a_killed_run_leaves_a_valid_wav_of_the_chunks_done(unconditional_run, tmp_path, capsys):
+  """The WAV is written chunk by chunk into OUT.partial.wav: SIGKILL mid-generation leaves the
+  chunks done there, playable; meanwhile a second run with the same --output stops at once."""
   output = tmp_path / 'long.wav'
+  partial = tmp_path / 'long.partial.wav'
   chunk_size = 1000
   process = subprocess.Popen(
       [sys.executable, 'sample.py', f'--workdir={unconditional_run}', f'--output={output}',
@@ -410,20 +543,20 @@ def test_a_killed_run_leaves_a_valid_wav_of_the_chunks_done(unconditional_run, t
       stderr=subprocess.DEVNULL)
   try:
     deadline = time.monotonic() + 240
-    while not (output.exists() and soundfile.info(output).frames > 1 + 2 * chunk_size):
+    while not (partial.exists() and soundfile.info(partial).frames > 1 + 2 * chunk_size):
       assert process.poll() is None and time.monotonic() < deadline
       time.sleep(0.1)
+    second = _run_main(capsys, f'--workdir={unconditional_run}', f'--output={output}',
+                       f'--seconds={SECONDS}')
+    assert second.returncode == 1
+    assert f'another process is writing {output}' in second.last_error_line
   finally:
     process.kill()
     process.wait()
   assert process.returncode == -signal.SIGKILL
-  audio, rate = soundfile.read(output, dtype='float32')
-  assert rate == SAMPLE_RATE
+  audio = _read_wav_only(partial)
   assert len(audio) > 1 + 2 * chunk_size and (len(audio) - 1) % chunk_size == 0
-  with wave.open(str(output)) as strict:  # The header counts exactly the frames on disk.
-    assert strict.getnframes() == len(audio)
-  assert os.path.getsize(output) == 44 + 2 * len(audio)
-  assert not os.path.exists(tmp_path / 'long.png')  # The PNG comes at the end.
+  assert sorted(os.listdir(tmp_path)) == ['long.partial.wav']  # The WAV and PNG come at the end.
   trained = checkpointing.restore_for_inference(unconditional_run)
   expected = synthesis.synthesize(trained.model, trained.variables, jax.random.key(4),
                                   num_samples=len(audio) - 1, chunk_size=chunk_size)[0]

@@ -13,16 +13,20 @@ Mel frame convention: frame k of a span of audio covers the samples
 the middle of that hop interval (samples outside the audio are zeros). A span of
 `time` samples has ceil(time / hop) frames.
 """
+import errno
+import fcntl
 import functools
 import importlib.util
 import io
 import os
-from typing import Any
+from typing import Any, BinaryIO
+import wave
 
-from etils import epath
 import numpy as np
 import soundfile
 import soxr
+
+from wavenet_jax import storage
 
 # Floor of the mel magnitudes before the log (-11.5 in log units).
 MEL_FLOOR = 1e-5
@@ -95,14 +99,107 @@ def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
 def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> None:
   """Writes float32 [time] audio in [-1, 1] as a 16-bit PCM mono WAV file (clipped).
 
-  `path` is a local path or a URL such as gs://bucket/run/x.wav; its folder is created.
+  `path` is a local path or a URL such as gs://bucket/run/x.wav; its folder is created. The
+  file is written whole or not at all (`storage.write_whole`).
   """
   pcm = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
   encoded = io.BytesIO()
   soundfile.write(encoded, pcm, sample_rate, subtype='PCM_16', format='WAV')
-  path = epath.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_bytes(encoded.getvalue())
+  storage.write_whole(path, encoded.getvalue())
+
+
+def partial_path(path: str | os.PathLike[str]) -> str:
+  """STEM.partial.wav for STEM.wav: where a `StreamedWav` is written until it is finished."""
+  stem, suffix = os.path.splitext(os.fspath(path))
+  return f'{stem}.partial{suffix}'
+
+
+class OutputBusyError(OSError):
+  """Another process is writing the same WAV (it holds the lock on its partial file)."""
+
+
+def _open_locked(path: str) -> BinaryIO:
+  """path opened for reading and writing (created if missing) under an exclusive lock.
+
+  Raises:
+    OutputBusyError: another process holds the lock.
+  """
+  while True:
+    file = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o666), 'r+b')  # Not truncated yet.
+    try:
+      fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as error:
+      file.close()
+      raise OutputBusyError(errno.EBUSY, 'another process is writing it', path) from error
+    try:
+      if os.stat(path).st_ino == os.fstat(file.fileno()).st_ino:
+        return file
+    except FileNotFoundError:
+      pass
+    # The writer that held it renamed it into place in the meantime: lock a new one.
+    file.close()
+
+
+class StreamedWav:
+  """A 16-bit PCM mono WAV written chunk by chunk, valid on disk after every chunk.
+
+  The chunks go to `partial_path(path)` under an exclusive lock (a second writer of the same
+  path gets OutputBusyError at once, not an interleaved file); the stdlib writer rewrites the
+  header's lengths after each chunk and the file is flushed then, so a killed run leaves a
+  playable WAV of the chunks done there (the kernel drops the lock with the process).
+  `finish()` renames it to `path` (atomic: readers see the old file or the whole new one).
+  Left without finish() on an error, the partial file is removed (a failed write may have left
+  it corrupt); on KeyboardInterrupt it is kept, valid, like a killed run's.
+  """
+
+  def __init__(self, path: str | os.PathLike[str], sample_rate: int):
+    self.path = os.fspath(path)
+    self.partial = partial_path(path)
+    self._wav = None
+    self._file = _open_locked(self.partial)
+    try:
+      self._file.truncate(0)  # A killed run's partial file, now ours.
+      self._wav = wave.open(self._file, 'wb')
+      self._wav.setnchannels(1)
+      self._wav.setsampwidth(2)
+      self._wav.setframerate(sample_rate)
+      self._wav.writeframes(b'')  # The header now, for 0 frames: a valid WAV from the start.
+      self._file.flush()
+    except BaseException:
+      self._discard(keep=False)
+      raise
+
+  def append(self, audio: np.ndarray) -> None:
+    """Appends float32 [time] audio in [-1, 1] (clipped)."""
+    self._wav.writeframes(pcm16_frames(audio, self._wav.getframerate()))
+    self._file.flush()
+
+  def finish(self) -> None:
+    """Completes the header and renames the partial file to the path."""
+    self._wav.close()
+    os.replace(self.partial, self.path)  # Still locked: no other writer has opened it.
+    self._file.close()
+
+  def _discard(self, keep: bool) -> None:
+    """Closes the partial file, which is removed unless keep (and its header is complete)."""
+    if self._wav is not None:
+      try:
+        self._wav.close()
+      except OSError:  # The disk is full: the header may not count the frames on disk.
+        keep = False
+    if not keep:
+      os.remove(self.partial)  # Before the lock goes: no other writer's file is removed.
+    try:
+      self._file.close()
+    except OSError:
+      pass  # The data is discarded or, kept, was flushed with the header.
+
+  def __enter__(self) -> 'StreamedWav':
+    return self
+
+  def __exit__(self, exc_type, *unused_exc_info) -> None:
+    if not self._file.closed:
+      self._discard(keep=exc_type is KeyboardInterrupt)
 
 
 def pcm16_frames(audio: np.ndarray, sample_rate: int) -> bytes:

@@ -3,10 +3,10 @@ import io
 import os
 from typing import Any
 
-from etils import epath
 import numpy as np
 
 from wavenet_jax import audio as audio_lib
+from wavenet_jax import storage
 
 
 def save_waveform_and_spectrogram(path: str | os.PathLike[str], audio: np.ndarray,
@@ -15,7 +15,7 @@ def save_waveform_and_spectrogram(path: str | os.PathLike[str], audio: np.ndarra
 
   Args:
     path: the PNG file to write: a local path or a URL such as gs://bucket/run/x.png; its
-      folder is created.
+      folder is created. It is written whole or not at all (`storage.write_whole`).
     audio: float32 [time] waveform in [-1, 1].
     sample_rate: in Hz.
     mel_config: n_mels, hop_length, n_fft, fmin, fmax (config.data.mel).
@@ -43,6 +43,4 @@ def save_waveform_and_spectrogram(path: str | os.PathLike[str], audio: np.ndarra
   encoded = io.BytesIO()
   figure.savefig(encoded, format='png', dpi=100)
   plt.close(figure)
-  path = epath.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_bytes(encoded.getvalue())
+  storage.write_whole(path, encoded.getvalue())

@@ -7,6 +7,9 @@ are read and written on a local disk only.
 """
 import importlib.util
 import os
+import secrets
+
+from etils import epath
 
 # The modules that gs:// needs without TensorFlow: etils.epath's file system and
 # tensorboardX's event-file writer. Orbax's arrays go through TensorStore's own driver.
@@ -49,3 +52,30 @@ def check_local(path: str | os.PathLike | None, setting: str) -> None:
     raise ValueError(f'{setting}={os.fspath(path)}: prepared datasets must be on a local disk '
                      '(ArrayRecord reads and writes local files only); use a local folder, '
                      'e.g. the default ~/tensorflow_datasets, on every host.')
+
+
+def write_whole(path: str | os.PathLike, data: bytes) -> None:
+  """Writes data to path whole or not at all (a full disk leaves no truncated file).
+
+  A local file is written beside its path under a temporary name, then renamed into place
+  (atomic: readers see the old file or the new one; a failed write removes it). A URL's
+  object is one upload, which lands whole or not at all. The folder is created.
+
+  Raises:
+    OSError: the write failed; path is as it was.
+  """
+  path = epath.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  if is_remote(path):
+    path.write_bytes(data)
+    return
+  temporary = path.parent / f'.{path.name}.{secrets.token_hex(4)}.tmp'
+  # os.open, not tempfile: the file gets the mode (umask) that a plain open would give it.
+  descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+  try:
+    with os.fdopen(descriptor, 'wb') as file:
+      file.write(data)
+    os.replace(temporary, path)
+  except BaseException:
+    temporary.unlink(missing_ok=True)
+    raise
