@@ -166,6 +166,7 @@ def _prepare(data_config: Any) -> 'PreparedDataset':
       mel_std=mel_std,
       num_train_examples=len(source.data_source(source.train_split)),
       num_validation_examples=len(source.data_source(source.validation_split)),
+      prepared_as=source.builder.info.full_name,
   )
   return PreparedDataset(data_config, source, info)
 
@@ -186,6 +187,10 @@ class _CropReader:
     self._examples = self._source.data_source(split)
     self._crop_length = receptive_field + data_config.segment_length
     self._with_speaker = with_speaker
+    # The embedding row of each of the dataset's speaker ids: info's order is the
+    # checkpoint's on resume (`PreparedDataset.resumed_from`), the dataset's otherwise.
+    self._speaker_rows = np.array([info.speakers.index(name) for name in source.speakers],
+                                  np.int32)
     self._codec = codec
     self._features = features.LogMel.from_config(data_config, info) if with_mel else None
 
@@ -218,7 +223,7 @@ class _CropReader:
     mask[:len(segment)] = 1.0
     crop = {'audio': audio, 'mask': mask}
     if self._with_speaker:
-      crop['speaker'] = np.int32(self._source.speaker_id(example))
+      crop['speaker'] = self._speaker_rows[self._source.speaker_id(example)]
     if self._features is not None:
       crop['mel'] = self._features(waveform, start=start, num_samples=length)
     return crop
@@ -278,6 +283,19 @@ class PreparedDataset:
   config: Any
   source: datasets.AudioSource
   info: DatasetInfo
+
+  def resumed_from(self, saved: DatasetInfo, *, speaker_conditioned: bool,
+                   grow_speakers: bool) -> tuple['PreparedDataset', list[str]]:
+    """This dataset read for a checkpoint trained on `saved`: its speakers on their rows.
+
+    See `DatasetInfo.resumed_from` (notices and errors name config.data.wav_dir or .name).
+    """
+    setting = (f'config.data.wav_dir={self.source.builder.builder_config.wav_dir!r}'
+               if isinstance(self.source, datasets.FolderSource)
+               else f'config.data.name={self.config.name!r}')
+    info, notices = self.info.resumed_from(saved, speaker_conditioned=speaker_conditioned,
+                                           grow_speakers=grow_speakers, setting=setting)
+    return dataclasses.replace(self, info=info), notices
 
   def train_batches(self, *, receptive_field: int, global_batch_size: int, seed: int,
                     start_step: int = 0, process_index: int | None = None,
