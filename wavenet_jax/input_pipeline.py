@@ -71,9 +71,10 @@ def _mel_statistics_key(data_config: Any, split: str) -> str:
 
 def _clip_waveform(source: datasets.AudioSource, example: Mapping[str, Any],
                    data_config: Any) -> np.ndarray:
-  """float32 [time]: the example's audio at the configured rate, silence-trimmed if top_db > 0."""
+  """float32 [time]: the example's audio at the configured rate, silence-trimmed if top_db > 0
+  (a whole clip; a piece of a long recording is not: its crop span counts from its start)."""
   waveform = source.waveform(example, data_config.sample_rate)
-  if data_config.top_db > 0:
+  if data_config.top_db > 0 and source.crop_span(example) is None:
     waveform = audio_lib.trim_silence(waveform, data_config.top_db)
   return waveform
 
@@ -186,6 +187,15 @@ class _CropReader:
     self._split = split
     self._examples = self._source.data_source(split)
     self._crop_length = receptive_field + data_config.segment_length
+    longest = source.max_crop_length()
+    source_length = (round(self._crop_length * (1.0 + speed_perturbation)) + _RESAMPLE_MARGIN
+                     + data_config.mel.hop_length)  # A start may be up to a hop past the span.
+    if longest is not None and source_length > longest:
+      raise ValueError(
+          f'config.data.segment_length={data_config.segment_length} + the receptive field '
+          f'({receptive_field}) = {self._crop_length} samples ({source_length} with speed '
+          f'perturbation, margin and a hop) is longer than the {longest} samples that the '
+          'pieces of long recordings hold around each crop: use shorter crops.')
     self._with_speaker = with_speaker
     # The embedding row of each of the dataset's speaker ids: info's order is the
     # checkpoint's on resume (`PreparedDataset.resumed_from`), the dataset's otherwise.
@@ -203,13 +213,17 @@ class _CropReader:
     hop = config.mel.hop_length
     example = self._examples[index]
     waveform = _clip_waveform(self._source, example, config)
+    span = self._source.crop_span(example)
+    first = 0 if span is None else span[0]
     rng = np.random.default_rng(rng_key)
     # Drawn before the start, and only when on: crops without it stay as they were.
     speed = (rng.uniform(1.0 - self._speed_perturbation, 1.0 + self._speed_perturbation)
              if self._speed_perturbation else 1.0)
     source_length = round(length * speed)
-    num_starts = (len(waveform) - source_length) // hop + 1
-    start = hop * int(rng.integers(num_starts)) if num_starts > 1 else 0
+    num_starts = (len(waveform) - first - source_length) // hop + 1
+    if span is not None:  # A piece: only its own starts (the next piece has the others).
+      num_starts = min(num_starts, -(-span[1] // hop))
+    start = first + hop * int(rng.integers(num_starts)) if num_starts > 1 else first
     if speed == 1.0:
       segment = waveform[start:start + length]
       previous = waveform[start - 1] if start else 0.0
