@@ -76,6 +76,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.grad_clip_norm = 1.0
   config.train.ema_decay = 0.9999  # 0 disables the parameter EMA.
   config.train.log_every_steps = 100
+  # On resume, speakers the checkpoint does not know get new embedding rows (initialised
+  # as at the start of a run) instead of an error.
+  config.train.grow_speakers = False
 
   # Periodic validation (teacher-forced bits/sample on crops of the validation split).
   config.eval = ml_collections.ConfigDict()

@@ -212,7 +212,7 @@ def test_a_folder_prepared_in_the_old_format_is_prepared_again_with_a_note(tmp_p
     source.prepare()
   old = pathlib.Path(source.builder.data_dir).parent / '1.0.0'
   assert f'{old.parent} holds version 1.0.0' in caplog.text and 'Delete the old folder' in caplog.text
-  assert old.is_dir() and pathlib.Path(source.builder.data_dir).name == '2.0.0'
+  assert old.is_dir() and pathlib.Path(source.builder.data_dir).name == '3.0.0'
   assert source.builder.info.metadata['sample_rate'] == RATE
   (example,) = source.data_source('train')
   assert example['audio'].dtype == np.int16 and len(example['audio']) == int(0.2 * RATE)

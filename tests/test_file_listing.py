@@ -120,3 +120,20 @@ def test_errors_name_the_setting(tmp_path):
     file_listing.scan_folder(str(tmp_path / 'nowhere'), setting='--wav_dir')
   with pytest.raises(ValueError, match='^config.data.wav_dir=.* holds no .wav/.flac/.ogg file.$'):
     file_listing.scan_folder(str(tmp_path))
+
+
+def test_rows_naming_a_file_outside_the_folder_say_so(tmp_path):
+  (tmp_path / 'wavs').mkdir()
+  (tmp_path / 'secret.wav').write_bytes(b'')
+  wav_dir = _folder(tmp_path / 'wavs', ['a.wav'],
+                    'file,speaker\n'
+                    'a.wav,alice\n'
+                    '../secret.wav,eve\n'  # Exists, but outside wav_dir.
+                    'secret.wav,eve\n'  # Relative to wav_dir's parent: outside too.
+                    'gone.wav,bob\n')
+  listing = file_listing.scan_folder(wav_dir)
+  assert listing.skipped == {'../secret.wav': file_listing.OUTSIDE_REASON,
+                             'secret.wav': file_listing.OUTSIDE_REASON,
+                             'gone.wav': file_listing.MISSING_REASON}
+  assert 'outside the folder' in file_listing.OUTSIDE_REASON
+  assert [entry.file for entry in listing.entries] == ['a.wav']

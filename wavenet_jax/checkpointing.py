@@ -249,13 +249,23 @@ def saved_config(manager: ocp.CheckpointManager) -> Optional[ml_collections.Conf
 
   Damaged checkpoints are passed over here; `restore_state` sets them aside.
   """
+  saved = _latest_json(manager, CONFIG)
+  return None if saved is None else config_rules.config_from_saved_json(saved)
+
+
+def saved_dataset_info(manager: ocp.CheckpointManager) -> Optional[DatasetInfo]:
+  """The dataset info saved with the latest checkpoint that has a readable one, or None."""
+  saved = _latest_json(manager, DATASET_INFO)
+  return None if saved is None else DatasetInfo.from_json(json.dumps(saved))
+
+
+def _latest_json(manager: ocp.CheckpointManager, item: str) -> Optional[Any]:
+  """JSON item `item` of the latest checkpoint where it reads, or None (damage passed over)."""
   for step in sorted(manager.all_steps(), reverse=True):
     try:
-      restored = manager.restore(step,
-                                 args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))
+      return manager.restore(step, args=ocp.args.Composite(**{item: ocp.args.JsonRestore()}))[item]
     except Exception:  # pylint: disable=broad-except  # Damage of any kind: the next one.
       continue
-    return config_rules.config_from_saved_json(restored[CONFIG])
   return None
 
 

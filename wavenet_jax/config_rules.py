@@ -126,6 +126,7 @@ _ADDED_CONFIG_KEYS = {
     'model.num_mixtures': 10,
     'model.log_scale_min': -14.0,
     'model.preemphasis': 0.0,
+    'train.grow_speakers': False,
 }
 
 

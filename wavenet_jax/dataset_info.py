@@ -20,6 +20,8 @@ class DatasetInfo:
     mel_std: float32 [n_mels] their standard deviation, or None.
     num_train_examples: number of training clips.
     num_validation_examples: number of validation clips.
+    prepared_as: TFDS full name of the prepared data (for a folder its fingerprint: files,
+      sizes, modification times); None in checkpoints written before it was saved.
   """
   sample_rate: int
   speakers: tuple[str, ...]
@@ -27,6 +29,7 @@ class DatasetInfo:
   mel_std: np.ndarray | None
   num_train_examples: int
   num_validation_examples: int
+  prepared_as: str | None = None
 
   def to_json(self) -> str:
     fields = dataclasses.asdict(self)
@@ -44,3 +47,49 @@ class DatasetInfo:
         fields[key] = np.asarray(fields[key], dtype=np.float32)
     fields['speakers'] = tuple(fields['speakers'])
     return cls(**fields)
+
+  def resumed_from(self, saved: 'DatasetInfo', *, speaker_conditioned: bool,
+                   grow_speakers: bool, setting: str) -> tuple['DatasetInfo', list[str]]:
+    """This dataset's info for resuming a checkpoint trained on `saved`, and notices.
+
+    Speakers are matched by name, so that each keeps the embedding row it was trained on:
+    the result lists the checkpoint's speakers in its order (one no longer in the dataset
+    keeps its row, with a notice), then new ones (only with grow_speakers).
+
+    Args:
+      saved: the info saved with the checkpoint.
+      speaker_conditioned: whether the model has a speaker embedding (else the speakers
+        may change freely).
+      grow_speakers: config.train.grow_speakers: new speakers get new rows.
+      setting: what names the dataset in messages, e.g. "config.data.wav_dir='/data'".
+
+    Returns:
+      (the info to train with and save, one line per notice: the data changed, speakers
+      missing or added).
+
+    Raises:
+      ValueError: in one line naming `setting`, for speakers the checkpoint does not know
+        (without grow_speakers).
+    """
+    notices = []
+    if saved.prepared_as is not None and saved.prepared_as != self.prepared_as:
+      notices.append(f'{setting} changed since the checkpoint (prepared again: '
+                     f'{saved.prepared_as} -> {self.prepared_as}); training goes on with the '
+                     'new data.')
+    if not speaker_conditioned:
+      return self, notices
+    new = [name for name in self.speakers if name not in saved.speakers]
+    missing = [name for name in saved.speakers if name not in self.speakers]
+    if new and not grow_speakers:
+      raise ValueError(
+          f'{setting} holds speaker(s) {", ".join(new)} that the checkpoint was not trained on '
+          f'(its speakers: {", ".join(saved.speakers)}): set config.train.grow_speakers=True '
+          'to add embedding rows for them, or use a new --workdir.')
+    if missing:
+      notices.append(f'Speaker(s) {", ".join(missing)} of the checkpoint have no audio in '
+                     f'{setting} now: their embedding rows are kept, not trained.')
+    if new:
+      notices.append(f'config.train.grow_speakers: new embedding rows for speaker(s) '
+                     f'{", ".join(new)} (ids {len(saved.speakers)}-'
+                     f'{len(saved.speakers) + len(new) - 1}).')
+    return dataclasses.replace(self, speakers=saved.speakers + tuple(new)), notices

@@ -10,7 +10,8 @@ name). Audio files with no metadata row take the name of their folder as speaker
 Nothing is dropped silently: an audio file whose name is not valid UTF-8 (bytes
 that Python holds surrogate-escaped, which soundfile, TFDS's text features and
 UTF-8 output cannot take) is skipped and shown as its bytes (b'bad\\xff.wav');
-metadata rows naming no existing file are `missing`; malformed or duplicate
+metadata rows naming no existing file are `missing`, those naming a file outside
+wav_dir (`../x.wav`, a link out of it) `outside`; malformed or duplicate
 metadata rows are `problems`, each with its line number (see `_read_metadata`).
 A metadata.csv saved with a UTF-8 byte order mark (spreadsheet exports) is read
 as any other.
@@ -27,6 +28,7 @@ import pathlib
 AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg')
 METADATA_FILE = 'metadata.csv'
 MISSING_REASON = f'{METADATA_FILE} row: the file does not exist'
+OUTSIDE_REASON = f'{METADATA_FILE} row: the file is outside the folder'
 UNDECODABLE_NAME_REASON = 'the file name is not valid UTF-8: rename the file'
 
 
@@ -47,12 +49,15 @@ class FolderListing:
   unlisted: int  # audio files with no metadata row (speaker from folder name)
   undecodable: tuple[str, ...]  # audio files whose name is not UTF-8 (as shown_name)
   problems: tuple[str, ...]  # 'line N: ...' of metadata rows not used, or overridden
+  outside: tuple[str, ...] = ()  # metadata rows whose file exists outside wav_dir
 
   @property
   def skipped(self) -> dict[str, str]:
-    """The files this listing already skips (undecodable names, missing rows) -> reason."""
+    """The files this listing already skips (undecodable names, missing or outside rows) ->
+    reason."""
     return {**{name: UNDECODABLE_NAME_REASON for name in self.undecodable},
-            **{listed: MISSING_REASON for listed in self.missing}}
+            **{listed: MISSING_REASON for listed in self.missing},
+            **{listed: OUTSIDE_REASON for listed in self.outside}}
 
 
 def shown_name(relative: str) -> str:
@@ -158,12 +163,16 @@ def _read_metadata(
   return rows, problems
 
 
-def _resolve(wav_dir: pathlib.Path, listed: str) -> pathlib.Path | None:
+def _resolve(wav_dir: pathlib.Path, listed: str) -> pathlib.Path | str:
+  """The audio file a metadata row names, else why it is not used (MISSING/OUTSIDE_REASON)."""
+  reason = MISSING_REASON
   for base in (wav_dir, wav_dir.parent):
     candidate = (base / listed).resolve()
-    if candidate.is_file() and candidate.is_relative_to(wav_dir):
-      return candidate
-  return None
+    if candidate.is_file():
+      if candidate.is_relative_to(wav_dir):
+        return candidate
+      reason = OUTSIDE_REASON
+  return reason
 
 
 def scan_folder(wav_dir: str, setting: str = 'config.data.wav_dir') -> FolderListing:
@@ -192,12 +201,12 @@ def scan_folder(wav_dir: str, setting: str = 'config.data.wav_dir') -> FolderLis
       audio_files.append(path)
   has_metadata = (root / METADATA_FILE).exists()
   rows, problems = _read_metadata(root / METADATA_FILE) if has_metadata else ([], [])
-  rows_by_path, line_of, missing = {}, {}, []
+  rows_by_path, line_of, not_found = {}, {}, {MISSING_REASON: [], OUTSIDE_REASON: []}
   for line, row in rows:
     resolved = _resolve(root, row['file'])
-    if resolved is None:
-      if row['file'] not in missing:
-        missing.append(row['file'])
+    if isinstance(resolved, str):
+      if row['file'] not in not_found[resolved]:
+        not_found[resolved].append(row['file'])
     elif resolved.suffix.lower() not in AUDIO_SUFFIXES:
       problems.append((line, f'{row["file"]!r} is not a {"/".join(AUDIO_SUFFIXES)} file: the '
                              'row is not used'))
@@ -220,6 +229,7 @@ def scan_folder(wav_dir: str, setting: str = 'config.data.wav_dir') -> FolderLis
                         if undecodable else '') + '.')
   unlisted = sum(path not in rows_by_path for path in audio_files) if has_metadata else 0
   return FolderListing(
-      entries=tuple(entries), missing=tuple(missing), ignored=tuple(ignored), unlisted=unlisted,
+      entries=tuple(entries), missing=tuple(not_found[MISSING_REASON]),
+      outside=tuple(not_found[OUTSIDE_REASON]), ignored=tuple(ignored), unlisted=unlisted,
       undecodable=tuple(undecodable),
       problems=tuple(f'line {line}: {problem}' for line, problem in sorted(problems)))

@@ -71,9 +71,10 @@ def _mel_statistics_key(data_config: Any, split: str) -> str:
 
 def _clip_waveform(source: datasets.AudioSource, example: Mapping[str, Any],
                    data_config: Any) -> np.ndarray:
-  """float32 [time]: the example's audio at the configured rate, silence-trimmed if top_db > 0."""
+  """float32 [time]: the example's audio at the configured rate, silence-trimmed if top_db > 0
+  (a whole clip; a piece of a long recording is not: its crop span counts from its start)."""
   waveform = source.waveform(example, data_config.sample_rate)
-  if data_config.top_db > 0:
+  if data_config.top_db > 0 and source.crop_span(example) is None:
     waveform = audio_lib.trim_silence(waveform, data_config.top_db)
   return waveform
 
@@ -166,6 +167,7 @@ def _prepare(data_config: Any) -> 'PreparedDataset':
       mel_std=mel_std,
       num_train_examples=len(source.data_source(source.train_split)),
       num_validation_examples=len(source.data_source(source.validation_split)),
+      prepared_as=source.builder.info.full_name,
   )
   return PreparedDataset(data_config, source, info)
 
@@ -185,7 +187,20 @@ class _CropReader:
     self._split = split
     self._examples = self._source.data_source(split)
     self._crop_length = receptive_field + data_config.segment_length
+    longest = source.max_crop_length()
+    source_length = (round(self._crop_length * (1.0 + speed_perturbation)) + _RESAMPLE_MARGIN
+                     + data_config.mel.hop_length)  # A start may be up to a hop past the span.
+    if longest is not None and source_length > longest:
+      raise ValueError(
+          f'config.data.segment_length={data_config.segment_length} + the receptive field '
+          f'({receptive_field}) = {self._crop_length} samples ({source_length} with speed '
+          f'perturbation, margin and a hop) is longer than the {longest} samples that the '
+          'pieces of long recordings hold around each crop: use shorter crops.')
     self._with_speaker = with_speaker
+    # The embedding row of each of the dataset's speaker ids: info's order is the
+    # checkpoint's on resume (`PreparedDataset.resumed_from`), the dataset's otherwise.
+    self._speaker_rows = np.array([info.speakers.index(name) for name in source.speakers],
+                                  np.int32)
     self._codec = codec
     self._features = features.LogMel.from_config(data_config, info) if with_mel else None
 
@@ -198,13 +213,17 @@ class _CropReader:
     hop = config.mel.hop_length
     example = self._examples[index]
     waveform = _clip_waveform(self._source, example, config)
+    span = self._source.crop_span(example)
+    first = 0 if span is None else span[0]
     rng = np.random.default_rng(rng_key)
     # Drawn before the start, and only when on: crops without it stay as they were.
     speed = (rng.uniform(1.0 - self._speed_perturbation, 1.0 + self._speed_perturbation)
              if self._speed_perturbation else 1.0)
     source_length = round(length * speed)
-    num_starts = (len(waveform) - source_length) // hop + 1
-    start = hop * int(rng.integers(num_starts)) if num_starts > 1 else 0
+    num_starts = (len(waveform) - first - source_length) // hop + 1
+    if span is not None:  # A piece: only its own starts (the next piece has the others).
+      num_starts = min(num_starts, -(-span[1] // hop))
+    start = first + hop * int(rng.integers(num_starts)) if num_starts > 1 else first
     if speed == 1.0:
       segment = waveform[start:start + length]
       previous = waveform[start - 1] if start else 0.0
@@ -218,7 +237,7 @@ class _CropReader:
     mask[:len(segment)] = 1.0
     crop = {'audio': audio, 'mask': mask}
     if self._with_speaker:
-      crop['speaker'] = np.int32(self._source.speaker_id(example))
+      crop['speaker'] = self._speaker_rows[self._source.speaker_id(example)]
     if self._features is not None:
       crop['mel'] = self._features(waveform, start=start, num_samples=length)
     return crop
@@ -278,6 +297,19 @@ class PreparedDataset:
   config: Any
   source: datasets.AudioSource
   info: DatasetInfo
+
+  def resumed_from(self, saved: DatasetInfo, *, speaker_conditioned: bool,
+                   grow_speakers: bool) -> tuple['PreparedDataset', list[str]]:
+    """This dataset read for a checkpoint trained on `saved`: its speakers on their rows.
+
+    See `DatasetInfo.resumed_from` (notices and errors name config.data.wav_dir or .name).
+    """
+    setting = (f'config.data.wav_dir={self.source.builder.builder_config.wav_dir!r}'
+               if isinstance(self.source, datasets.FolderSource)
+               else f'config.data.name={self.config.name!r}')
+    info, notices = self.info.resumed_from(saved, speaker_conditioned=speaker_conditioned,
+                                           grow_speakers=grow_speakers, setting=setting)
+    return dataclasses.replace(self, info=info), notices
 
   def train_batches(self, *, receptive_field: int, global_batch_size: int, seed: int,
                     start_step: int = 0, process_index: int | None = None,

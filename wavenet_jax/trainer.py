@@ -139,6 +139,21 @@ def create_train_state(rng: jax.Array, model: WaveNet, optimizer: optax.Gradient
   return state, state_shardings
 
 
+def _grow_speaker_rows(restored: TrainState, fresh: TrainState) -> TrainState:
+  """restored, with the rows that a grown speaker table adds taken from fresh.
+
+  Only the speaker embedding (and its optimizer and EMA state) differs in shape: its rows
+  [0, restored rows) are the checkpoint's, the rest fresh's (initialised like a new run's,
+  zero optimizer moments).
+  """
+  def grow(old: jax.Array, new: jax.Array) -> jax.Array:
+    if old.shape == new.shape:
+      return old
+    return jax.device_put(jnp.concatenate([old, new[old.shape[0]:]]), new.sharding)
+
+  return jax.tree.map(grow, restored, fresh)
+
+
 # ------------------------------------------------------------------------------------------
 # Steps.
 # ------------------------------------------------------------------------------------------
@@ -364,8 +379,17 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       if is_chief:
         logging.warning('Resuming with %s.', change)
 
-  # Data: prepared once; the model's inputs say what its crops hold.
+  # Data: prepared once, its speakers on the checkpoint's rows; the model's inputs say what
+  # its crops hold.
   dataset = input_pipeline.prepare_dataset(config.data)
+  saved_info = None if saved is None else checkpointing.saved_dataset_info(manager)
+  if saved_info is not None:
+    dataset, notices = dataset.resumed_from(
+        saved_info, speaker_conditioned=config.model.global_conditioning,
+        grow_speakers=config.train.grow_speakers)
+    for notice in notices:
+      if is_chief:
+        logging.warning(notice)
   info = dataset.info
   model = model_from_config(config.model, config.data, info.speakers)
   batch_sharding = sharding.batch_sharding(mesh, rules)
@@ -384,11 +408,20 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   state, state_shardings = create_train_state(
       jax.random.key(config.seed), model, optimizer, config.train.ema_decay > 0.0, mesh, rules)
 
-  # Restore.
+  # Restore (into a state of the checkpoint's speakers when config.train.grow_speakers added
+  # rows, then grown).
+  saved_state, saved_shardings = state, state_shardings
+  if saved_info is not None and model.num_speakers > len(saved_info.speakers):
+    saved_state, saved_shardings = create_train_state(
+        jax.random.key(config.seed), model_from_config(config.model, config.data,
+                                                       saved_info.speakers),
+        optimizer, config.train.ema_decay > 0.0, mesh, rules)
   abstract_state = jax.tree.map(
       lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where),
-      state, state_shardings)
+      saved_state, saved_shardings)
   restored = checkpointing.restore_state(manager, abstract_state, workdir)
+  if restored is not None and saved_state is not state:
+    restored = _grow_speaker_rows(restored, state)
   state = state if restored is None else restored
   start_step = int(jax.device_get(state.step))
   num_steps = config.train.num_steps

@@ -25,8 +25,11 @@ from wavenet_jax.datasets import catalog
 # The corpus shipped inside the package (config.data.wav_dir = '').
 EMBEDDED_CORPUS_DIR = pathlib.Path(__file__).resolve().parent.parent / 'data' / 'speech'
 FILE_FORMAT = 'array_record'
-# AudioFolder versions whose 'audio' was a tfds.features.Audio (TensorFlow decodes it).
-_TENSORFLOW_FORMAT_VERSIONS = ('1.0.0',)
+# Earlier AudioFolder versions, which this version does not read, and what they lack.
+_OLD_VERSIONS = {
+    '1.0.0': 'stored in a format that needs TensorFlow to read',
+    '2.0.0': 'whose long recordings are not stored as pieces',
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +93,16 @@ class AudioSource:
       waveform = stored.astype(np.float32)
     return audio_lib.resample(waveform, self.stored_sample_rate, sample_rate)
 
+  def crop_span(self, example: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(first sample, number of samples) that crops of a piece of a long recording start
+    at, or None for a whole clip (crops start anywhere in it)."""
+    del example
+    return None
+
+  def max_crop_length(self) -> int | None:
+    """The longest crop, in samples, that pieces of long recordings hold (None: no limit)."""
+    return None
+
   def speaker_id(self, example: Mapping[str, Any]) -> int:
     """The example's speaker id (0 when the dataset has no speaker feature)."""
     if self.speaker_key is None:
@@ -135,6 +148,9 @@ class FolderSource(AudioSource):
     if metadata['clipped']:
       lines.append(f'  clipped to [-1, 1] when stored as int16 ({len(metadata["clipped"])}): '
                    + ', '.join(metadata['clipped']))
+    if metadata['pieced']:
+      lines.append(f'  long recordings stored as pieces of {audio_folder.PIECE_SECONDS} s '
+                   f'({len(metadata["pieced"])}): ' + ', '.join(metadata['pieced']))
     if metadata['unlisted']:
       lines.append(f'  audio files without a metadata.csv row (speaker = folder name): '
                    f'{metadata["unlisted"]}')
@@ -142,6 +158,17 @@ class FolderSource(AudioSource):
       lines.append(f'  ignored (not .wav/.flac/.ogg) ({len(metadata["ignored"])}): '
                    + ', '.join(metadata['ignored']))
     return lines
+
+  def crop_span(self, example: Mapping[str, Any]) -> tuple[int, int] | None:
+    """As `AudioSource.crop_span`: a piece's ('piece_offset', 'piece_starts')."""
+    starts = int(example['piece_starts'])
+    return (int(example['piece_offset']), starts) if starts else None
+
+  def max_crop_length(self) -> int | None:
+    """As `AudioSource.max_crop_length`: the pieces' margin, if the folder has long files."""
+    if not self.builder.info.metadata['pieced']:
+      return None
+    return round(audio_folder.PIECE_MARGIN_SECONDS * self.stored_sample_rate)
 
   def data_source(self, split: str) -> Sequence[Mapping[str, Any]]:
     """As `AudioSource.data_source`; a folder without validation files has none: empty."""
@@ -155,11 +182,11 @@ def _note_old_versions(dataset_dir: epath.Path) -> None:
   if not dataset_dir.parent.exists():
     return
   for version in sorted(path.name for path in dataset_dir.parent.iterdir()):
-    if version in _TENSORFLOW_FORMAT_VERSIONS:
+    if version in _OLD_VERSIONS:
       logging.warning(
-          '%s holds version %s of this folder, stored in a format that needs TensorFlow to '
-          'read; version %s is prepared beside it. Delete the old folder to free its space.',
-          dataset_dir.parent, version, audio_folder.AudioFolder.VERSION)
+          '%s holds version %s of this folder, %s; version %s is prepared beside it. Delete '
+          'the old folder to free its space.', dataset_dir.parent, version,
+          _OLD_VERSIONS[version], audio_folder.AudioFolder.VERSION)
 
 
 def _require_tensorflow(name: str, flag_prefix: str) -> None:
