@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from test_models import CONDITIONINGS, model_inputs, tiny_model
-from wavenet_jax import generate, pallas_sampler, sampler
+from wavenet_jax import generate, pallas_sampler, sampler, synthesis
 
 # Both heads, with speaker and with local conditioning.
 MODELS = {
@@ -132,3 +132,13 @@ def test_kernel_lowers_for_cuda_on_this_host():
   _cuda_export(lambda *args: pallas_sampler.generate_chunk(
       *args, num_samples=32, greedy=False, interpret=False), state.decoder, state.conditioning,
                state.cache, sampler.row_keys(jax.random.key(0), 1), jnp.float32(1.0))
+
+
+@pytest.mark.slow
+def test_streamed_vocoding_equals_the_xla_samplers():
+  """synthesis.stream: one frame's window at a time (the features of frames after the first)."""
+  model, variables, _, conditioning = model_and_inputs('mixture_global_local', 1, 40)
+  pieces = {kernel: np.concatenate(list(synthesis.stream(
+      model, variables, jax.random.key(8), iter(conditioning['local_cond'][0]),
+      global_cond=conditioning['global_cond'], kernel=kernel))) for kernel in ('xla', 'pallas')}
+  np.testing.assert_array_equal(pieces['pallas'], pieces['xla'])

@@ -113,15 +113,6 @@ def _sampling_kernel(model: WaveNet, num_samples: int, greedy: bool, channel_til
   start_time, temperature = inputs['time'][0], inputs['temperature'][0]
   local_kernel = inputs['local_kernel'] if 'local_kernel' in inputs else None
 
-  def layer_z(l: int, past: Array, current: Array, local: Optional[Array], cols: range) -> Array:
-    """Layer l's conv output over gate columns `cols` before its current tap's term."""
-    z = (_tiled_matmul(past, inputs['past_kernels'][l], cols, tile)
-         + inputs['gate_bias'][l][:, cols.start:cols.stop])
-    if local is not None:
-      z = z + _tiled_matmul(local, local_kernel, range(l * gate + cols.start,
-                                                       l * gate + cols.stop), tile)
-    return z + current
-
   def step(i, sample):
     time = start_time + i
     local = None
@@ -136,19 +127,27 @@ def _sampling_kernel(model: WaveNet, num_samples: int, greedy: bool, channel_til
       current_0 = inputs['input_table'][...][sample]
     gate_outputs = []
     for l in range(num_layers):
+      # This layer's weights, read once per sample (on a GPU: streamed in per layer).
+      past_kernel, bias = inputs['past_kernels'][l], inputs['gate_bias'][l]
+      current_kernel = None if l == 0 else inputs['current_kernels'][l - 1]
+      layer_local_kernel = None if local is None else local_kernel[:, l * gate:(l + 1) * gate]
       # Read the past taps before this layer's write: the oldest tap shares its row.
       rows = [offsets[l] + (time - m * model.dilations[l]) % sizes[l] for m in range(k - 1, 0, -1)]
       past = jnp.concatenate([ring_ref[row] for row in rows], axis=-1)
       ring_ref[offsets[l] + time % sizes[l]] = h
-      gate_out = []
-      for start in range(0, half, tile):
-        halves = []
-        for cols in (range(start, start + tile), range(half + start, half + start + tile)):
-          current = (current_0[:, cols.start:cols.stop] if l == 0 else
-                     _tiled_matmul(h, inputs['current_kernels'][l - 1], cols, tile))
-          halves.append(layer_z(l, past, current, local, cols))
-        gate_out.append(models.gated_unit(jnp.concatenate(halves, axis=-1)))
-      gate_out = jnp.concatenate(gate_out, axis=-1)
+
+      def z_columns(start: int) -> Array:
+        """The conv output's gate columns [start, start + tile), in Decoder.step's order."""
+        columns = slice(start, start + tile)
+        z = past @ past_kernel[:, columns] + bias[:, columns]
+        if layer_local_kernel is not None:
+          z = z + local @ layer_local_kernel[:, columns]
+        return z + (current_0[:, columns] if l == 0 else h @ current_kernel[:, columns])
+
+      # Each tile of the gate output needs its filter columns and the gate columns half on.
+      gate_out = jnp.concatenate(
+          [models.gated_unit(jnp.concatenate([z_columns(start), z_columns(half + start)], -1))
+           for start in range(0, half, tile)], axis=-1)
       gate_outputs.append(gate_out)
       if l < num_layers - 1:
         residual = range(model.residual_channels)
@@ -157,7 +156,8 @@ def _sampling_kernel(model: WaveNet, num_samples: int, greedy: bool, channel_til
     skip = range(model.skip_channels)
     skips = (_tiled_matmul(jnp.concatenate(gate_outputs, axis=-1), inputs['skip_kernel'][...],
                            skip, tile) + inputs['skip_bias'][...])
-    # The model's head (`WaveNet.head`): relu, dense, relu, dense, in float32 at the end.
+    # The model's head (`WaveNet.head`): relu, dense, relu, dense, float32 at the end (relu as
+    # a maximum: jax.nn.relu's custom_jvp does not lower for Mosaic GPU).
     hidden = (_tiled_matmul(jnp.maximum(skips, 0), inputs['head_hidden_kernel'][...], skip, tile)
               + inputs['head_hidden_bias'][...])
     outputs = (jnp.maximum(hidden, 0) @ inputs['head_out_kernel'][...]
