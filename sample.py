@@ -76,6 +76,10 @@ _SPEAKER = flags.DEFINE_string('speaker', None, 'Speaker name or id (speaker-con
 _MEL_FROM = flags.DEFINE_string('mel_from', None, 'Vocoder mode: resynthesise this audio file '
                                 'from its log-mel spectrogram.')
 _PROMPT = flags.DEFINE_string('prompt', None, 'Audio file whose continuation is generated.')
+_KERNEL = flags.DEFINE_enum(
+    'kernel', 'xla', sampler.KERNELS, "How samples are generated: 'xla' (a scan over the "
+    "model's one-sample step) or 'pallas' (one persistent kernel per chunk, on one device; "
+    'its speed is not measured yet).')
 _CHUNK_SIZE = flags.DEFINE_integer('chunk_size', 8000, 'Samples generated per compiled chunk.')
 _SEGMENTS = flags.DEFINE_integer(
     'segments', None, 'Vocoder (--mel_from): segments each utterance is folded into and '
@@ -248,7 +252,7 @@ def main(argv):
       print(f'note: --overlap_frames={_OVERLAP_FRAMES.value} reaches back to frame 0 from every '
             f'segment: each of the {segments} segments generates the utterance from its start '
             f'({segments}x the work of --segments=1).')
-  mesh = sampler.batch_mesh(batch_size * segments)
+  mesh = sampler.batch_mesh(1 if _KERNEL.value == 'pallas' else batch_size * segments)
   print(f'generating {batch_size} clip(s)' + (f' folded into {segments} segments each'
                                               if segments > 1 else '')
         + f' on {mesh.size} {mesh.devices.flat[0].platform} device(s)')
@@ -273,13 +277,13 @@ def main(argv):
     if _STREAM.value:
       waveforms = _stream_to(on_chunk, on_progress, trained.model, trained.variables, rng,
                              conditioning['local_cond'][0], start + num_samples,
-                             conditioning['global_cond'])
+                             conditioning['global_cond'], _KERNEL.value)
     else:
       waveforms = synthesis.synthesize(
           trained.model, trained.variables, rng, num_samples=num_samples,
           batch_size=batch_size, temperature=_TEMPERATURE.value, chunk_size=_CHUNK_SIZE.value,
           segments=segments, overlap_frames=_OVERLAP_FRAMES.value, on_progress=on_progress,
-          on_chunk=on_chunk, mesh=mesh, **conditioning)
+          on_chunk=on_chunk, mesh=mesh, kernel=_KERNEL.value, **conditioning)
     print(file=sys.stderr)
     for wav in wavs:
       with _writing(wav.partial, f'its clip is lost (no {wav.path} is left)'):
@@ -312,7 +316,7 @@ def main(argv):
 def _stream_to(on_chunk: Callable[[np.ndarray], None],
                on_progress: Callable[[synthesis.Progress], None], model: WaveNet, variables: Any,
                rng: jax.Array, features: np.ndarray, length: int,
-               global_cond: Optional[np.ndarray]) -> np.ndarray:
+               global_cond: Optional[np.ndarray], kernel: str) -> np.ndarray:
   """Streams float32 [frames, n_mels] features frame by frame; float32 [1, length] waveform.
 
   Each frame's audio goes to on_chunk as [1, hop_length] (the last one trimmed to length);
@@ -322,7 +326,7 @@ def _stream_to(on_chunk: Callable[[np.ndarray], None],
   began = time.perf_counter()
   for index, piece in enumerate(synthesis.stream(model, variables, rng, features,
                                                  temperature=_TEMPERATURE.value,
-                                                 global_cond=global_cond)):
+                                                 global_cond=global_cond, kernel=kernel)):
     piece = piece[None, :length - done]
     done += piece.shape[1]
     pieces.append(piece)

@@ -93,6 +93,9 @@ def test_check_measures_trains_writes_clips_and_summary_without_tensorflow(tmp_p
     _assert_positive(figures['samples_per_s'])
     assert figures['samples_per_s_per_device'] == figures['samples_per_s']
     assert figures['range'][0] <= figures['samples_per_s'] <= figures['range'][1]
+  # Off a GPU the Pallas kernel runs in interpret mode: no figure is reported as a speed.
+  assert summary['pallas_generation'] == {
+      'skipped': 'on cpu the Pallas kernel runs in interpret mode, whose timing is not a speed'}
 
 
 @pytest.mark.slow

@@ -59,6 +59,10 @@ batch_mesh = sharding.batch_mesh
 # Samples per block of sampling noise drawn at once (noise of sample s: row
 # s % NOISE_BLOCK of the block drawn from fold_in(rng, s // NOISE_BLOCK)).
 NOISE_BLOCK = 256
+# How generate_chunk steps: 'xla' (the scan over Decoder.step, the default everywhere) or
+# 'pallas' (one persistent kernel per chunk, pallas_sampler.py; opt-in: its GPU speed is not
+# measured yet).
+KERNELS = ('xla', 'pallas')
 # lax.scan unroll of the step loop: none, as the step is bound by streaming its weights, not
 # by loop overhead (experiments/benchmarks/step_profile.py measures other values).
 SCAN_UNROLL = 1
@@ -105,11 +109,12 @@ class SamplerState:
   """Everything `generate_chunk` needs to continue a generation.
 
   Create with `init_state`; `generate_chunk` consumes it (its cache buffers are
-  donated) and returns the next one.
+  donated) and returns the next one. `kernel` (one of KERNELS) says how it steps.
   """
   decoder: Decoder
   conditioning: SamplerConditioning
   cache: SamplerCache
+  kernel: str = flax.struct.field(pytree_node=False, default='xla')
 
   @property
   def model(self) -> WaveNet:
@@ -140,6 +145,17 @@ def _check_inputs(model: WaveNet, batch_size: int, prompt: Optional[Array],
                        f'got [{low}, {high}].')
   # Frames are checked against the prompt below and against every chunk's end.
   models.check_conditioning(model, batch_size, global_cond, local_cond)
+
+
+def _check_kernel(model: WaveNet, kernel: str, mesh: Optional[Mesh]) -> None:
+  """One-line ValueErrors for a kernel that is unknown or cannot step this model."""
+  if kernel not in KERNELS:
+    raise ValueError(f'kernel must be one of {KERNELS}, got {kernel!r}.')
+  if kernel == 'pallas':
+    if mesh is not None and mesh.size > 1:
+      raise ValueError(f"kernel='pallas' runs on one device, not a mesh of {mesh.size}.")
+    from wavenet_jax import pallas_sampler  # Pallas only when asked for.
+    pallas_sampler.check_tiling(model, pallas_sampler.CHANNEL_TILE)
 
 
 def use_every_cpu_core() -> None:
@@ -186,7 +202,7 @@ def _shard_over_batch(state: SamplerState, mesh: Mesh) -> SamplerState:
 def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
                prompt: Optional[Array] = None, global_cond: Optional[Array] = None,
                local_cond: Optional[Array] = None, noise_offset: Optional[Array] = None,
-               mesh: Optional[Mesh] = None) -> SamplerState:
+               mesh: Optional[Mesh] = None, kernel: str = 'xla') -> SamplerState:
   """Prepares a generation: weights, conditioning, and caches filled from the prompt.
 
   Args:
@@ -205,11 +221,15 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
       own draws the noise of its place in that sequence); default 0.
     mesh: split the batch over all devices of this mesh (e.g. `batch_mesh(batch_size)`);
       None: one device. The samples are the same either way.
+    kernel: how `generate_chunk` steps, one of KERNELS: 'xla' (a scan) or 'pallas' (one
+      device, residual, gate / 2 and skip widths multiples of pallas_sampler.CHANNEL_TILE;
+      the same samples).
 
   Returns:
     The state for `generate_chunk`.
   """
   _check_inputs(model, batch_size, prompt, global_cond, local_cond)
+  _check_kernel(model, kernel, mesh)
   noise_offset = np.zeros(batch_size, np.int32) if noise_offset is None else noise_offset
   if np.shape(noise_offset) != (batch_size,) or not np.all(np.asarray(noise_offset) >= 0):
     raise ValueError(f'noise_offset must be [{batch_size}] integers >= 0, got '
@@ -241,7 +261,8 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
           local_frames=None if local_cond is None else jnp.asarray(local_cond),
           first_frame=jnp.zeros((), jnp.int32),
           noise_offset=jnp.asarray(noise_offset, jnp.int32)),
-      cache=cache)
+      cache=cache,
+      kernel=kernel)
   return state if mesh is None else _shard_over_batch(state, mesh)
 
 
@@ -434,7 +455,11 @@ def generate_chunk(state: SamplerState, rng: Array, num_samples: int,
   distributions.check_temperature(temperature)
   _check_local_frames_cover(state, int(state.cache.time) + num_samples)
   keys = jax.device_put(row_keys(rng, state.batch_size), state.conditioning.noise_offset.sharding)
-  cache, samples = _generate_chunk(state.decoder, state.conditioning, state.cache, keys,
+  generate_cached = _generate_chunk
+  if state.kernel == 'pallas':
+    from wavenet_jax import pallas_sampler  # Pallas only when asked for.
+    generate_cached = pallas_sampler.generate_chunk
+  cache, samples = generate_cached(state.decoder, state.conditioning, state.cache, keys,
                                    jnp.float32(temperature), num_samples=num_samples,
                                    greedy=temperature == 0)
   return dataclasses.replace(state, cache=cache), samples
@@ -443,7 +468,8 @@ def generate_chunk(state: SamplerState, rng: Array, num_samples: int,
 def generate(model: WaveNet, variables: Any, rng: Array, *, num_samples: int,
              batch_size: int = 1, temperature: float = 1.0, prompt: Optional[Array] = None,
              global_cond: Optional[Array] = None, local_cond: Optional[Array] = None,
-             noise_offset: Optional[Array] = None, mesh: Optional[Mesh] = None) -> Array:
+             noise_offset: Optional[Array] = None, mesh: Optional[Mesh] = None,
+             kernel: str = 'xla') -> Array:
   """Samples from a WaveNet with the cached (fast) algorithm.
 
   Args:
@@ -462,6 +488,7 @@ def generate(model: WaveNet, variables: Any, rng: Array, *, num_samples: int,
     noise_offset: int32 [batch_size], each row's offset of its noise positions (see
       `init_state`).
     mesh: split the batch over this mesh's devices (see `init_state`).
+    kernel: 'xla' or 'pallas' (see `init_state`).
 
   Returns:
     int32 classes of the model's codec [batch_size, num_samples]: the samples after the prompt.
@@ -469,6 +496,6 @@ def generate(model: WaveNet, variables: Any, rng: Array, *, num_samples: int,
   distributions.check_temperature(temperature)  # Before the prompt's forward pass.
   state = init_state(model, variables, batch_size=batch_size, prompt=prompt,
                      global_cond=global_cond, local_cond=local_cond,
-                     noise_offset=noise_offset, mesh=mesh)
+                     noise_offset=noise_offset, mesh=mesh, kernel=kernel)
   _, samples = generate_chunk(state, rng, num_samples, temperature)
   return samples

@@ -81,7 +81,7 @@ def _generate_rows(model: WaveNet, variables: Any, rng: jax.Array, *, num_sample
                    noise_offset: Optional[np.ndarray], chunk_size: int,
                    on_progress: Optional[Callable[[Progress], None]],
                    on_chunk: Optional[Callable[[np.ndarray], None]],
-                   mesh: Optional[Mesh]) -> np.ndarray:
+                   mesh: Optional[Mesh], kernel: str) -> np.ndarray:
   """`synthesize` of independent rows (rng: one key or [batch_size] keys); arguments checked."""
   start = 1 if prompt is None else prompt.shape[1]
   chunk_size = min(chunk_size, num_samples)
@@ -96,7 +96,7 @@ def _generate_rows(model: WaveNet, variables: Any, rng: jax.Array, *, num_sample
       prompt=None if prompt is None else jnp.asarray(prompt, jnp.int32),
       global_cond=None if global_cond is None else jnp.asarray(global_cond, jnp.int32),
       local_cond=None if local_cond is None else jnp.asarray(local_cond, jnp.float32),
-      noise_offset=noise_offset, mesh=mesh)
+      noise_offset=noise_offset, mesh=mesh, kernel=kernel)
   # The waveform starts with the prompt, or the sampler's silent start sample.
   lead = (np.full((batch_size, 1), model.silence_class, np.int32) if prompt is None
           else np.asarray(prompt, np.int32))
@@ -212,7 +212,7 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
                crossfade: int = DEFAULT_CROSSFADE,
                on_progress: Optional[Callable[[Progress], None]] = None,
                on_chunk: Optional[Callable[[np.ndarray], None]] = None,
-               mesh: Optional[Mesh] = None) -> np.ndarray:
+               mesh: Optional[Mesh] = None, kernel: str = 'xla') -> np.ndarray:
   """Generates audio in chunks of `chunk_size` samples (one compilation), optionally folded.
 
   Args:
@@ -242,6 +242,7 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
       with the whole joined waveform.
     mesh: split the rows (batch_size * segments) over this mesh's devices
       (`sampler.batch_mesh`); None: one device.
+    kernel: how the sampler steps, 'xla' or 'pallas' (`sampler.init_state`).
 
   Returns:
     float32 [batch_size, start + num_samples] waveform (decoded with the model's codec,
@@ -251,7 +252,7 @@ def synthesize(model: WaveNet, variables: Any, rng: jax.Array, *, num_samples: i
   if num_samples < 1 or chunk_size < 1:
     raise ValueError(f'num_samples ({num_samples}) and chunk_size ({chunk_size}) must be >= 1.')
   distributions.check_temperature(temperature)
-  common = dict(temperature=temperature, chunk_size=chunk_size, mesh=mesh)
+  common = dict(temperature=temperature, chunk_size=chunk_size, mesh=mesh, kernel=kernel)
   if segments == 1:
     return _generate_rows(model, variables, rng, num_samples=num_samples, batch_size=batch_size,
                           prompt=prompt, global_cond=global_cond, local_cond=local_cond,
@@ -299,8 +300,8 @@ def _frames_of(bursts: Iterable[np.ndarray], n_mels: int) -> Iterator[np.ndarray
 
 
 def stream(model: WaveNet, variables: Any, rng: jax.Array, frames: Iterable[np.ndarray], *,
-           temperature: float = 1.0,
-           global_cond: Optional[np.ndarray] = None) -> Iterator[np.ndarray]:
+           temperature: float = 1.0, global_cond: Optional[np.ndarray] = None,
+           kernel: str = 'xla') -> Iterator[np.ndarray]:
   """Vocodes mel frames as they arrive: hop_length samples of audio out per frame in.
 
   The upsampler spreads every frame over exactly its own hop_length samples (no look-ahead),
@@ -319,6 +320,7 @@ def stream(model: WaveNet, variables: Any, rng: jax.Array, frames: Iterable[np.n
       float [n_mels] or a burst float [k, n_mels].
     temperature: 0 (greedy) or finite and >= distributions.MIN_TEMPERATURE.
     global_cond: int32 [1], the speaker id (speaker-conditioned models).
+    kernel: how the sampler steps, 'xla' or 'pallas' (`sampler.init_state`).
 
   Yields:
     float32 [hop_length] waveform per frame (decoded as `synthesize` decodes).
@@ -336,7 +338,8 @@ def stream(model: WaveNet, variables: Any, rng: jax.Array, frames: Iterable[np.n
     if state is None:
       state = sampler.init_state(
           model, variables, local_cond=jnp.asarray(window),
-          global_cond=None if global_cond is None else jnp.asarray(global_cond, jnp.int32))
+          global_cond=None if global_cond is None else jnp.asarray(global_cond, jnp.int32),
+          kernel=kernel)
     else:
       state = sampler.replace_local_frames(state, window, index)
     state, samples = sampler.generate_chunk(state, rng, hop, temperature)

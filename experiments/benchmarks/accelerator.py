@@ -34,6 +34,10 @@ In order:
   4. Generation: cached generation samples/s of that model at each --generation_batch_sizes
      (sampling.cached_rate: the batch split over sampler.batch_mesh; the median of --windows
      windows of --window_seconds after a warm-up call).
+  5. The Pallas sampling kernel (`wavenet_jax.pallas_sampler`, on one device), timed likewise at
+     batch 1, 8, 16 and 64 beside the XLA sampler's figures of step 4; on a GPU only (elsewhere
+     it runs in Pallas interpret mode, whose timing is not a speed: "skipped" says so). A batch
+     size the kernel fails at (not lowering for this GPU, say) reports its one-line error.
 Output: a line per measurement, then as the last line the JSON summary, also written to
 OUTPUT_DIR/summary.json (rates in samples/s; every figure names its dtype):
   {"devices": {"platform", "kind", "count"}, "versions": {"jax", "jaxlib", "flax", ...},
@@ -47,6 +51,7 @@ OUTPUT_DIR/summary.json (rates in samples/s; every figure names its dtype):
    "clips": {"dtype", "seconds", "sample_rate", "files": {SPEAKER: {"wav", "png"}}, "wall_s"},
    "generation": {"dtype", "batch_1": {"samples_per_s", "samples_per_s_per_device", "devices",
                   "range"}, ...},
+   "pallas_generation": {"batch_1": {as generation's} or {"error"}, ...} or {"skipped"},
    "wall_seconds": from the parsed flags to the summary (Python and library imports excluded)}
 """
 from wavenet_jax import host_memory
@@ -168,6 +173,8 @@ _PRECISION_LEVELS = {'default': 0, 'fastest': 0, 'bfloat16': 0, 'high': 1, 'tens
                      'bfloat16_3x': 1, 'highest': 2, 'float32': 2}
 # Samples per timed generate_chunk call over the batch (sampling.py's default).
 GENERATION_CHUNK_ROWS = 8192
+# Batch sizes of the Pallas kernel's timing (issue 27: the latency-bound small batches).
+PALLAS_BATCH_SIZES = (1, 8, 16, 64)
 # Packages whose versions the summary reports (those installed).
 VERSIONED_PACKAGES = ('optax', 'orbax-checkpoint', 'numpy', 'jax-cuda12-plugin',
                       'jax-cuda13-plugin', 'libtpu')
@@ -360,19 +367,41 @@ def write_clips(workdir: str, output_dir: str, seconds: float
 
 
 def benchmark_generation(trained: checkpointing.TrainedModel, batch_size: int,
-                         window_seconds: float, windows: int) -> dict[str, Any]:
-  """Cached generation samples/s of the trained model at batch_size (speakers cycled)."""
+                         window_seconds: float, windows: int,
+                         kernel: str = 'xla') -> dict[str, Any]:
+  """Cached generation samples/s of the trained model at batch_size (speakers cycled), by the
+  sampler `kernel` (sampler.KERNELS)."""
   model = trained.model
   global_cond = None
   if model.num_speakers:
     global_cond = np.arange(batch_size, dtype=np.int32) % model.num_speakers
   median, low, high = sampling.cached_rate(
       model, trained.variables, batch_size, chunk_rows=GENERATION_CHUNK_ROWS, temperature=1.0,
-      seconds=window_seconds * windows, windows=windows, global_cond=global_cond)
-  devices = sampler.batch_mesh(batch_size).size
+      seconds=window_seconds * windows, windows=windows, global_cond=global_cond, kernel=kernel)
+  devices = sampler.batch_mesh(batch_size).size if kernel == 'xla' else 1
   return {'samples_per_s': significant(median),
           'samples_per_s_per_device': significant(median / devices), 'devices': devices,
           'range': [significant(low), significant(high)]}
+
+
+def benchmark_pallas_generation(trained: checkpointing.TrainedModel, window_seconds: float,
+                                windows: int) -> dict[str, Any]:
+  """The Pallas kernel's `benchmark_generation` at PALLAS_BATCH_SIZES, on a GPU only."""
+  if jax.default_backend() != 'gpu':
+    return {'skipped': f'on {jax.default_backend()} the Pallas kernel runs in interpret mode, '
+                       'whose timing is not a speed'}
+  figures = {}
+  for batch_size in PALLAS_BATCH_SIZES:
+    try:
+      figures[f'batch_{batch_size}'] = benchmark_generation(trained, batch_size, window_seconds,
+                                                            windows, kernel='pallas')
+      rate = f'{figures[f"batch_{batch_size}"]["samples_per_s"]:,.1f} samples/s'
+    except Exception as error:  # pylint: disable=broad-except
+      # A kernel that does not lower (or fit) on this GPU is a finding, not the check's end.
+      rate = f'{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}'
+      figures[f'batch_{batch_size}'] = {'error': rate}
+    print(f'pallas generation, batch {batch_size}: {rate}', flush=True)
+  return figures
 
 
 def check_flags(config: ml_collections.ConfigDict) -> list[int]:
@@ -486,6 +515,7 @@ def main(argv: list[str]) -> None:
           f'{figures["samples_per_s"]:,.1f} samples/s (median of {windows} windows; range '
           f'{figures["range"][0]:,.1f} - {figures["range"][1]:,.1f})', flush=True)
   summary['generation'] = generation
+  summary['pallas_generation'] = benchmark_pallas_generation(trained, window_seconds, windows)
   summary['wall_seconds'] = significant(time.perf_counter() - began)
   line = json.dumps(summary)
   with open(os.path.join(output_dir, 'summary.json'), 'w') as f:

@@ -11,6 +11,10 @@ device, the batch in one sequence of matmuls that XLA threads only where they ar
 With several CPU devices the benchmark also turns XLA:CPU's intra-op threading off
 (--xla_cpu_multi_thread_eigen=false): the devices already use every core, and a thread
 pool on top oversubscribes them (measured: 7-10 % fewer samples/s at batch 16 and 256).
+Pallas (--kernel=xla,pallas): the persistent sampling kernel (`wavenet_jax.pallas_sampler`,
+one launch per chunk, one device), timed beside the XLA sampler at each batch size (for the
+issue's comparison: --batch_sizes=1,8,16,64). Only on a GPU: elsewhere the kernel runs in
+Pallas interpret mode, whose timing is not a speed, and the benchmark refuses it.
 Naive: one full forward pass over the last receptive_field (2047) samples per new sample,
 the loop jitted as a lax.scan, batch 1.
 Compile time is excluded: every measurement runs one warm-up call first, then times
@@ -26,7 +30,8 @@ about 18 samples/s. Targets there: batch 1 >= 8,000 samples/s, batch 16 >= 30,00
 >= 50,000 (in total over the batch).
 Output: a line per measurement, then as the last line JSON
   {"batch_1": ..., "batch_16": ..., "batch_256": ..., "naive_batch_1": ...}
-(samples/s, in total over the batch; one key per --batch_sizes entry; with
+(samples/s, in total over the batch; one key per --batch_sizes entry; "pallas_batch_N" for the
+Pallas kernel; with
 --outputs=mulaw_softmax,mixture_of_logistics also "mixture_batch_N": B1 with the 16-bit
 mixture head (10 components), timed right after the softmax model at each batch size).
 """
@@ -60,6 +65,9 @@ if __name__ == '__main__':
       '(chunk length = chunk_rows // batch, at least 16).')
   _NAIVE_STEPS = flags.DEFINE_integer('naive_steps', 8, 'Samples per timed naive call.')
   _TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Sampling temperature (0: greedy).')
+  _KERNEL = flags.DEFINE_list(
+      'kernel', ['xla'], 'Samplers timed side by side at each batch size (sampler.KERNELS: xla, '
+      'pallas; pallas on a GPU only).')
   _OUTPUTS = flags.DEFINE_list(
       'outputs', ['mulaw_softmax'], 'Output heads of B1 to time, each batch size in turn for '
       'all of them (mulaw_softmax, mixture_of_logistics).')
@@ -85,20 +93,24 @@ def timed_rate(run: Callable[[], Any], samples_per_call: int, seconds: float,
 
 def cached_rate(model: WaveNet, variables: Any, batch_size: int, *, chunk_rows: int,
                 temperature: float, seconds: float, windows: int,
-                global_cond: Optional[np.ndarray] = None) -> tuple[float, float, float]:
+                global_cond: Optional[np.ndarray] = None,
+                kernel: str = 'xla') -> tuple[float, float, float]:
   """Total samples/s (median, min, max) of `sampler.generate_chunk` at this batch size.
 
-  The batch is split over `sampler.batch_mesh(batch_size)`; each timed call generates
-  max(16, chunk_rows // batch_size) samples per sequence (see `timed_rate` for the windows).
+  The batch is split over `sampler.batch_mesh(batch_size)` (kernel 'xla'; 'pallas' runs on one
+  device); each timed call generates max(16, chunk_rows // batch_size) samples per sequence
+  (see `timed_rate` for the windows).
 
   Args:
     global_cond: int32 speaker ids [batch_size], for speaker-conditioned models.
+    kernel: the sampler's, one of sampler.KERNELS.
   """
   chunk_length = max(16, chunk_rows // batch_size)
   state = sampler.init_state(model, variables, batch_size=batch_size,
                              global_cond=(None if global_cond is None
                                           else jnp.asarray(global_cond, jnp.int32)),
-                             mesh=sampler.batch_mesh(batch_size))
+                             mesh=sampler.batch_mesh(batch_size) if kernel == 'xla' else None,
+                             kernel=kernel)
   rng = jax.random.key(1)
 
   def run():
@@ -147,6 +159,9 @@ def main(argv):
     raise app.UsageError(f'--batch_sizes must be >= 1, got {_BATCH_SIZES.value}.')
   if _CPU_DEVICES.value < 1 or _WINDOWS.value < 1:
     raise app.UsageError('--cpu_devices and --windows must be >= 1.')
+  unknown = set(_KERNEL.value) - set(sampler.KERNELS)
+  if unknown or not _KERNEL.value:
+    raise app.UsageError(f'--kernel must list samplers of {sampler.KERNELS}, got {_KERNEL.value}.')
   jax.config.update('jax_num_cpu_devices', _CPU_DEVICES.value)
   if _CPU_DEVICES.value > 1:
     # Read when the CPU backend starts (below), not at import.
@@ -157,6 +172,9 @@ def main(argv):
       distributions.make(output)
     except ValueError as error:
       raise app.UsageError(f'--outputs: {error}') from None
+  if 'pallas' in _KERNEL.value and jax.default_backend() != 'gpu':
+    raise app.UsageError(f'--kernel=pallas: on {jax.default_backend()} the kernel runs in Pallas '
+                         'interpret mode, whose timing is not a speed; time it on a GPU.')
   models = {output: train_step.b1_model('float32', output) for output in _OUTPUTS.value}
   variables = {output: model.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))
                for output, model in models.items()}
@@ -171,14 +189,16 @@ def main(argv):
           f'range {rates[1]:,.1f} - {rates[2]:,.1f})', flush=True)
 
   for batch_size in batch_sizes:
-    devices = sampler.batch_mesh(batch_size).size
     for output, model in models.items():
-      rates = cached_rate(model, variables[output], batch_size, chunk_rows=_CHUNK_ROWS.value,
-                          temperature=_TEMPERATURE.value, seconds=_SECONDS.value,
-                          windows=_WINDOWS.value)
-      prefix = '' if output == 'mulaw_softmax' else 'mixture_'
-      report(f'{prefix}batch_{batch_size}', f'{output}: cached generation, batch {batch_size} '
-             f'over {devices} device{"s" if devices > 1 else ""}', rates)
+      for kernel in _KERNEL.value:
+        devices = sampler.batch_mesh(batch_size).size if kernel == 'xla' else 1
+        rates = cached_rate(model, variables[output], batch_size, chunk_rows=_CHUNK_ROWS.value,
+                            temperature=_TEMPERATURE.value, seconds=_SECONDS.value,
+                            windows=_WINDOWS.value, kernel=kernel)
+        prefix = ('' if kernel == 'xla' else f'{kernel}_') + (
+            '' if output == 'mulaw_softmax' else 'mixture_')
+        report(f'{prefix}batch_{batch_size}', f'{output}: cached generation ({kernel}), batch '
+               f'{batch_size} over {devices} device{"s" if devices > 1 else ""}', rates)
   output = _OUTPUTS.value[0]
   report('naive_batch_1', f'{output}: naive generation, batch 1',
          naive_rate(models[output], variables[output]))
