@@ -105,6 +105,13 @@ def test_unknown_kernels_and_meshes_are_refused_in_one_line():
                        **conditioning)
 
 
+def test_a_gpu_backend_is_refused_in_one_line_until_the_kernel_lowers(monkeypatch):
+  model, variables, _, conditioning = model_and_inputs('softmax_global', 2, 4)
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  with pytest.raises(ValueError, match="does not lower for CUDA yet"):
+    sampler.init_state(model, variables, batch_size=2, kernel='pallas', **conditioning)
+
+
 def _cuda_export(function, *args):
   return jax.export.export(jax.jit(function), platforms=['cuda'])(*args)
 

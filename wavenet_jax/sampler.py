@@ -154,6 +154,9 @@ def _check_kernel(model: WaveNet, kernel: str, mesh: Optional[Mesh]) -> None:
   if kernel == 'pallas':
     if mesh is not None and mesh.size > 1:
       raise ValueError(f"kernel='pallas' runs on one device, not a mesh of {mesh.size}.")
+    if jax.default_backend() == 'gpu':
+      raise ValueError("kernel='pallas' does not lower for CUDA yet (pallas_sampler.py says "
+                       "what is missing): use kernel='xla' on a GPU.")
     from wavenet_jax import pallas_sampler  # Pallas only when asked for.
     pallas_sampler.check_tiling(model, pallas_sampler.CHANNEL_TILE)
 
