@@ -4,7 +4,7 @@
   lock; every process raises if another run has it), and removes a workdir this run created
   if the run fails before writing anything there.
 - Stopping early: `StopSignals` (SIGTERM and Ctrl-C of a single-process run), the time
-  budget (`out_of_time`, config.train.max_seconds), a NaN/inf step (`check_finite`).
+  budget (`TimeBudget`, config.train.max_seconds), a NaN/inf step (`check_finite`).
 - How a run says it stopped: `TrainingPreempted` after a saved checkpoint, which train.py
   turns into `PREEMPTED_EXIT_STATUS`; `TrainingDivergedError`.
 """
@@ -138,20 +138,30 @@ class StopSignals:
       signal.signal(signum, handler)
 
 
-def out_of_time(step: int, loop_start: float, train_config: ml_collections.ConfigDict) -> bool:
-  """Whether config.train.max_seconds (> 0) of the training loop are spent at this step.
+class TimeBudget:
+  """config.train.max_seconds (> 0) of wall-clock time, counted from this object's creation.
 
-  With several processes, process 0's clock decides, at the logging steps only, so that every
-  process stops after the same step.
+  Created when a run starts, so that preparing data, restoring and compiling count: a run
+  given the seconds of a wall-clock allocation stops inside it (apart from the final
+  checkpoint and evaluation). With several processes, process 0's clock decides, at the
+  logging steps only, so that every process stops after the same step.
   """
-  if train_config.max_seconds <= 0:
-    return False
-  if jax.process_count() == 1:
-    return time.perf_counter() - loop_start >= train_config.max_seconds
-  if step % train_config.log_every_steps:
-    return False
-  spent = time.perf_counter() - loop_start >= train_config.max_seconds
-  return bool(multihost_utils.broadcast_one_to_all(np.bool_(spent)))
+
+  def __init__(self, train_config: ml_collections.ConfigDict):
+    self._seconds = float(train_config.max_seconds)
+    self._log_every_steps = int(train_config.log_every_steps)
+    self._start = time.perf_counter()
+
+  def spent(self, step: int) -> bool:
+    """Whether the budget is spent after `step` (False without a budget)."""
+    if self._seconds <= 0:
+      return False
+    if jax.process_count() == 1:
+      return time.perf_counter() - self._start >= self._seconds
+    if step % self._log_every_steps:
+      return False
+    spent = time.perf_counter() - self._start >= self._seconds
+    return bool(multihost_utils.broadcast_one_to_all(np.bool_(spent)))
 
 
 def check_finite(step: int, metrics: dict[str, float], workdir: str) -> None:
