@@ -90,10 +90,7 @@ def main(argv: list[str]) -> None:
     print(f'train.py: {preempted} (exit status {run_control.PREEMPTED_EXIT_STATUS})',
           file=sys.stderr, flush=True)
     sys.exit(run_control.PREEMPTED_EXIT_STATUS)
-  except Exception as error:  # pylint: disable=broad-except  # A lost process: any kind.
-    lost = run_control.lost_processes(error)
-    if lost is None:
-      raise
+  except run_control.ProcessesLost as lost:
     print(f'train.py: {lost} (exit status {run_control.PREEMPTED_EXIT_STATUS})',
           file=sys.stderr, flush=True)
     # At once: JAX's exit handler would wait for the lost process, then abort (SIGABRT).

@@ -80,7 +80,7 @@ _TIMED_OUT_TASKS = 'Some timed out task names:'
 
 
 def lost_processes(error: BaseException) -> Optional[ProcessesLost]:
-  """ProcessesLost if `error` says that another process died, else None.
+  """ProcessesLost (to raise) if `error` says that another process died, else None.
 
   A dead process fails the next collective of the others (a step, a checkpoint's save) with a
   transport error, whichever exception carries it. The processes still running then meet at a

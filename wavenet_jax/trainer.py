@@ -337,6 +337,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     run_control.TrainingPreempted: after saving a checkpoint on SIGTERM, Ctrl-C (single
       process) or orbax's preemption signal (multi-host).
     run_control.TrainingDivergedError: if the loss or the parameters become NaN/inf.
+    run_control.ProcessesLost: if another process of a multi-process run died during training.
     workdir_lock.WorkdirBusyError: if another run holds the workdir.
     ValueError: for an inconsistent config.
   """
@@ -430,6 +431,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # The loop. Step s's metrics are checked for NaN/inf while step s + 1 runs, except before
   # a checkpoint: then the state to save is checked first.
   pending: Optional[tuple[int, Metrics]] = None
+  lost: Optional[run_control.ProcessesLost] = None
   try:
     for step in range(start_step + 1, num_steps + 1):
       state, step_metrics = compiled_train_step(state, next(train_batches))
@@ -464,8 +466,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if pending is not None:
       metrics.record(*pending)
     checkpointing.finish(manager)
+  except Exception as error:  # pylint: disable=broad-except  # A lost process: any kind.
+    lost = run_control.lost_processes(error)
+    if lost is None:
+      raise
+    raise lost from error
   finally:
-    checkpointing.close_quietly(manager)
+    if lost is None:  # An unfinished save would wait for the lost process (minutes).
+      checkpointing.close_quietly(manager)
     stop_signals.restore()
     writer.close()
   return state
