@@ -6,9 +6,10 @@ latest checkpoint in --workdir. Multi-process: pass --coordinator_address, --num
 tasks is detected and initialised automatically, and anything else runs as one process.
 
 Exit status: 0 when config.train.num_steps (or max_seconds) are done; 75 after a preemption
-(SIGTERM, Ctrl-C, orbax's preemption signal) saved a checkpoint: unfinished, start the same
-command again to resume (launch/ treats 75 so); 1 for bad input (one line); 130 for a second
-Ctrl-C (exits at once, without saving).
+(SIGTERM, Ctrl-C, orbax's preemption signal) saved a checkpoint, or when another process of a
+multi-process run died (one line names it): unfinished, start the same command again to resume
+(launch/ treats 75 so); 1 for bad input (one line); 130 for a second Ctrl-C (exits at once,
+without saving).
 """
 import glob
 import os
@@ -89,6 +90,11 @@ def main(argv: list[str]) -> None:
     print(f'train.py: {preempted} (exit status {run_control.PREEMPTED_EXIT_STATUS})',
           file=sys.stderr, flush=True)
     sys.exit(run_control.PREEMPTED_EXIT_STATUS)
+  except run_control.ProcessesLost as lost:
+    print(f'train.py: {lost} (exit status {run_control.PREEMPTED_EXIT_STATUS})',
+          file=sys.stderr, flush=True)
+    # At once: JAX's exit handler would wait for the lost process, then abort (SIGABRT).
+    os._exit(run_control.PREEMPTED_EXIT_STATUS)  # pylint: disable=protected-access
 
 
 if __name__ == '__main__':

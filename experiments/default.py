@@ -66,8 +66,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 16  # Global, over all hosts and devices.
   config.train.num_steps = 200_000
-  # > 0: stop after this many seconds of the training loop (compilation included), with a
-  # checkpoint and a final evaluation, even before num_steps.
+  # > 0: stop after this many seconds from the run's start (preparing data, restoring and
+  # compiling included), with a checkpoint and a final evaluation, even before num_steps.
   config.train.max_seconds = 0.0
   config.train.learning_rate = 1e-3
   config.train.warmup_steps = 1000

@@ -324,3 +324,42 @@ def test_a_failed_asynchronous_save_is_one_line_naming_the_directory():
   assert str(error.value) == (
       'could not save a checkpoint in /somewhere/checkpoints (ValueError: RESOURCE_EXHAUSTED: '
       'Error writing local file "x": Failed writing); the checkpoints before it are intact.')
+
+
+def test_a_reader_racing_the_trainer_falls_forward_to_the_newer_checkpoint(
+    two_checkpoints, tmp_path, monkeypatch):
+  """The reader lists [2]; then the trainer (max_to_keep=1) saves 4 and deletes 2."""
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(two_checkpoints, workdir)
+  checkpoints = os.path.join(workdir, 'checkpoints')
+  not_yet_saved = str(tmp_path / '4')
+  os.rename(os.path.join(checkpoints, '4'), not_yet_saved)
+  restore = checkpointing._restore_everything  # pylint: disable=protected-access
+
+  def trainer_saves_and_deletes_meanwhile(manager, step):
+    if os.path.exists(not_yet_saved):
+      os.rename(not_yet_saved, os.path.join(checkpoints, '4'))
+      shutil.rmtree(os.path.join(checkpoints, '2'))
+    return restore(manager, step)
+
+  monkeypatch.setattr(checkpointing, '_restore_everything', trainer_saves_and_deletes_meanwhile)
+  assert checkpointing.restore_for_inference(workdir).step == 4
+
+
+def test_a_damaged_checkpoint_is_passed_over_without_tracebacks(two_checkpoints, tmp_path):
+  """Orbax leaves TensorStore reads in flight whose callbacks would print a traceback each."""
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(two_checkpoints, workdir)
+  for root, _, names in os.walk(os.path.join(workdir, 'checkpoints', '4', 'state')):
+    for name in names:
+      if os.sep + 'd' + os.sep in os.path.join(root, name):
+        os.truncate(os.path.join(root, name), 100)
+  restore_four_times = ('from wavenet_jax import checkpointing\n'
+                        'for _ in range(4):\n'
+                        f'  assert checkpointing.restore_for_inference({workdir!r}).step == 2\n')
+  result = subprocess.run([sys.executable, '-c', restore_four_times], cwd=training_runs.REPO,
+                          env=training_runs.run_env(), capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'Checkpoint 4 of ' in result.stderr
+  assert 'Traceback' not in result.stderr and 'Event loop is closed' not in result.stderr

@@ -35,6 +35,16 @@ def _start_two_processes(workdir: str, overrides: dict) -> list[subprocess.Popen
       for process_id in range(2)]
 
 
+def _wait_for_checkpoint_2(workdir: str, processes: list[subprocess.Popen]) -> None:
+  first_checkpoint = os.path.join(workdir, 'checkpoints', '2', 'commit_success.txt')
+  deadline = time.monotonic() + 240
+  while not os.path.exists(first_checkpoint):
+    for process in processes:
+      assert process.poll() is None, process.stderr.read()[-3000:]
+    assert time.monotonic() < deadline, 'no checkpoint after 240 s'
+    time.sleep(0.05)
+
+
 def test_two_processes_give_the_same_params_as_one(tmp_path):
   two_processes = str(tmp_path / 'two')
   processes = _start_two_processes(two_processes, OVERRIDES)
@@ -54,13 +64,7 @@ def test_sigterm_on_every_process_saves_at_a_common_step_and_exits(tmp_path):
   """The multi-host preemption path: orbax's sync point, not the single-process SIGTERM flag."""
   workdir = str(tmp_path)
   processes = _start_two_processes(workdir, {**OVERRIDES, 'train.num_steps': 100_000})
-  first_checkpoint = os.path.join(workdir, 'checkpoints', '2', 'commit_success.txt')
-  deadline = time.monotonic() + 240
-  while not os.path.exists(first_checkpoint):
-    for process in processes:
-      assert process.poll() is None, process.stderr.read()[-3000:]
-    assert time.monotonic() < deadline, 'no checkpoint after 240 s'
-    time.sleep(0.05)
+  _wait_for_checkpoint_2(workdir, processes)
   for process in processes:
     process.send_signal(signal.SIGTERM)
   logs = []
@@ -73,3 +77,22 @@ def test_sigterm_on_every_process_saves_at_a_common_step_and_exits(tmp_path):
                  if name.isdigit())
   assert steps[-1] > 2
   assert f'Preempted: saved checkpoint {steps[-1]} in' in logs[0]
+
+
+def test_a_dead_process_stops_the_other_with_the_resume_status_and_one_line(tmp_path):
+  """Not an abort after the heartbeat timeout: status 75 within seconds, naming the lost one."""
+  workdir = str(tmp_path)
+  processes = _start_two_processes(workdir, {**OVERRIDES, 'train.num_steps': 100_000})
+  _wait_for_checkpoint_2(workdir, processes)
+  processes[1].kill()
+  killed = time.monotonic()
+  _, stderr = processes[0].communicate(timeout=180)
+  processes[1].wait()
+  assert processes[0].returncode == 75, stderr[-3000:]
+  assert time.monotonic() - killed < 40
+  assert 'Traceback' not in stderr and 'Check failure stack trace' not in stderr
+  last_line = stderr.strip().splitlines()[-1]
+  assert last_line.startswith('train.py: process 1 of 2 is lost (Connection reset by peer in '
+                              'a collective): unfinished; '), last_line
+  assert last_line.endswith('start every process again to resume from the last checkpoint. '
+                            '(exit status 75)')

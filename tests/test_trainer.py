@@ -4,6 +4,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 
 import flax.linen as nn
 import jax
@@ -245,3 +246,18 @@ def test_bad_command_lines_are_one_line_errors_that_leave_no_workdir(tmp_path):
     assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-2000:]
     assert message in result.stderr.strip().splitlines()[-1]
   assert sorted(os.listdir(tmp_path)) == ['a_file', 'no_get_config.py']
+
+
+@pytest.mark.slow
+def test_max_seconds_counts_the_time_before_the_loop(tmp_path, monkeypatch):
+  """A wall-clock allocation includes compiling (here made to take 3 s): one step, then stop."""
+  compile_step = trainer._compile  # pylint: disable=protected-access
+
+  def slow_compile(*args):
+    time.sleep(3.0)
+    return compile_step(*args)
+
+  monkeypatch.setattr(trainer, '_compile', slow_compile)
+  config = training_runs.tiny_config({'train.num_steps': 100_000, 'train.max_seconds': 2.0,
+                                      'checkpoint.every_steps': 100_000})
+  assert int(trainer.train_and_evaluate(config, str(tmp_path)).step) == 1

@@ -16,6 +16,7 @@ import functools
 import json
 import os
 import shutil
+import sys
 from typing import Any, Optional
 
 from absl import logging
@@ -167,6 +168,31 @@ def _error_line(error: BaseException) -> str:
   return f'{type(error).__name__}: {first}'[:300]
 
 
+# The unraisable-exception hook in place before _drop_reports_of_reads_left_in_flight.
+_previous_unraisablehook = sys.unraisablehook
+
+
+def _drop_closed_loop_report(unraisable: Any) -> None:
+  error = unraisable.exc_value
+  if not (isinstance(error, RuntimeError) and str(error) == 'Event loop is closed'):
+    _previous_unraisablehook(unraisable)
+
+
+def _drop_reports_of_reads_left_in_flight() -> None:
+  """Silences the tracebacks that restoring a damaged checkpoint causes, from now on.
+
+  When an array of a checkpoint does not restore, orbax fails and closes its event loop
+  while TensorStore still reads the others; each of those reads then calls back into the
+  closed loop, and Python prints the RuntimeError of each as an unraisable exception: up to
+  hundreds of tracebacks, during the restore and after it has returned. Those reports, and
+  only those, are dropped (the restore's own error already names the damage).
+  """
+  global _previous_unraisablehook  # pylint: disable=global-statement
+  if sys.unraisablehook is not _drop_closed_loop_report:
+    _previous_unraisablehook = sys.unraisablehook
+    sys.unraisablehook = _drop_closed_loop_report
+
+
 def _failed_on_any_process(failed: bool) -> bool:
   """Whether any process failed (every process gets the same answer)."""
   if jax.process_count() == 1:
@@ -206,6 +232,7 @@ def restore_state(manager: ocp.CheckpointManager, abstract_state: Any,
     ValueError: if a checkpoint holds arrays of other shapes than abstract_state (a changed
       model, resumed with --accept_config_change).
   """
+  _drop_reports_of_reads_left_in_flight()
   steps = sorted(manager.all_steps(), reverse=True)
   for step in steps:
     _check_shapes(manager, step, abstract_state)
@@ -280,6 +307,46 @@ def _restore_everything(manager: ocp.CheckpointManager, step: int) -> dict[str, 
       CONFIG: ocp.args.JsonRestore(),
       DATASET_INFO: ocp.args.JsonRestore(),
   }))
+
+
+# How often a reader lists the checkpoints again after the one it was restoring was deleted
+# (by a trainer that keeps only checkpoint.max_to_keep of them) before it gives up.
+_DELETED_WHILE_READ_RETRIES = 5
+
+
+def _restore_newest(manager: ocp.CheckpointManager, workdir: str | epath.PathLike,
+                    step: Optional[int]) -> tuple[int, dict[str, Any]]:
+  """(step, `_restore_everything`) of `step`, or of the newest checkpoint that restores.
+
+  The steps are listed again after each failure: a trainer running beside this reader saves
+  newer checkpoints and deletes older ones, possibly the one being read.
+
+  Raises:
+    NoCheckpointError: naming every checkpoint tried and why it failed.
+  """
+  _drop_reports_of_reads_left_in_flight()
+  failures: dict[int, str] = {}
+  deleted = 0
+  while True:
+    manager.reload()
+    candidates = sorted((s for s in manager.all_steps()
+                         if s not in failures and step in (None, s)), reverse=True)
+    if not candidates or deleted > _DELETED_WHILE_READ_RETRIES:
+      raise NoCheckpointError(f'{workdir}: no checkpoint restores: ' + '; '.join(
+          f'{s} ({reason})' for s, reason in failures.items()))
+    candidate = candidates[0]
+    try:
+      return candidate, _restore_everything(manager, candidate)
+    except Exception as error:  # pylint: disable=broad-except  # Any damage: see _error_line.
+      failures[candidate] = _error_line(error)
+    if not (epath.Path(manager.directory) / str(candidate)).exists():
+      failures[candidate] = 'deleted while being read'
+      deleted += 1
+      logging.info('Checkpoint %d of %s was deleted while being read; listing them again.',
+                   candidate, workdir)
+    elif step is None:
+      logging.warning('Checkpoint %d of %s does not restore (%s); trying the one before.',
+                      candidate, workdir, failures[candidate])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,21 +456,10 @@ def restore_for_inference(workdir: str | epath.PathLike,
     raise NoCheckpointError(f'{workdir}: no complete checkpoint in {directory}.')
   if step is not None and step not in steps:
     raise NoCheckpointError(f'{workdir}: no checkpoint for step {step} (have {sorted(steps)}).')
-  damaged = []
-  for candidate in [step] if step is not None else sorted(steps, reverse=True):
-    try:
-      restored = _restore_everything(manager, candidate)
-      break
-    except Exception as error:  # pylint: disable=broad-except  # Any damage: see _error_line.
-      damaged.append(f'{candidate} ({_error_line(error)})')
-      if step is None:
-        logging.warning('Checkpoint %d of %s does not restore (%s); trying the one before.',
-                        candidate, workdir, _error_line(error))
-  else:
+  try:
+    step, restored = _restore_newest(manager, workdir, step)
+  finally:
     manager.close()
-    raise NoCheckpointError(f'{workdir}: no checkpoint restores: ' + '; '.join(damaged))
-  manager.close()
-  step = candidate
   config = config_rules.config_from_saved_json(restored[CONFIG])
   dataset_info = DatasetInfo.from_json(json.dumps(restored[DATASET_INFO]))
   model = model_from_config(config.model, config.data, dataset_info.speakers)

@@ -4,13 +4,15 @@
   lock; every process raises if another run has it), and removes a workdir this run created
   if the run fails before writing anything there.
 - Stopping early: `StopSignals` (SIGTERM and Ctrl-C of a single-process run), the time
-  budget (`out_of_time`, config.train.max_seconds), a NaN/inf step (`check_finite`).
+  budget (`TimeBudget`, config.train.max_seconds), a NaN/inf step (`check_finite`).
 - How a run says it stopped: `TrainingPreempted` after a saved checkpoint, which train.py
-  turns into `PREEMPTED_EXIT_STATUS`; `TrainingDivergedError`.
+  turns into `PREEMPTED_EXIT_STATUS`, as it does `ProcessesLost` (`lost_processes`: a process
+  of a multi-process run died); `TrainingDivergedError`.
 """
 import contextlib
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -20,6 +22,7 @@ from typing import Any, Iterator, Optional
 from absl import logging
 from etils import epath
 import jax
+from jax._src import distributed  # The coordination service's client: no public name.
 from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
@@ -48,6 +51,64 @@ class TrainingPreempted(Exception):
     super().__init__(f'preempted: saved checkpoint {step} in {directory}; start the same '
                      'command again to resume.')
     self.step = step
+
+
+class ProcessesLost(Exception):
+  """Processes of a multi-process run died (killed, or their host lost): the run cannot go on.
+
+  The processes still running stop too; the run resumes from its last checkpoint when every
+  process is started again.
+
+  Attributes:
+    processes: the ids of the lost processes (empty: not known).
+  """
+
+  def __init__(self, processes: list[int], symptom: str):
+    ids = ', '.join(map(str, processes))
+    lost = {0: 'another process is', 1: f'process {ids} of {jax.process_count()} is'}.get(
+        len(processes), f'processes {ids} of {jax.process_count()} are')
+    super().__init__(f'{lost} lost ({symptom} in a collective): unfinished; start every '
+                     'process again to resume from the last checkpoint.')
+    self.processes = processes
+
+
+# How a collective's transport says that the process at the other end is gone.
+_PEER_GONE = re.compile(r'Connection (reset|closed) by peer|Socket closed|Broken pipe')
+# How long the processes still running wait for each other to find which ones are lost.
+_LOST_BARRIER_MS = 10_000
+_TIMED_OUT_TASKS = 'Some timed out task names:'
+
+
+def lost_processes(error: BaseException) -> Optional[ProcessesLost]:
+  """ProcessesLost (to raise) if `error` says that another process died, else None.
+
+  A dead process fails the next collective of the others (a step, a checkpoint's save) with a
+  transport error, whichever exception carries it. The processes still running then meet at a
+  barrier of the coordination service, whose timeout names the processes that did not come
+  (seconds: well before the service itself misses their heartbeats and aborts every process).
+  """
+  symptom = next((match.group(0) for link in _chain(error)
+                  if (match := _PEER_GONE.search(str(link)))), None)
+  if jax.process_count() == 1 or symptom is None:
+    return None
+  try:
+    distributed.global_state.client.wait_at_barrier('wavenet_jax_lost_processes',
+                                                    _LOST_BARRIER_MS)
+  except jax.errors.JaxRuntimeError as barrier_error:
+    message = str(barrier_error)
+    if _TIMED_OUT_TASKS in message:
+      names = message.split(_TIMED_OUT_TASKS)[1].split('\n\n')[0].split()
+      return ProcessesLost(sorted(int(name) for name in names if name.isdigit()), symptom)
+    # The coordination service runs in process 0: no answer, that is the one lost.
+    return ProcessesLost([0] if 'UNAVAILABLE' in message else [], symptom)
+  return None  # Every process is there: another failure.
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+  """`error` and the exceptions it was raised from or while handling."""
+  while error is not None:
+    yield error
+    error = error.__cause__ or error.__context__
 
 
 @contextlib.contextmanager
@@ -138,20 +199,30 @@ class StopSignals:
       signal.signal(signum, handler)
 
 
-def out_of_time(step: int, loop_start: float, train_config: ml_collections.ConfigDict) -> bool:
-  """Whether config.train.max_seconds (> 0) of the training loop are spent at this step.
+class TimeBudget:
+  """config.train.max_seconds (> 0) of wall-clock time, counted from this object's creation.
 
-  With several processes, process 0's clock decides, at the logging steps only, so that every
-  process stops after the same step.
+  Created when a run starts, so that preparing data, restoring and compiling count: a run
+  given the seconds of a wall-clock allocation stops inside it (apart from the final
+  checkpoint and evaluation). With several processes, process 0's clock decides, at the
+  logging steps only, so that every process stops after the same step.
   """
-  if train_config.max_seconds <= 0:
-    return False
-  if jax.process_count() == 1:
-    return time.perf_counter() - loop_start >= train_config.max_seconds
-  if step % train_config.log_every_steps:
-    return False
-  spent = time.perf_counter() - loop_start >= train_config.max_seconds
-  return bool(multihost_utils.broadcast_one_to_all(np.bool_(spent)))
+
+  def __init__(self, train_config: ml_collections.ConfigDict):
+    self._seconds = float(train_config.max_seconds)
+    self._log_every_steps = int(train_config.log_every_steps)
+    self._start = time.perf_counter()
+
+  def spent(self, step: int) -> bool:
+    """Whether the budget is spent after `step` (False without a budget)."""
+    if self._seconds <= 0:
+      return False
+    if jax.process_count() == 1:
+      return time.perf_counter() - self._start >= self._seconds
+    if step % self._log_every_steps:
+      return False
+    spent = time.perf_counter() - self._start >= self._seconds
+    return bool(multihost_utils.broadcast_one_to_all(np.bool_(spent)))
 
 
 def check_finite(step: int, metrics: dict[str, float], workdir: str) -> None:

@@ -347,6 +347,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     run_control.TrainingPreempted: after saving a checkpoint on SIGTERM, Ctrl-C (single
       process) or orbax's preemption signal (multi-host).
     run_control.TrainingDivergedError: if the loss or the parameters become NaN/inf.
+    run_control.ProcessesLost: if another process of a multi-process run died during training.
     workdir_lock.WorkdirBusyError: if another run holds the workdir.
     ValueError: for an inconsistent config.
   """
@@ -357,12 +358,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   rules = sharding.rules_from_config(config)
   config_rules.check_config(config, sharding.num_batch_shards(mesh, rules))
   storage.check_remote_support(workdir, '--workdir')
+  budget = run_control.TimeBudget(config.train)
   with run_control.held_workdir(workdir):
-    return _train_and_evaluate(config, workdir, mesh, rules, accept_config_change)
+    return _train_and_evaluate(config, workdir, mesh, rules, budget, accept_config_change)
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         mesh: jax.sharding.Mesh, rules: sharding.Rules,
+                        budget: run_control.TimeBudget,
                         accept_config_change: bool) -> TrainState:
   """train_and_evaluate once the config is checked and the workdir is held."""
   is_chief = jax.process_index() == 0
@@ -456,14 +459,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # The loop. Step s's metrics are checked for NaN/inf while step s + 1 runs, except before
   # a checkpoint: then the state to save is checked first.
   pending: Optional[tuple[int, Metrics]] = None
-  loop_start = time.perf_counter()
+  lost: Optional[run_control.ProcessesLost] = None
   try:
     for step in range(start_step + 1, num_steps + 1):
       state, step_metrics = compiled_train_step(state, next(train_batches))
       if pending is not None:
         metrics.record(*pending)
       pending = (step, step_metrics)
-      last = step == num_steps or run_control.out_of_time(step, loop_start, config.train)
+      last = step == num_steps or budget.spent(step)
       preempted = manager.reached_preemption(step) or stop_signals.is_set()
       if preempted or manager.should_save(step) or last:
         metrics.record(*pending, last=last)
@@ -491,8 +494,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if pending is not None:
       metrics.record(*pending)
     checkpointing.finish(manager)
+  except Exception as error:  # pylint: disable=broad-except  # A lost process: any kind.
+    lost = run_control.lost_processes(error)
+    if lost is None:
+      raise
+    raise lost from error
   finally:
-    checkpointing.close_quietly(manager)
+    if lost is None:  # An unfinished save would wait for the lost process (minutes).
+      checkpointing.close_quietly(manager)
     stop_signals.restore()
     writer.close()
   return state
