@@ -25,11 +25,9 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
-from etils import epath
-from jax.experimental import multihost_utils
 
-from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
+from wavenet_jax import clips
 from wavenet_jax import config_rules
 from wavenet_jax import distributions
 from wavenet_jax import input_pipeline
@@ -37,9 +35,7 @@ from wavenet_jax import run_control
 from wavenet_jax import sharding
 from wavenet_jax import storage
 from wavenet_jax import summaries
-from wavenet_jax import synthesis
 from wavenet_jax import train_metrics
-from wavenet_jax.dataset_info import DatasetInfo
 from wavenet_jax.models import WaveNet, model_from_config
 
 Batch = dict[str, jax.Array]
@@ -267,55 +263,6 @@ def _eval_params(state: TrainState) -> Any:
   return state.ema_params if state.ema_params is not None else state.params
 
 
-def _clip_conditioning(config: ml_collections.ConfigDict,
-                       dataset: input_pipeline.PreparedDataset,
-                       crops: dict[str, Any]) -> dict[str, np.ndarray]:
-  """{'speaker': int32 [1], 'mel': float32 [1, frames, n_mels]} (those the model takes).
-
-  The periodic clips are conditioned on the first crop of the validation split (of the
-  training split when there is none), read on this process alone.
-  """
-  crop = dataset.first_crop(seed=config.seed, **crops)
-  return {key: value for key, value in crop.items() if key in ('speaker', 'mel')}
-
-
-def _generate_clip(model: WaveNet, params: Any, rng: jax.Array, num_samples: int,
-                   conditioning: dict[str, np.ndarray]) -> np.ndarray:
-  """A float32 [num_samples] waveform sampled from the model on this process alone.
-
-  Args:
-    conditioning: from `_clip_conditioning`; a mel-conditioned clip lasts at most as long
-      as its mel.
-  """
-  local_cond = conditioning.get('mel')
-  if local_cond is not None:
-    num_samples = min(num_samples, local_cond.shape[1] * model.hop_length)
-  # The waveform starts with the sampler's silent start sample.
-  return synthesis.synthesize(model, {'params': params}, rng, num_samples=num_samples - 1,
-                              global_cond=conditioning.get('speaker'),
-                              local_cond=local_cond)[0]
-
-
-def _write_clip(workdir: str, writer: summaries.SummaryWriter, model: WaveNet,
-                state: TrainState, step: int, seconds: float, info: DatasetInfo,
-                conditioning: Optional[dict[str, np.ndarray]]) -> None:
-  """Samples a clip at `step` and writes it to workdir/samples and TensorBoard (the chief).
-
-  Every process takes part in gathering the parameters; process 0 alone generates.
-  """
-  params, rng_data = multihost_utils.process_allgather((_eval_params(state), state.rng),
-                                                       tiled=True)
-  if jax.process_index() != 0:
-    return
-  rng = jax.random.fold_in(jax.random.wrap_key_data(rng_data), step)
-  clip = _generate_clip(model, params, rng, int(seconds * info.sample_rate), conditioning)
-  path = epath.Path(workdir) / 'samples' / f'step_{step:08d}.wav'
-  audio_lib.write_wav(path, clip, info.sample_rate)
-  writer.audio('generated', clip, step, sample_rate=info.sample_rate)
-  logging.info('step %d  wrote %.2f s generated clip %s', step, clip.size / info.sample_rate,
-               path)
-
-
 def _compile(jit_train_step: Any, state: TrainState, batch: Batch) -> Callable:
   """The train step compiled for these shapes, with its memory use logged (process 0)."""
   began = time.perf_counter()
@@ -447,7 +394,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     first_batch = next(train_batches)
     compiled_train_step = _compile(jit_train_step, state, first_batch)
     train_batches = itertools.chain([first_batch], train_batches)
-  clip_conditioning = (_clip_conditioning(config, dataset, crops)
+  clip_conditioning = (clips.conditioning(dataset, config.seed, crops)
                        if is_chief and config.sample.every_steps > 0 else None)
 
   writer = summaries.SummaryWriter(workdir if is_chief else None)
@@ -484,8 +431,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             _global_batches(iter(validation_batches), batch_sharding, global_batch_size),
             writer, step)
       if _is_due(step, config.sample.every_steps):
-        _write_clip(workdir, writer, model, state, step, config.sample.seconds, info,
-                    clip_conditioning)
+        clips.write(workdir, writer, model, _eval_params(state), state.rng, step,
+                    config.sample.seconds, info.sample_rate, clip_conditioning)
       if last:
         if step < num_steps and is_chief:
           logging.info('config.train.max_seconds=%s spent: stopped at step %d of %d.',
