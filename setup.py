@@ -45,7 +45,7 @@ setuptools.setup(
                        'tensorflow>=2.18; platform_machine != "x86_64"'],
         # Silence trimming (config.data.top_db > 0) and the experiments' quality metrics.
         'librosa': _LIBROSA,
-        # experiments/report.py's PESQ and STOI too (pesq builds from source: a C compiler).
+        # experiments/tools/report.py's PESQ and STOI too (pesq builds from source: a C compiler).
         'metrics': [*_LIBROSA, 'pesq>=0.0.4,<0.1', 'pystoi>=0.4,<0.5'],
         # gs:// workdirs and outputs without TensorFlow (etils.epath and tensorboardX).
         'gcs': _GCS,
