@@ -8,6 +8,9 @@ import pathlib
 import setuptools
 
 _ROOT = pathlib.Path(__file__).parent
+# The package's description on PyPI: the README's first paragraph (what it is), not all of it.
+_README = (_ROOT / 'README.md').read_text(encoding='utf-8')
+_SUMMARY = _README.split('\n## ', 1)[0]
 _LIBROSA = ['librosa>=0.10,<0.12', 'scipy>=1.11', 'pillow>=10']
 _GCS = ['gcsfs>=2025.5', 'google-cloud-storage>=2.18']
 
@@ -15,7 +18,7 @@ setuptools.setup(
     name='wavenet-jax',
     version='0.1.0',
     description='WaveNet: a generative model for raw audio, in JAX/Flax.',
-    long_description=(_ROOT / 'README.md').read_text(),
+    long_description=_SUMMARY,
     long_description_content_type='text/markdown',
     packages=setuptools.find_packages(include=['wavenet_jax', 'wavenet_jax.*']),
     package_data={'wavenet_jax': ['data/**/*']},

@@ -15,7 +15,7 @@ and process_wall: the whole subprocess (Python and library imports, PNG writing 
 
 Command:
   python -m experiments.benchmarks.sample_cli
-Hardware: any; the figures in README.md were measured on a 2-core x86 CPU.
+Hardware: any; the figures in docs/performance.md were measured on a 2-core x86 CPU.
 Output: a table, then as the last line JSON
   {"default": {"batch_1": {"end_to_end": ..., "steady_state": ..., "process_wall": ...},
                "batch_16": {...}}, "B1": {...}}

@@ -1,1 +1,1 @@
-"""Scripts that compute an experiment's figures from a workdir (run as `python -m experiments.tools.NAME`)."""
+"""Scripts that compute figures from workdirs or configs: `python -m experiments.tools.NAME`."""

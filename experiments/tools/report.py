@@ -1,6 +1,7 @@
 r"""Computes the reported figures of a training run from its workdir alone.
 
-  python -m experiments.tools.report --workdir=runs/speech_cpu --output_dir=experiments/results/speech
+  python -m experiments.tools.report --workdir=runs/speech_cpu \
+      --output_dir=experiments/results/speech
 
 Restores the latest checkpoint (config, dataset info, EMA parameters when the run kept them)
 and computes, on this host's first device:
