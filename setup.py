@@ -8,6 +8,9 @@ import pathlib
 import setuptools
 
 _ROOT = pathlib.Path(__file__).parent
+# The package's description on PyPI: the README's first paragraph (what it is), not all of it.
+_README = (_ROOT / 'README.md').read_text(encoding='utf-8')
+_SUMMARY = _README.split('\n## ', 1)[0]
 _LIBROSA = ['librosa>=0.10,<0.12', 'scipy>=1.11', 'pillow>=10']
 _GCS = ['gcsfs>=2025.5', 'google-cloud-storage>=2.18']
 
@@ -15,7 +18,7 @@ setuptools.setup(
     name='wavenet-jax',
     version='0.1.0',
     description='WaveNet: a generative model for raw audio, in JAX/Flax.',
-    long_description=(_ROOT / 'README.md').read_text(),
+    long_description=_SUMMARY,
     long_description_content_type='text/markdown',
     packages=setuptools.find_packages(include=['wavenet_jax', 'wavenet_jax.*']),
     package_data={'wavenet_jax': ['data/**/*']},
@@ -45,7 +48,7 @@ setuptools.setup(
                        'tensorflow>=2.18; platform_machine != "x86_64"'],
         # Silence trimming (config.data.top_db > 0) and the experiments' quality metrics.
         'librosa': _LIBROSA,
-        # experiments/report.py's PESQ and STOI too (pesq builds from source: a C compiler).
+        # experiments/tools/report.py's PESQ and STOI too (pesq builds from source: a C compiler).
         'metrics': [*_LIBROSA, 'pesq>=0.0.4,<0.1', 'pystoi>=0.4,<0.5'],
         # gs:// workdirs and outputs without TensorFlow (etils.epath and tensorboardX).
         'gcs': _GCS,

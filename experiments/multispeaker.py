@@ -6,7 +6,7 @@ column) or from the sub-folder names; sample one with sample.py --speaker=NAME.
 
 Command:
   python train.py --config=experiments/multispeaker.py --workdir=runs/multispeaker \
-      --config.data.wav_dir=/work/shared/data/speech
+      --config.data.wav_dir=$DATA/speech
   python evaluate.py --workdir=runs/multispeaker --wav_dir=FOLDER_WITH_METADATA_CSV
 Hardware: one GPU (global batch 16 x 8000-sample crops); on a 2-core CPU use
   --config.model.num_layers=10 --config.model.num_stacks=1 --config.data.segment_length=2000.

@@ -2,14 +2,15 @@
 
 The speech_cpu.py model and data (10 layers, dilations 1..512, residual/gate/skip 32/64/128,
 4000-sample crops, common.cpu_run's recipe) with the speaker embedding of
-experiments/multispeaker.py: global conditioning on the 5 speakers of ../shared/data/speech
+experiments/multispeaker.py: global conditioning on the 5 speakers of $DATA/speech
 (speaker names from its metadata.csv), and 6800 steps, the number that fits 30 minutes on both
 cores. Sampled with each speaker id, the output's mean f0 is compared with the corpus's measured
-f0 (speakers.csv) by experiments/report.py.
+f0 (speakers.csv) by experiments/tools/report.py.
 
 Command (alone on the machine):
-  python train.py --config=experiments/multispeaker_cpu.py --workdir=runs/multispeaker_cpu
-  python experiments/report.py --workdir=runs/multispeaker_cpu \
+  python train.py --config=experiments/multispeaker_cpu.py --workdir=runs/multispeaker_cpu \
+      --config.data.wav_dir=$DATA/speech
+  python -m experiments.tools.report --workdir=runs/multispeaker_cpu \
       --output_dir=experiments/results/multispeaker --nocount_baseline
 Hardware: both cores of a 2-core x86 CPU, nothing else running.
 Training time measured: 26.7 min wall (6800 steps, 3.2-4.8 steps/s).

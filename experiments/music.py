@@ -6,7 +6,7 @@ and skip channels, and longer crops.
 
 Command:
   python train.py --config=experiments/music.py --workdir=runs/music \
-      --config.data.wav_dir=/work/shared/data/music
+      --config.data.wav_dir=$DATA/music
 Hardware: one GPU (global batch 16 x 16000-sample crops); too slow for a 2-core CPU.
 Expected result: not yet measured here. Generated clips should have piano timbre and
 note-like events; without conditioning they do not hold a melody for more than a second.

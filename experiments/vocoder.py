@@ -8,7 +8,7 @@ convolutions (4 x 4 x 4 x 4 = 256) and added to every layer's gate. Kernel 3 and
 
 Command:
   python train.py --config=experiments/vocoder.py --workdir=runs/vocoder \
-      --config.data.wav_dir=/work/shared/data/real/allison
+      --config.data.wav_dir=$DATA/real/allison
   python evaluate.py --workdir=runs/vocoder --wav_dir=FOLDER   # mel from each file itself
 Hardware: one GPU (global batch 16 x 8192-sample crops); on a 2-core CPU it trains, slowly.
 Expected result: not yet measured here. A vocoder's validation bits/sample is far below an

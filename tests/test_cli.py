@@ -80,12 +80,78 @@ def test_overrides_reach_main(tmp_path):
   assert result.returncode == 0 and result.stdout.strip() == 'batch 6'
 
 
+def _record(level, pathname, message='message', lineno=1):
+  return logging.LogRecord('absl', level, pathname, lineno, message, None, None)
+
+
 def test_library_info_lines_are_hidden_but_not_their_warnings():
   library = f'{os.sep}site-packages{os.sep}orbax{os.sep}checkpoint{os.sep}x.py'
+  quiet = cli._QuietFilter()
+  assert not quiet.filter(_record(logging.INFO, library))
+  assert quiet.filter(_record(logging.WARNING, library))
+  assert quiet.filter(_record(logging.INFO, os.path.join(REPO, 'train.py')))
+  assert quiet.filter(_record(logging.INFO, os.path.join(REPO, 'wavenet_jax', 'trainer.py')))
 
-  def record(level, pathname):
-    return logging.LogRecord('absl', level, pathname, 1, 'message', None, None)
 
-  assert not cli._not_library_info(record(logging.INFO, library))
-  assert cli._not_library_info(record(logging.WARNING, library))
-  assert cli._not_library_info(record(logging.INFO, os.path.join(REPO, 'train.py')))
+@pytest.mark.parametrize('message', [
+    "Using custom data configuration: AudioFolderConfig(name='speech_16000hz_0096fd01fd72')",
+    "Unable to initialize backend 'tpu': INTERNAL: Failed to open libtpu.so",
+    'CheckpointManagerOptions.read_only=True, setting save_interval_steps=0.',
+    'Given directory is read only=/runs/tiny/checkpoints',
+    'Matplotlib is building the font cache; this may take a moment.'])
+def test_library_notices_are_hidden(message):
+  assert not cli._QuietFilter().filter(_record(logging.WARNING, '/site-packages/x.py', message))
+
+
+def test_a_repeated_warning_shows_once_and_errors_always():
+  quiet = cli._QuietFilter()
+  trainer = os.path.join(REPO, 'wavenet_jax', 'trainer.py')
+  assert quiet.filter(_record(logging.WARNING, trainer, 'clipped 3 samples'))
+  assert not quiet.filter(_record(logging.WARNING, trainer, 'clipped 3 samples'))
+  assert quiet.filter(_record(logging.WARNING, trainer, 'clipped 4 samples'))
+  assert quiet.filter(_record(logging.ERROR, trainer, 'failed'))
+  assert quiet.filter(_record(logging.ERROR, trainer, 'failed'))
+
+
+def _log_lines(tmp_path, *flags):
+  tool = tmp_path / 'logs.py'
+  tool.write_text(textwrap.dedent("""
+      from absl import logging
+      from wavenet_jax import cli
+
+      @cli.exit_on_error()
+      def main(argv):
+        for _ in range(2):
+          logging.warning('Using custom data configuration: AudioFolderConfig()')
+          logging.warning('our warning')
+        logging.info('our line')
+
+      if __name__ == '__main__':
+        cli.run(main)
+  """))
+  result = subprocess.run([sys.executable, str(tool), '--logtostderr', *flags], cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
+                          text=True, timeout=60)
+  assert result.returncode == 0, result.stderr
+  return [line.split('] ', 1)[-1] for line in result.stderr.splitlines() if '] ' in line]
+
+
+@pytest.mark.slow
+def test_verbosity_brings_the_noise_back(tmp_path):
+  assert _log_lines(tmp_path) == ['our warning', 'our line']
+  assert _log_lines(tmp_path, '--verbosity=1') == [
+      'Using custom data configuration: AudioFolderConfig()', 'our warning'] * 2 + ['our line']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('script,module', [
+    ('experiments/benchmarks/sampling.py', 'experiments.benchmarks.sampling'),
+    ('experiments/tools/report.py', 'experiments.tools.report')])
+def test_a_script_run_by_path_names_its_module(script, module):
+  result = subprocess.run([sys.executable, script], cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
+                          text=True, timeout=60)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f'{os.path.basename(script)}: error: run it from the repository root as a module: '
+      f'python -m {module}']

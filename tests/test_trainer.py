@@ -73,7 +73,7 @@ def test_unconditional_run_writes_checkpoints_metrics_eval_and_clip(tmp_path):
   # A softmax model's classes are μ-law classes: the two units agree.
   assert (_scalar_values(events, 'eval/mulaw_bits_per_sample')
           == _scalar_values(events, 'eval/bits_per_sample'))
-  # What experiments/report.py reads back.
+  # What experiments/tools/report.py reads back.
   scalars = summaries.read_scalars(workdir)
   assert [(step, value) for _, step, value in scalars['eval/bits_per_sample']] == (
       _scalar_values(events, 'eval/bits_per_sample'))

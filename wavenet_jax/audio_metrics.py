@@ -1,6 +1,6 @@
 """Audio quality metrics: spectral distances, PESQ and STOI, f0, a count-model baseline.
 
-What experiments/report.py reports on a trained model: log-mel spectral distance,
+What experiments/tools/report.py reports on a trained model: log-mel spectral distance,
 mel-cepstral distortion, wide-band PESQ and STOI of a resynthesis against the original,
 Griffin-Lim from the same mel as the reference vocoder, the f0 of voiced frames, and the
 bits/sample of an order-n count model of μ-law classes (the baseline a WaveNet must beat).

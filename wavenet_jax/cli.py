@@ -1,16 +1,19 @@
-"""What the command-line tools share: one-line errors instead of tracebacks, quiet libraries.
+"""What the command-line tools share: one-line errors instead of tracebacks, a quiet console.
 
-Every tool (train.py, sample.py, evaluate.py, experiments/report.py, the prepare CLI) has an
-`@cli.exit_on_error(...)` main started by `cli.run(main)`: a bad flag, an unknown
+Every tool (train.py, sample.py, evaluate.py, experiments/tools/report.py, the prepare CLI) has
+an `@cli.exit_on_error(...)` main started by `cli.run(main)`: a bad flag, an unknown
 `--config.KEY` and each listed error print `PROGRAM: error: MESSAGE` on one line and exit with
-status 1, and the INFO lines of QUIET_LIBRARIES are dropped from the log (their warnings still
-show).
+status 1. The console shows the tool's own lines: the INFO lines of QUIET_LIBRARIES and the
+library notices in NOISE are dropped, and a warning repeated word for word (one per evaluation)
+shows once; `--verbosity=1` (absl's flag) shows everything.
 """
 import functools
+import importlib.machinery
 import logging as python_logging
 import os
+import pathlib
 import sys
-from typing import Callable, NoReturn, Sequence
+from typing import Callable, NoReturn, Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -18,17 +21,60 @@ from absl import logging
 
 # Libraries whose INFO lines (dozens per checkpoint) would bury a tool's own output.
 QUIET_LIBRARIES = (f'{os.sep}orbax{os.sep}', f'{os.sep}tensorflow_datasets{os.sep}',
-                   f'{os.sep}grain{os.sep}')
+                   f'{os.sep}grain{os.sep}', f'{os.sep}jax{os.sep}')
+
+# Libraries' warnings that tell the user nothing to act on, by the start of their message.
+NOISE = (
+    'Using custom data configuration',  # TFDS, at every evaluation: our builder's config.
+    'Unable to initialize backend',  # JAX looking for a TPU on a host without one.
+    'CheckpointManagerOptions.read_only=True',  # orbax, on every inference restore.
+    'Given directory is read only',  # orbax, likewise.
+    'Matplotlib is building the font cache',  # matplotlib, once per machine.
+)
 
 
-def _not_library_info(record: python_logging.LogRecord) -> bool:
-  return (record.levelno >= python_logging.WARNING
-          or not any(library in record.pathname for library in QUIET_LIBRARIES))
+class _QuietFilter(python_logging.Filter):
+  """Drops library INFO lines, NOISE, and warnings already shown (same place, same words)."""
+
+  def __init__(self):
+    super().__init__()
+    self._warned = set()
+
+  def filter(self, record: python_logging.LogRecord) -> bool:
+    message = record.getMessage()
+    if message.startswith(NOISE):
+      return False
+    if record.levelno < python_logging.WARNING:
+      return not any(library in record.pathname for library in QUIET_LIBRARIES)
+    if record.levelno >= python_logging.ERROR:
+      return True
+    seen = (record.pathname, record.lineno, message)
+    if seen in self._warned:
+      return False
+    self._warned.add(seen)
+    return True
 
 
-def hide_library_info_logs() -> None:
-  """Drops the INFO lines of QUIET_LIBRARIES from absl's log; their warnings still show."""
-  logging.get_absl_handler().addFilter(_not_library_info)
+def quiet_console() -> None:
+  """Filters absl's log as the module docstring says, unless `--verbosity` is raised above 0."""
+  if logging.get_verbosity() <= logging.INFO:
+    logging.get_absl_handler().addFilter(_QuietFilter())
+
+
+def exit_unless_run_as_module(spec: Optional[importlib.machinery.ModuleSpec], path: str) -> None:
+  """Exits with a one-line hint when a script under experiments/ was started by its path.
+
+  Such scripts import the `experiments` package, which Python finds from the repository root
+  with `python -m experiments.benchmarks.NAME`, the one documented form.
+
+  Args:
+    spec: the script's `__spec__` (None when it was run by path).
+    path: the script's `__file__`.
+  """
+  if spec is None:
+    parts = pathlib.Path(path).resolve().with_suffix('').parts
+    start = len(parts) - 1 - parts[::-1].index('experiments')
+    fail(f'run it from the repository root as a module: python -m {".".join(parts[start:])}')
 
 
 def fail(message: str) -> NoReturn:
@@ -66,7 +112,7 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
 def exit_on_error(
     *errors: type[BaseException]
 ) -> Callable[[Callable[[Sequence[str]], None]], Callable[[Sequence[str]], None]]:
-  """Decorates an absl `main`: quiet library logs, and the listed exceptions as one line.
+  """Decorates an absl `main`: a quiet console, and the listed exceptions as one line.
 
   Bad input (a missing checkpoint, an unreadable file, a flag the model cannot use) is the
   user's to fix, so it gets `PROGRAM: error: MESSAGE` and status 1, not a traceback.
@@ -76,7 +122,7 @@ def exit_on_error(
 
     @functools.wraps(main)
     def wrapped(argv: Sequence[str]) -> None:
-      hide_library_info_logs()
+      quiet_console()
       if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
       try:

@@ -24,6 +24,9 @@ def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> No
     config: the experiment config.
     num_batch_shards: devices the global batch is split over (`sharding.num_batch_shards`).
   """
+  if config.data.wav_dir is None:  # The experiments on a corpus the user provides.
+    raise ValueError('config.data.wav_dir is required by this config: give the corpus folder '
+                     'with --config.data.wav_dir=FOLDER.')
   for key, value in (('train.batch_size', config.train.batch_size),
                      ('train.num_steps', config.train.num_steps),
                      ('eval.num_batches', config.eval.num_batches),

@@ -7,8 +7,8 @@ on free, so every step page-faults and zeroes the whole buffer again: on a 2-cor
 x86 CPU, hundreds of thousands of minor page faults per B1 step.
 `retain_freed_host_memory` makes glibc keep such blocks: one malloc arena (the main
 heap, grown with brk), no mmap for large blocks, no trimming of the heap top. Freed
-blocks are then reused by the next step without page faults (figures: the README's
-benchmarks, experiments/benchmarks/train_step.py). The price:
+blocks are then reused by the next step without page faults (figures: docs/performance.md,
+experiments/benchmarks/train_step.py). The price:
 the process keeps its peak host memory, and all threads share one malloc arena.
 
 Call it before JAX runs its first computation: threads created earlier keep their

@@ -166,7 +166,7 @@ def use_every_cpu_core() -> None:
 
   Unless the user chose a count (JAX_NUM_CPU_DEVICES, or --xla_force_host_platform_device_count
   in XLA_FLAGS). With several devices XLA:CPU's intra-op thread pool is turned off too, unless
-  XLA_FLAGS sets it (the devices already use every core: see README.md's benchmarks). Call it
+  XLA_FLAGS sets it (the devices already use every core: see docs/performance.md). Call it
   before JAX initialises its backends. On a GPU or TPU host only the CPU backend, which sampling
   does not use, changes.
   """

@@ -54,6 +54,10 @@ OUTPUT_DIR/summary.json (rates in samples/s; every figure names its dtype):
    "pallas_generation": {"batch_1": {as generation's} or {"error"}, ...} or {"skipped"},
    "wall_seconds": from the parsed flags to the summary (Python and library imports excluded)}
 """
+from wavenet_jax import cli
+
+cli.exit_unless_run_as_module(__spec__, __file__)  # Run by path, `experiments` is not importable.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from wavenet_jax import host_memory
 
 # Before JAX, grain or orbax start threads (see host_memory).
@@ -84,7 +88,6 @@ from experiments.benchmarks import sampling
 from experiments.benchmarks import train_step as train_step_benchmark
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
-from wavenet_jax import cli
 from wavenet_jax import plotting
 from wavenet_jax import run_control
 from wavenet_jax import sampler
@@ -448,7 +451,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   began = time.perf_counter()
-  cli.hide_library_info_logs()
+  cli.quiet_console()
   config = _CONFIG.value
   batch_sizes = check_flags(config)
   output_dir = os.path.abspath(_OUTPUT_DIR.value)

@@ -10,6 +10,10 @@ trainer's jitted train step of the same config on this machine's default device,
 on the pipeline's batches, and prints how many times faster the pipeline is
 (the target is 10x). The last line is JSON.
 """
+from wavenet_jax import cli
+
+cli.exit_unless_run_as_module(__spec__, __file__)  # Run by path, `experiments` is not importable.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from collections.abc import Sequence
 import itertools
 import json

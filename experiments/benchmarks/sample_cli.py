@@ -14,12 +14,16 @@ below 1 is faster than real time), as sample.py prints them:
 and process_wall: the whole subprocess (Python and library imports, PNG writing included).
 
 Command:
-  python experiments/benchmarks/sample_cli.py
-Hardware: any; the figures in README.md were measured on a 2-core x86 CPU.
+  python -m experiments.benchmarks.sample_cli
+Hardware: any; the figures in docs/performance.md were measured on a 2-core x86 CPU.
 Output: a table, then as the last line JSON
   {"default": {"batch_1": {"end_to_end": ..., "steady_state": ..., "process_wall": ...},
                "batch_16": {...}}, "B1": {...}}
 """
+from wavenet_jax import cli
+
+cli.exit_unless_run_as_module(__spec__, __file__)  # Run by path, `experiments` is not importable.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import json
 import os
 import re

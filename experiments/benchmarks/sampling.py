@@ -35,6 +35,10 @@ Pallas kernel; with
 --outputs=mulaw_softmax,mixture_of_logistics also "mixture_batch_N": B1 with the 16-bit
 mixture head (10 components), timed right after the softmax model at each batch size).
 """
+from wavenet_jax import cli
+
+cli.exit_unless_run_as_module(__spec__, __file__)  # Run by path, `experiments` is not importable.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import json
 import os
 import statistics

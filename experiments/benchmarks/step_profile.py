@@ -55,6 +55,10 @@ Output: a line per measurement, then as the last line JSON
   {"census": {...}, "code": {variant: {batch: [median, min, max], "identical": bool}},
    "flags": {...}, "plain": {...}}.
 """
+from wavenet_jax import cli
+
+cli.exit_unless_run_as_module(__spec__, __file__)  # Run by path, `experiments` is not importable.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import collections
 import dataclasses
 import hashlib

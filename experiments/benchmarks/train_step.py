@@ -17,6 +17,10 @@ where gflops = the step's matmul FLOPs (3 x the forward's: forward, and two back
 per forward matmul) / step time, and peak_gflops = a large float32 matmul measured in the
 same run.
 """
+from wavenet_jax import cli
+
+cli.exit_unless_run_as_module(__spec__, __file__)  # Run by path, `experiments` is not importable.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from wavenet_jax import host_memory
 
 # Before JAX, TensorFlow or orbax start threads (see host_memory).

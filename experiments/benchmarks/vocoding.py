@@ -21,6 +21,10 @@ Output: a line per measurement, then as the last line JSON
   {"vocoder_cpu": {"one_sequence": {"first": ..., "median": ..., "min": ..., "max": ...},
                    "folded": {..., "segments": N}}, "vocoder": {...}}
 """
+from wavenet_jax import cli
+
+cli.exit_unless_run_as_module(__spec__, __file__)  # Run by path, `experiments` is not importable.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import importlib
 import json
 import statistics

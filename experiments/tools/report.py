@@ -1,6 +1,7 @@
 r"""Computes the reported figures of a training run from its workdir alone.
 
-  python experiments/report.py --workdir=runs/speech_cpu --output_dir=experiments/results/speech
+  python -m experiments.tools.report --workdir=runs/speech_cpu \
+      --output_dir=experiments/results/speech
 
 Restores the latest checkpoint (config, dataset info, EMA parameters when the run kept them)
 and computes, on this host's first device:
@@ -29,6 +30,10 @@ and computes, on this host's first device:
 
 Prints markdown tables, then as the last line JSON with every figure.
 """
+from wavenet_jax import cli
+
+cli.exit_unless_run_as_module(__spec__, __file__)  # Run by path, `experiments` is not importable.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import csv
 import json
 import os
@@ -44,7 +49,6 @@ import PIL.Image
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import audio_metrics
 from wavenet_jax import checkpointing
-from wavenet_jax import cli
 from wavenet_jax import datasets
 from wavenet_jax import evaluation
 from wavenet_jax import mulaw
@@ -230,7 +234,7 @@ def speaker_f0_table(model: WaveNet, variables: Any, info: DatasetInfo,
 
 
 def read_corpus_f0(path: str) -> dict[str, float]:
-  """speaker -> mean_f0_hz of a speakers.csv (../shared/data/speech/speakers.csv format)."""
+  """speaker -> mean_f0_hz of a speakers.csv ($DATA/speech/speakers.csv format)."""
   try:
     with open(path, newline='', encoding='utf-8') as f:
       return {row['speaker']: float(row['mean_f0_hz']) for row in csv.DictReader(f)}

@@ -2,7 +2,7 @@ r"""Quality of folded generation's joins: folded against one-sequence vocoding, 
 
 Restores a vocoder run's last checkpoint (EMA weights when kept) and takes the first
 --num_utterances held-out utterances of its validation split (`report.split_examples`). It
-shares experiments/report.py's flags (importing it defines them): --workdir, --output_dir,
+shares experiments/tools/report.py's flags (importing it defines them): --workdir, --output_dir,
 --num_utterances, --temperature, --seed, --floor_db; its own are --segment_frames,
 --overlaps and --crossfade.
 Each utterance is vocoded from its own mel (`TrainedModel.features`) at --temperature:
@@ -23,28 +23,28 @@ draws the noise the segment before it draws at the same places, so it may couple
 sample for sample; with every join coupled, folded generation is one-sequence generation.
 
 Command (the figures in experiments/results/folding/README.md):
-  python experiments/folding_report.py --workdir=/work/runs/vocoder_cpu \
+  python -m experiments.tools.folding_report --workdir=runs/vocoder_cpu \
       --output_dir=experiments/results/folding --num_utterances=10
 Hardware: a 2-core x86 CPU (the rows split over both cores), a few minutes.
 Output: a table per variant (median and range over the utterances) on stdout, and
 OUTPUT_DIR/folding.json with every figure.
 """
+from wavenet_jax import cli
+
+cli.exit_unless_run_as_module(__spec__, __file__)  # Run by path, `experiments` is not importable.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import json
 import os
 import statistics
-import sys
 from typing import Any
 
 from absl import flags
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from experiments import report
+from experiments.tools import report
 from wavenet_jax import audio_metrics
 from wavenet_jax import checkpointing
-from wavenet_jax import cli
 from wavenet_jax import sampler
 from wavenet_jax import synthesis
 

@@ -1,0 +1,1 @@
+"""Scripts that compute figures from workdirs or configs: `python -m experiments.tools.NAME`."""
