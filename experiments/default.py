@@ -9,6 +9,8 @@ Expected result: see the results table in README.md.
 """
 import ml_collections
 
+from wavenet_jax import linguistic
+
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
@@ -37,6 +39,19 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.mel.n_fft = 1024
   config.data.mel.fmin = 0.0
   config.data.mel.fmax = 8000.0
+  # The local conditioning's features (config.model.local_conditioning), frame k covering samples
+  # [k * hop_length, (k + 1) * hop_length): source 'mel' = the log-mel of the audio (config.data.mel
+  # above; hop_length/channels/dir/phones unused); 'files' = float32 [frames, channels] arrays
+  # <stem>.npy beside each audio file or at its path under dir ('' = beside); 'labels' = the
+  # paper's linguistic features + log-F0 made from each audio file's <stem>.lab when the folder is
+  # prepared, one-hot over `phones` (channels follow from them: wavenet_jax/linguistic.py).
+  # Stored with the prepared audio; normalised with their training-set statistics. docs/tts.md.
+  config.data.features = ml_collections.ConfigDict()
+  config.data.features.source = 'mel'
+  config.data.features.hop_length = linguistic.DEFAULT_HOP_LENGTH
+  config.data.features.channels = 0
+  config.data.features.dir = ''
+  config.data.features.phones = linguistic.FESTIVAL_PHONES
 
   config.model = ml_collections.ConfigDict()
   config.model.num_layers = 30
