@@ -8,10 +8,12 @@ import soundfile
 from experiments import default
 from wavenet_jax import audio
 from wavenet_jax import codecs
+from wavenet_jax import config_rules
 from wavenet_jax import features
 from wavenet_jax import input_pipeline
 from wavenet_jax.dataset_info import DatasetInfo
-from wavenet_jax.datasets import audio_folder
+# Pieces of 1 s, margins of 0.25 s (autouse): the ramp below is a long recording.
+from test_long_recordings import short_pieces  # pylint: disable=unused-import
 
 RATE = 8000
 # 96 does not divide the pieces' 8000-sample stride or their 2000-sample margin: pieces start
@@ -28,16 +30,6 @@ def _frames(num_samples: int, offset: float = 0.0) -> np.ndarray:
   """float32 [ceil(n / HOP), 3]: channel 0 the frame's index, 1 its first sample, 2 a constant."""
   index = np.arange(-(-num_samples // HOP), dtype=np.float32)
   return np.stack([index + offset, index * HOP, np.full_like(index, 7.0)], axis=1)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def short_pieces():
-  """Pieces of 1 s, margins of 0.25 s: files over 2.25 s are long."""
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(audio_folder, 'PIECE_SECONDS', 1)
-    patch.setattr(audio_folder, 'PIECE_MARGIN_SECONDS', 0.25)
-    patch.setattr(audio_folder, 'LONG_SECONDS', 2.25)
-    yield
 
 
 def _data_config(root, **features_settings):
@@ -71,6 +63,10 @@ def _stored_values(crop_frames: np.ndarray, info: DatasetInfo) -> np.ndarray:
 
 def test_crop_frames_are_the_files_frames_at_the_crops_position(feature_folder):
   config, dataset = feature_folder
+  assert dataset.source.builder.info.metadata['pieced'] == ['spk/long.wav']
+  examples = dataset.source.data_source('train')
+  assert sorted(int(examples[i]['features_lag']) for i in range(len(examples))) == [
+      0, 0, 0, 0, 6000 % HOP, 14000 % HOP]  # Pieces start at 0, 6000, 14000.
   batches = dataset.train_batches(receptive_field=16, global_batch_size=6, seed=1, codec=PCM,
                                   with_mel=True)
   length = 16 + config.segment_length
@@ -176,3 +172,30 @@ def test_normalise_refuses_bad_arrays_in_one_line():
                           (np.full((4, 3), np.nan), 'NaN')):
     with pytest.raises(ValueError, match='x.npy: .*' + message):
       file_features.normalise(frames, 'x.npy')
+
+
+def test_a_config_saved_before_features_existed_restores_as_the_mel_and_resumes():
+  current = default.get_config()
+  saved = json.loads(current.to_json_best_effort())
+  del saved['data']['features']  # As checkpoints written before config.data.features.
+  restored = config_rules.config_from_saved_json(saved)
+  assert features.source(restored.data) == features.MEL
+  changes = config_rules.check_resumable(restored, current, 'runs/old')
+  assert not [change for change in changes if 'features' in change], changes
+  changed = default.get_config()
+  changed.data.features.source = 'labels'
+  with pytest.raises(ValueError, match="config.data.features.source: 'mel' -> 'labels'"):
+    config_rules.check_resumable(restored, changed, 'runs/old')
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('data.top_db', 30.0, "config.data.top_db must be 0 with config.data.features.source='files'"),
+    ('data.features.channels', 0, 'config.data.features.channels must be >= 1, got 0'),
+    ('data.features.source', 'mfcc', "config.data.features.source='mfcc' must be one of"),
+])
+def test_check_config_names_the_features_key(key, value, message):
+  config = default.get_config()
+  config.data.features.update(source='files', channels=3)
+  config.update_from_flattened_dict({key: value})
+  with pytest.raises(ValueError, match=message):
+    config_rules.check_config(config, num_batch_shards=1)

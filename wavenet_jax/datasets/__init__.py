@@ -230,6 +230,9 @@ def feature_files(data_config: Any) -> audio_folder.FeatureFiles | None:
   if source == features_lib.MEL:
     return None
   section = data_config.features
+  if source == features_lib.LABELS and not audio_lib.librosa_available():
+    raise ValueError("config.data.features.source='labels' takes log-F0 from librosa's pYIN: "
+                     "pip install 'wavenet-jax[librosa]'.")
   if source == features_lib.FILES and section.dir and not pathlib.Path(section.dir).is_dir():
     raise ValueError(f'config.data.features.dir={section.dir!r} is not a folder.')
   return audio_folder.FeatureFiles(

@@ -16,8 +16,9 @@ numpy only (audio.py computes the log-mel): the inference path stays free of the
 
   python -m wavenet_jax.features --wav_dir=DIR [--out_dir=MIRROR] [--hop_length=80]
 
-writes the linguistic features of each audio file of DIR that has a `.lab` beside it as
-`<stem>.npy` (beside it, or at the same relative path under MIRROR): see `wavenet_jax.linguistic`.
+(features/__main__.py) writes the linguistic features of each audio file of DIR that has a
+`.lab` beside it as `<stem>.npy` (beside it, or at the same relative path under MIRROR): see
+`wavenet_jax.linguistic`.
 """
 import dataclasses
 import pathlib
@@ -47,6 +48,16 @@ def fit_frames(frames: np.ndarray, num_samples: int, hop_length: int,
     return f'{name} holds NaN or infinite values'
   frames = np.asarray(frames[:needed], np.float32)
   return np.concatenate([frames, np.repeat(frames[-1:], needed - len(frames), axis=0)])
+
+
+def _statistics(dataset_info: DatasetInfo, prefix: str,
+                kind: str) -> tuple[np.ndarray, np.ndarray]:
+  """dataset_info's PREFIX_mean and PREFIX_std; ValueError if it has none (`kind` features)."""
+  mean, std = getattr(dataset_info, f'{prefix}_mean'), getattr(dataset_info, f'{prefix}_std')
+  if mean is None or std is None:
+    raise ValueError(f'{kind} features need the training set\'s {kind} statistics '
+                     f'(DatasetInfo.{prefix}_mean/{prefix}_std), and this dataset info has none.')
+  return mean, std
 
 
 def _normalised(frames: Any, mean: np.ndarray, std: np.ndarray, name: str) -> np.ndarray:
@@ -107,13 +118,11 @@ class LogMel:
     Raises:
       ValueError: if dataset_info holds no mel statistics.
     """
-    if dataset_info.mel_mean is None or dataset_info.mel_std is None:
-      raise ValueError('mel features need the training set\'s mel statistics '
-                       '(DatasetInfo.mel_mean/mel_std), and this dataset info has none.')
+    mean, std = _statistics(dataset_info, 'mel', 'mel')
     mel = data_config.mel
     return cls(sample_rate=int(data_config.sample_rate), n_mels=int(mel.n_mels),
                hop_length=int(mel.hop_length), n_fft=int(mel.n_fft), fmin=float(mel.fmin),
-               fmax=float(mel.fmax), mean=dataset_info.mel_mean, std=dataset_info.mel_std)
+               fmax=float(mel.fmax), mean=mean, std=std)
 
   def num_frames(self, num_samples: int) -> int:
     """Frames of a span of num_samples samples: ceil(num_samples / hop_length)."""
@@ -184,16 +193,13 @@ class FileFeatures:
     Raises:
       ValueError: if dataset_info holds no feature statistics.
     """
-    if dataset_info.features_mean is None or dataset_info.features_std is None:
-      raise ValueError('features from files need the training set\'s feature statistics '
-                       '(DatasetInfo.features_mean/features_std), and this dataset info has none.')
+    mean, std = _statistics(dataset_info, 'features', 'file')
     section = data_config.features
     phones = ()
     if section.source == LABELS:
       from wavenet_jax import linguistic  # pylint: disable=import-outside-toplevel; numpy only.
       phones = linguistic.phone_set(section.phones)
-    return cls(hop_length=int(section.hop_length), mean=dataset_info.features_mean,
-               std=dataset_info.features_std, sample_rate=int(data_config.sample_rate),
+    return cls(hop_length=int(section.hop_length), mean=mean, std=std, sample_rate=int(data_config.sample_rate),
                source=section.source, phones=phones)
 
   @property
@@ -278,32 +284,3 @@ def from_config(data_config: Any, dataset_info: DatasetInfo) -> Features:
     return LogMel.from_config(data_config, dataset_info)
   return FileFeatures.from_config(data_config, dataset_info)
 
-
-def main(argv: Any) -> None:
-  """`python -m wavenet_jax.features`: writes the linguistic features of a folder."""
-  del argv
-  from absl import flags  # pylint: disable=import-outside-toplevel
-  from wavenet_jax import linguistic  # pylint: disable=import-outside-toplevel
-  values = flags.FLAGS
-  written, skipped = linguistic.write_folder(
-      values.wav_dir, values.out_dir or values.wav_dir, sample_rate=values.sample_rate,
-      hop_length=values.hop_length, phones=linguistic.phone_set(values.phones))
-  print(f'wrote {written} feature file(s) under {values.out_dir or values.wav_dir}'
-        + (f'; skipped {len(skipped)}: ' + '; '.join(f'{name} ({why})'
-                                                    for name, why in skipped.items())
-           if skipped else ''))
-
-
-if __name__ == '__main__':
-  from absl import flags as _flags  # pylint: disable=g-import-not-at-top
-  from wavenet_jax import cli as _cli  # pylint: disable=g-import-not-at-top
-  from wavenet_jax import linguistic as _linguistic  # pylint: disable=g-import-not-at-top
-  _flags.DEFINE_string('wav_dir', None, 'Folder of audio files with <stem>.lab beside them.',
-                       required=True)
-  _flags.DEFINE_string('out_dir', '', "Folder mirroring wav_dir's paths to write <stem>.npy "
-                       "into ('' = beside each audio file).")
-  _flags.DEFINE_integer('sample_rate', 16000, 'Sample rate the audio is read at, in Hz.')
-  _flags.DEFINE_integer('hop_length', _linguistic.DEFAULT_HOP_LENGTH, 'Samples per frame.')
-  _flags.DEFINE_string('phones', _linguistic.FESTIVAL_PHONES,
-                       'Phone set, space separated (others: the unknown phone).')
-  _cli.run(_cli.exit_on_error(ValueError, OSError)(main))
