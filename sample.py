@@ -159,7 +159,8 @@ def _check_flags() -> None:
   for flag, path in (('mel_from', _MEL_FROM.value), ('prompt', _PROMPT.value),
                      ('features', _FEATURES.value)):
     if path is not None and not os.path.isfile(path):
-      raise ValueError(f'--{flag}={path}: ' + ('is a folder, not a file.'
+      kind = 'a .npy file' if flag == 'features' else 'an audio file'
+      raise ValueError(f'--{flag}={path}: ' + (f'is a folder, not {kind}.'
                                                if os.path.isdir(path) else
                                                'the file does not exist.'))
 
@@ -203,8 +204,9 @@ def _check_length(num_samples: int, sample_rate: int) -> None:
   """Raises ValueError if a clip of num_samples is over --max_seconds or its WAVs do not fit."""
   seconds = num_samples / sample_rate
   if seconds > _MAX_SECONDS.value:
-    raise ValueError(f'a clip would be {seconds:.2f} s long (prompt or --mel_from/--features '
-                     f'input included), over --max_seconds={_MAX_SECONDS.value}.')
+    source = 'features' if _FEATURES.value is not None else 'mel_from'
+    raise ValueError(f'a clip would be {seconds:.2f} s long (prompt or --{source} input '
+                     f'included), over --max_seconds={_MAX_SECONDS.value}.')
   if storage.is_remote(_OUTPUT.value):
     return
   needed = _BATCH_SIZE.value * (44 + 2 * num_samples)  # 16-bit PCM WAVs with 44-byte headers.
