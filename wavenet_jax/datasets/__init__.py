@@ -225,10 +225,10 @@ def feature_files(data_config: Any) -> audio_folder.FeatureFiles | None:
     ValueError: naming the key, for an unknown source, a bad channel count or hop, or a
       features dir that is not a folder.
   """
-  channels, hop_length = features_lib.channels_and_hop(data_config)
   source = features_lib.source(data_config)
   if source == features_lib.MEL:
     return None
+  channels, hop_length = features_lib.channels_and_hop(data_config)
   section = data_config.features
   if source == features_lib.LABELS and not audio_lib.librosa_available():
     raise ValueError("config.data.features.source='labels' takes log-F0 from librosa's pYIN: "
