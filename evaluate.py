@@ -4,8 +4,10 @@
 
 Uses the workdir's latest checkpoint (EMA parameters when the run kept them) and its
 conditioning: speakers by name from FOLDER/metadata.csv (else each file's folder name), log-mel
-features computed from each file with the training statistics. Files that cannot be scored
-(undecodable, NaN/inf, under 2 samples, a speaker the model does not know, ...) are skipped:
+features computed from each file with the training statistics (a model on features from files:
+each file's <stem>.npy, or those made from its <stem>.lab; see docs/tts.md). Files that cannot
+be scored (undecodable, NaN/inf, under 2 samples, a speaker the model does not know, no
+features, ...) are skipped:
 a line before the last lists them with the reasons, another the metadata.csv rows not used or
 overridden. The last line printed is JSON: {"bits_per_sample": ..., "mulaw_bits_per_sample":
 ..., "num_samples": ..., "num_files": ..., "skipped": {path: reason}, "metadata_problems":

@@ -5,6 +5,7 @@ r"""Generates audio from a trained WaveNet.
   python sample.py --workdir=runs/vocoder --output=resynth.wav --mel_from=in.wav
   python sample.py --workdir=runs/vocoder --output=resynth.wav --mel_from=in.wav --stream
   python sample.py --workdir=runs/tiny --output=more.wav --prompt=in.wav --seconds=1
+  python sample.py --workdir=runs/tts_cpu --output=tts.wav --features=utt.npy --speaker=slt_hts
 
 Restores the latest (or --step) checkpoint with the config and dataset info saved
 with it (EMA weights when the run kept them). Writes OUT.wav (or OUT_0.wav,
@@ -14,14 +15,16 @@ playable WAV of the chunks done), renamed to OUT.wav when complete (a gs:// outp
 at the end), then a PNG of the waveform and log-mel spectrogram beside each. A second run
 writing the same --output while one is at it is an error; a failed write (a full disk) leaves
 no file behind and says what was lost. A WAV holds the whole sequence: the prompt (or one silent
-start sample) and the generated samples; with --mel_from it is as long as the input.
+start sample) and the generated samples; with --mel_from it is as long as the input, with
+--features (float32 [frames, channels] .npy frames, as the model was trained on: see
+docs/tts.md) as long as the frames describe (frames x hop samples).
 A clip is at most --max_seconds long (default an hour). The flags, the inputs, the
 output path and the disk space for the WAVs are checked before generating. The batch
 is split over the most local devices that divide it: several GPUs, or on a CPU host one
 device per core this process may run on (set JAX_NUM_CPU_DEVICES, or XLA_FLAGS'
 --xla_force_host_platform_device_count, to choose another count).
 
-A vocoder folds each utterance into --segments segments generated as one batch (see
+A vocoder (--mel_from or --features) folds each utterance into --segments segments generated as one batch (see
 wavenet_jax/synthesis.py; by default as many as keep the devices busy, see
 `synthesis.default_segments`); its WAV is then written once they are joined. --stream
 instead feeds the mel frames one at a time to `synthesis.stream` and appends each frame's
@@ -75,6 +78,11 @@ _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step; default the latest.
 _SPEAKER = flags.DEFINE_string('speaker', None, 'Speaker name or id (speaker-conditioned models).')
 _MEL_FROM = flags.DEFINE_string('mel_from', None, 'Vocoder mode: resynthesise this audio file '
                                 'from its log-mel spectrogram.')
+_FEATURES = flags.DEFINE_string(
+    'features', None, 'Generate the audio these frames describe: a .npy float32 [frames, '
+    'channels] array of the features the model is conditioned on (as stored for training; for '
+    'a mel vocoder, log-mel frames of its convention), frame k covering samples [k * hop, '
+    '(k + 1) * hop); folded or streamed as --mel_from.')
 _PROMPT = flags.DEFINE_string('prompt', None, 'Audio file whose continuation is generated.')
 _KERNEL = flags.DEFINE_enum(
     'kernel', 'xla', sampler.KERNELS, "How samples are generated: 'xla' (a scan over the "
@@ -128,27 +136,48 @@ def _check_flags() -> None:
     if value is not None and value < lowest:
       raise ValueError(f'--{flag} must be >= {lowest}, got {value}.')
   folded = _SEGMENTS.value is not None and _SEGMENTS.value > 1
-  if folded and (_MEL_FROM.value is None or _PROMPT.value is not None):
+  if _MEL_FROM.value is not None and _FEATURES.value is not None:
+    raise ValueError('--mel_from and --features both given: the local conditioning takes one.')
+  local = _MEL_FROM.value is not None or _FEATURES.value is not None
+  if folded and (not local or _PROMPT.value is not None):
     raise ValueError('--segments > 1 folds a vocoder\'s --mel_from input; it needs --mel_from '
-                     'and no --prompt.')
-  if _STREAM.value and (_MEL_FROM.value is None or _PROMPT.value is not None or folded
+                     '(or --features) and no --prompt.')
+  if _STREAM.value and (not local or _PROMPT.value is not None or folded
                         or _BATCH_SIZE.value != 1):
     raise ValueError('--stream vocodes one --mel_from input as one sequence: it needs '
-                     '--mel_from, and no --prompt, --segments > 1 or --batch_size > 1.')
+                     '--mel_from (or --features), and no --prompt, --segments > 1 or '
+                     '--batch_size > 1.')
   for flag, value in (('seconds', _SECONDS.value), ('max_seconds', _MAX_SECONDS.value)):
     if not (math.isfinite(value) and value > 0):
       raise ValueError(f'--{flag} must be finite and > 0, got {value}.')
-  if _MEL_FROM.value is None and _SECONDS.value > _MAX_SECONDS.value:
+  if not local and _SECONDS.value > _MAX_SECONDS.value:
     raise ValueError(f'--seconds={_SECONDS.value} is over --max_seconds={_MAX_SECONDS.value}.')
   try:
     distributions.check_temperature(_TEMPERATURE.value)
   except ValueError as error:
     raise ValueError(f'--{error}') from None
-  for flag, path in (('mel_from', _MEL_FROM.value), ('prompt', _PROMPT.value)):
+  for flag, path in (('mel_from', _MEL_FROM.value), ('prompt', _PROMPT.value),
+                     ('features', _FEATURES.value)):
     if path is not None and not os.path.isfile(path):
-      raise ValueError(f'--{flag}={path}: ' + ('is a folder, not an audio file.'
+      kind = 'a .npy file' if flag == 'features' else 'an audio file'
+      raise ValueError(f'--{flag}={path}: ' + (f'is a folder, not {kind}.'
                                                if os.path.isdir(path) else
                                                'the file does not exist.'))
+
+
+def _read_features(path: str) -> np.ndarray:
+  """--features' float32 [frames, channels] array; ValueError naming the file, for one that
+  does not load, is not 2-D, holds no frame or NaN/inf values (channels: the model's check)."""
+  try:
+    frames = np.load(path, allow_pickle=False)
+  except (OSError, ValueError) as error:
+    raise ValueError(f'--features={path}: not a .npy array ({error}).') from None
+  if frames.ndim != 2 or not len(frames) or not frames.shape[1]:
+    raise ValueError(f'--features={path}: an array of shape {frames.shape}; a [frames, '
+                     'channels] array with frames > 0 is needed.')
+  if not np.issubdtype(frames.dtype, np.number) or not np.all(np.isfinite(frames)):
+    raise ValueError(f'--features={path}: holds NaN, infinite or non-numeric values.')
+  return frames.astype(np.float32)
 
 
 def _check_output() -> None:
@@ -175,7 +204,8 @@ def _check_length(num_samples: int, sample_rate: int) -> None:
   """Raises ValueError if a clip of num_samples is over --max_seconds or its WAVs do not fit."""
   seconds = num_samples / sample_rate
   if seconds > _MAX_SECONDS.value:
-    raise ValueError(f'a clip would be {seconds:.2f} s long (prompt or --mel_from input '
+    source = 'features' if _FEATURES.value is not None else 'mel_from'
+    raise ValueError(f'a clip would be {seconds:.2f} s long (prompt or --{source} input '
                      f'included), over --max_seconds={_MAX_SECONDS.value}.')
   if storage.is_remote(_OUTPUT.value):
     return
@@ -221,6 +251,7 @@ def main(argv):
   began = time.perf_counter()
   _check_flags()
   _check_output()
+  frames = None if _FEATURES.value is None else _read_features(_FEATURES.value)
   trained = checkpointing.restore_for_inference(_WORKDIR.value, _STEP.value)
   sample_rate, batch_size = trained.dataset_info.sample_rate, _BATCH_SIZE.value
   mel_from = None if _MEL_FROM.value is None else _read_audio('mel_from', _MEL_FROM.value,
@@ -228,19 +259,25 @@ def main(argv):
   prompt = None if _PROMPT.value is None else _read_audio('prompt', _PROMPT.value, sample_rate)
   try:
     conditioning = trained.conditioning(batch_size, speaker=_SPEAKER.value, mel_from=mel_from,
-                                        prompt=prompt)
+                                        features=frames, prompt=prompt)
   except ValueError as error:
+    if frames is not None and str(error).startswith('features: '):
+      raise ValueError(f'--features={_FEATURES.value}: {str(error)[len("features: "):]}'
+                       ) from None
     raise ValueError(f'--{error}') from None
   start = 1 if prompt is None else len(prompt)
   if mel_from is not None:
     num_samples = len(mel_from) - start  # Output as long as the input.
+  elif frames is not None:
+    num_samples = len(frames) * trained.model.hop_length - start  # As long as the frames.
   else:
     num_samples = round(_SECONDS.value * sample_rate) - (1 if prompt is None else 0)
   if num_samples < 1:
     raise ValueError('nothing to generate: --seconds (or the --mel_from input) is too short.')
   _check_length(start + num_samples, sample_rate)
   segments = 1
-  if mel_from is not None and prompt is None and not _STREAM.value:  # Folding has no prompt.
+  if conditioning['local_cond'] is not None and prompt is None and not _STREAM.value:
+    # Folding has no prompt.
     num_frames = trained.features.num_frames(start + num_samples)
     segments = _SEGMENTS.value or synthesis.default_segments(
         num_frames, batch_size, _OVERLAP_FRAMES.value, jax.local_devices())

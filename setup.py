@@ -46,7 +46,8 @@ setuptools.setup(
         # TFDS catalog datasets (their Audio feature decodes with TensorFlow).
         'tensorflow': ['tensorflow-cpu>=2.18; platform_machine == "x86_64"',
                        'tensorflow>=2.18; platform_machine != "x86_64"'],
-        # Silence trimming (config.data.top_db > 0) and the experiments' quality metrics.
+        # Silence trimming (config.data.top_db > 0), the F0 of the linguistic features
+        # (config.data.features.source='labels') and the experiments' quality metrics.
         'librosa': _LIBROSA,
         # experiments/tools/report.py's PESQ and STOI too (pesq builds from source: a C compiler).
         'metrics': [*_LIBROSA, 'pesq>=0.0.4,<0.1', 'pystoi>=0.4,<0.5'],

@@ -11,6 +11,8 @@ Every key's comment here is its entry in docs/configs.md
 """
 import ml_collections
 
+from wavenet_jax import linguistic
+
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
@@ -40,6 +42,20 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.mel.n_fft = 1024  # STFT window, samples.
   config.data.mel.fmin = 0.0  # Lowest mel band edge, Hz.
   config.data.mel.fmax = 8000.0  # Highest mel band edge, Hz.
+  # The local conditioning's features (config.model.local_conditioning), frame k covering samples
+  # [k * hop_length, (k + 1) * hop_length); stored with the prepared audio, normalised with their
+  # training-set statistics (docs/tts.md).
+  config.data.features = ml_collections.ConfigDict()
+  # 'mel' = the log-mel of the audio (config.data.mel; the keys below unused); 'files' = float32
+  # [frames, channels] arrays <stem>.npy per audio file; 'labels' = the paper's linguistic
+  # features + log-F0 made from each audio file's <stem>.lab when the folder is prepared.
+  config.data.features.source = 'mel'
+  # Samples per frame of 'files' and 'labels' features.
+  config.data.features.hop_length = linguistic.DEFAULT_HOP_LENGTH
+  config.data.features.channels = 0  # Channels of 'files' arrays ('labels': from the phone set).
+  config.data.features.dir = ''  # 'files': folder mirroring the audio's paths ('' = beside it).
+  # 'labels': the phone set of the one-hots (saved with the checkpoint; others -> 'unknown').
+  config.data.features.phones = linguistic.FESTIVAL_PHONES
 
   # The network (wavenet_jax.models.WaveNet) and its output head.
   config.model = ml_collections.ConfigDict()

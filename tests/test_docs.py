@@ -93,7 +93,7 @@ def _check_command(where: str, words: list[str]) -> None:
       if module.split('.')[0] in ('venv', 'pip', 'pytest') or module.split('.')[-1].isupper():
         return  # Not ours, or a placeholder (experiments.tools.NAME).
       path = REPO / module.replace('.', '/')
-      script = path.with_suffix('.py')
+      script = path / '__main__.py' if path.is_dir() else path.with_suffix('.py')
       assert script.is_file(), f'{where}: no module {module}'
       args = words[3:]
     else:

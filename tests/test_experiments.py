@@ -18,7 +18,7 @@ CONFIG_NAMES = sorted(module.name for module in pkgutil.iter_modules(experiments
 
 def test_every_experiment_is_listed():
   assert {'default', 'tiny', 'speech_cpu', 'multispeaker_cpu', 'vocoder_cpu',
-          'music_cpu'} <= set(CONFIG_NAMES)
+          'music_cpu', 'tts_cpu'} <= set(CONFIG_NAMES)
 
 
 # (config, variant): every variant of configs that take one (`--config=FILE:VARIANT`).
@@ -44,7 +44,8 @@ def test_config_builds_its_model(name, variant):
   assert len(models.dilations(config.model.num_layers, config.model.num_stacks)) == len(
       [module for module in params if module.startswith('layer_')])
   assert ('speaker_embedding' in params) == config.model.global_conditioning
-  assert any(module.startswith('upsample') for module in params) == config.model.local_conditioning
+  assert any(module.startswith('upsample') for module in params) == (
+      config.model.local_conditioning and config.model.upsample_method == 'transposed')
 
 
 @pytest.mark.parametrize('key,value,message', [

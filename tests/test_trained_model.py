@@ -23,6 +23,7 @@ RATE = 8000
 HOP = 4
 N_MELS = 3
 SPEAKERS = ('ann', 'ben', 'cy')
+CHANNELS = 5  # Of the features from files (config.data.features.source='files').
 
 
 def _record(**overrides) -> checkpointing.TrainedModel:
@@ -37,9 +38,12 @@ def _record(**overrides) -> checkpointing.TrainedModel:
   info = DatasetInfo(sample_rate=RATE, speakers=SPEAKERS, num_train_examples=1,
                      num_validation_examples=0,
                      mel_mean=np.full(N_MELS, -5.0, np.float32),
-                     mel_std=np.full(N_MELS, 2.0, np.float32))
+                     mel_std=np.full(N_MELS, 2.0, np.float32),
+                     features_mean=np.full(CHANNELS, 1.0, np.float32),
+                     features_std=np.full(CHANNELS, 0.5, np.float32))
   model = model_from_config(config.model, config.data, info.speakers)
-  local_cond = np.zeros((1, 1, N_MELS), np.float32) if model.local_cond_channels else None
+  local_cond = (np.zeros((1, 1, model.local_cond_channels), np.float32)
+                if model.local_cond_channels else None)
   global_cond = np.zeros(1, np.int32) if model.num_speakers else None
   variables = model.init(jax.random.key(0), np.zeros((1, HOP), np.int32), global_cond,
                          local_cond)
@@ -100,6 +104,31 @@ def test_features_are_the_checkpoints_and_only_for_a_locally_conditioned_model()
   local_cond = trained.conditioning(3, mel_from=_speech(41))['local_cond']
   assert local_cond.shape == (3, features.num_frames(41), N_MELS)
   np.testing.assert_array_equal(local_cond[2], features(_speech(41)))
+
+
+def test_features_from_files_condition_the_model_normalised_with_their_statistics():
+  trained = _record(**{'model.local_conditioning': True, 'data.features.source': 'files',
+                       'data.features.channels': CHANNELS, 'data.features.hop_length': HOP})
+  assert trained.model.local_cond_channels == CHANNELS and trained.features.hop_length == HOP
+  frames = np.arange(4 * CHANNELS, dtype=np.float32).reshape(4, CHANNELS)
+  local_cond = trained.conditioning(2, features=frames)['local_cond']
+  np.testing.assert_array_equal(local_cond, np.stack([(frames - 1.0) / 0.5] * 2))
+  for bad, message in ((frames[:, :3], r'^features: features of shape \(4, 3\), but this '
+                        r'model reads \[frames, 5\] arrays'),
+                       (frames[:0], '^features: the features array holds no frames'),
+                       (frames * np.nan, '^features: the features hold NaN')):
+    with pytest.raises(ValueError, match=message):
+      trained.conditioning(features=bad)
+  with pytest.raises(ValueError, match='^features is needed: this model is conditioned on '
+                                       r'features from files \(\[frames, 5\] arrays\)'):
+    trained.conditioning(mel_from=_speech(40))
+
+
+def test_a_vocoder_takes_log_mel_frames_of_its_convention():
+  trained = _record(**{'model.local_conditioning': True})
+  log_mel = np.log(np.full((6, N_MELS), 0.5, np.float32))
+  np.testing.assert_array_equal(trained.conditioning(features=log_mel)['local_cond'][0],
+                                (log_mel + 5.0) / 2.0)
 
 
 def test_speaker_by_name_or_id():

@@ -31,7 +31,7 @@ from orbax.checkpoint import checkpoint_managers
 from wavenet_jax import config_rules
 from wavenet_jax import storage
 from wavenet_jax.dataset_info import DatasetInfo
-from wavenet_jax.features import LogMel
+from wavenet_jax import features as features_lib
 from wavenet_jax.models import WaveNet, model_from_config
 
 DAMAGED_DIR = 'damaged_checkpoints'
@@ -376,11 +376,12 @@ class TrainedModel:
     return self.model.codec.decode(np.asarray(classes))
 
   @functools.cached_property
-  def features(self) -> Optional[LogMel]:
-    """The model's conditioning features from a waveform; None if not locally conditioned."""
+  def features(self) -> Optional[features_lib.Features]:
+    """The model's conditioning features (`features.LogMel`, or `features.FileFeatures` for
+    features from files); None if not locally conditioned."""
     if not self.model.local_cond_channels:
       return None
-    return LogMel.from_config(self.config.data, self.dataset_info)
+    return features_lib.from_config(self.config.data, self.dataset_info)
 
   def speaker_id(self, speaker: str) -> int:
     """A speaker given by name or by id -> its id; ValueError naming the known speakers."""
@@ -394,19 +395,23 @@ class TrainedModel:
 
   def conditioning(self, batch_size: int = 1, *, speaker: Optional[str] = None,
                    mel_from: Optional[np.ndarray] = None,
+                   features: Optional[np.ndarray] = None,
                    prompt: Optional[np.ndarray] = None) -> dict[str, Optional[np.ndarray]]:
     """The inputs of `synthesis.synthesize` for batch_size clips, checked against the model.
 
     Args:
       batch_size: clips (every one gets the same conditioning).
       speaker: a speaker name or id; required by, and only for, a speaker-conditioned model.
-      mel_from: float32 [time] waveform whose features condition a locally conditioned model
-        (required by, and only for, one).
+      mel_from: float32 [time] waveform whose log-mel conditions a mel-conditioned model.
+      features: float32 [frames, channels] frames that condition a locally conditioned model,
+        as stored for training (`TrainedModel.features`: for a mel-conditioned one, log-mel
+        frames of its convention, not normalised). A locally conditioned model needs
+        mel_from or features (mel_from only for a mel-conditioned one); others neither.
       prompt: float32 [time] waveform to continue; None: none.
 
     Returns:
       {'global_cond': int32 [batch_size] or None, 'local_cond': float32 [batch_size, frames,
-      n_mels] or None, 'prompt': int32 [batch_size, time] or None}.
+      channels] normalised, or None, 'prompt': int32 [batch_size, time] or None}.
 
     Raises:
       ValueError: starting with the argument at fault (a missing or unexpected one, an unknown
@@ -420,12 +425,23 @@ class TrainedModel:
       global_cond = np.full([batch_size], self.speaker_id(speaker), np.int32)
     elif speaker is not None:
       raise ValueError('speaker given, but this model is not speaker-conditioned.')
-    if self.features is not None:
-      if mel_from is None:
-        raise ValueError('mel_from is needed: this model is a vocoder (mel-conditioned).')
-      local_cond = np.repeat(self.features(mel_from)[None], batch_size, axis=0)
-    elif mel_from is not None:
-      raise ValueError('mel_from given, but this model has no local (mel) conditioning.')
+    if mel_from is not None and features is not None:
+      raise ValueError('mel_from and features given: the local conditioning takes one.')
+    if self.features is None:
+      if mel_from is not None or features is not None:
+        raise ValueError(f'{"features" if mel_from is None else "mel_from"} given, but this '
+                         'model has no local (mel) conditioning.')
+    elif features is not None:
+      local_cond = self.features.normalise(features, 'features')
+    elif not isinstance(self.features, features_lib.LogMel):
+      raise ValueError('features is needed: this model is conditioned on features from files '
+                       f'([frames, {self.features.channels}] arrays).')
+    elif mel_from is None:
+      raise ValueError('mel_from is needed: this model is a vocoder (mel-conditioned).')
+    else:
+      local_cond = self.features(mel_from)
+    if local_cond is not None:
+      local_cond = np.repeat(local_cond[None], batch_size, axis=0)
     if prompt is not None:
       prompt_classes = np.repeat(self.encode(prompt)[None], batch_size, axis=0)
     return {'global_cond': global_cond, 'local_cond': local_cond, 'prompt': prompt_classes}

@@ -12,6 +12,8 @@ import jax
 import ml_collections
 
 from wavenet_jax import distributions
+from wavenet_jax import features
+from wavenet_jax import linguistic
 from wavenet_jax.models import EMBEDDING_INITS
 
 
@@ -59,6 +61,11 @@ def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> No
   if config.data.speed_perturbation and config.model.local_conditioning:
     raise ValueError('config.data.speed_perturbation must be 0 with '
                      'config.model.local_conditioning (the mel frames would not match).')
+  features.channels_and_hop(config.data)  # Its one-line errors name the key.
+  if config.data.top_db > 0 and features.source(config.data) != features.MEL:
+    raise ValueError(f'config.data.top_db must be 0 with config.data.features.source='
+                     f'{features.source(config.data)!r} (trimming would move the audio away '
+                     'from its feature frames).')
   if config.train.max_seconds < 0:
     raise ValueError(f'config.train.max_seconds must be >= 0 (0: no limit), '
                      f'got {config.train.max_seconds}.')
@@ -76,7 +83,8 @@ def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> No
 
 # Config keys whose change makes a checkpoint another model or trained on other features: a
 # run resumed with a change here would silently continue something else.
-_ARCHITECTURE_KEYS = ('model.', 'data.name', 'data.wav_dir', 'data.sample_rate', 'data.mel.')
+_ARCHITECTURE_KEYS = ('model.', 'data.name', 'data.wav_dir', 'data.sample_rate', 'data.mel.',
+                      'data.features.')
 
 
 def _flat(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -130,6 +138,9 @@ _ADDED_CONFIG_KEYS = {
     'model.log_scale_min': -14.0,
     'model.preemphasis': 0.0,
     'train.grow_speakers': False,
+    # Local conditioning on the log-mel (the other fields as experiments/default.py sets them).
+    'data.features': dict(source=features.MEL, hop_length=linguistic.DEFAULT_HOP_LENGTH,
+                          channels=0, dir='', phones=linguistic.FESTIVAL_PHONES),
 }
 
 
@@ -185,5 +196,5 @@ def config_from_saved_json(config_json: dict[str, Any]) -> ml_collections.Config
   for key, value in _ADDED_CONFIG_KEYS.items():
     section, name = key.rsplit('.', 1)
     if name not in config[section]:
-      config[section][name] = value
+      config[section][name] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
   return config

@@ -8,6 +8,8 @@ import json
 
 import numpy as np
 
+_ARRAYS = ('mel_mean', 'mel_std', 'features_mean', 'features_std')
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
@@ -22,6 +24,9 @@ class DatasetInfo:
     num_validation_examples: number of validation clips.
     prepared_as: TFDS full name of the prepared data (for a folder its fingerprint: files,
       sizes, modification times); None in checkpoints written before it was saved.
+    features_mean: float32 [channels] mean of the training set's features from files
+      (config.data.features.source 'files' or 'labels'), or None.
+    features_std: float32 [channels] their standard deviation, or None.
   """
   sample_rate: int
   speakers: tuple[str, ...]
@@ -30,10 +35,12 @@ class DatasetInfo:
   num_train_examples: int
   num_validation_examples: int
   prepared_as: str | None = None
+  features_mean: np.ndarray | None = None
+  features_std: np.ndarray | None = None
 
   def to_json(self) -> str:
     fields = dataclasses.asdict(self)
-    for key in ('mel_mean', 'mel_std'):
+    for key in _ARRAYS:
       if fields[key] is not None:
         fields[key] = fields[key].tolist()
     fields['speakers'] = list(self.speakers)
@@ -42,8 +49,8 @@ class DatasetInfo:
   @classmethod
   def from_json(cls, text: str) -> 'DatasetInfo':
     fields = json.loads(text)
-    for key in ('mel_mean', 'mel_std'):
-      if fields[key] is not None:
+    for key in _ARRAYS:
+      if fields.get(key) is not None:  # .get: info saved before features_mean/std.
         fields[key] = np.asarray(fields[key], dtype=np.float32)
     fields['speakers'] = tuple(fields['speakers'])
     return cls(**fields)

@@ -13,7 +13,8 @@ position its full receptive field.
 
 Conditioning is that of the checkpoint: speaker ids by name (a folder's metadata.csv, else
 the file's folder name, as when the dataset was prepared), log-mel features computed from
-the file itself and normalised with the training statistics saved with the checkpoint.
+the file itself (features from files: read from its `<stem>.npy`, or made from its `<stem>.lab`)
+and normalised with the training statistics saved with the checkpoint.
 
 As preparation does, a folder's files that cannot be scored (undecodable, NaN/inf samples,
 fewer than 2 samples, a speaker the model does not know, a name that is not UTF-8, a
@@ -35,7 +36,7 @@ from wavenet_jax import audio as audio_lib
 from wavenet_jax import distributions
 from wavenet_jax import file_listing
 from wavenet_jax.dataset_info import DatasetInfo
-from wavenet_jax.features import LogMel
+from wavenet_jax import features as features_lib
 from wavenet_jax.models import WaveNet
 
 # Scored positions per chunk.
@@ -95,7 +96,7 @@ def score_classes(model: WaveNet, variables: Any, classes: np.ndarray,
     model, variables: the WaveNet and its {'params': ...}.
     classes: int32 [T] classes of the model's codec, T >= 2.
     speaker: the speaker id, for speaker-conditioned models.
-    mel: float32 [>= ceil(T / hop_length), n_mels] normalised log-mel frames, for locally
+    mel: float32 [>= ceil(T / hop_length), channels] normalised features, for locally
       conditioned models.
     chunk_length: scored positions per forward pass.
 
@@ -128,7 +129,7 @@ def score_classes(model: WaveNet, variables: Any, classes: np.ndarray,
 
 
 def score_waveform(model: WaveNet, variables: Any, waveform: np.ndarray,
-                   features: Optional[LogMel] = None, speaker: Optional[int] = None,
+                   features: Optional[features_lib.LogMel] = None, speaker: Optional[int] = None,
                    chunk_length: int = DEFAULT_CHUNK_LENGTH) -> tuple[float, float]:
   """Total nats of one waveform's T - 1 next-sample predictions, with its own mel for vocoders.
 
@@ -148,24 +149,32 @@ def score_waveform(model: WaveNet, variables: Any, waveform: np.ndarray,
 
 
 def _scorable(entry: file_listing.AudioFileEntry, root: pathlib.Path, model: WaveNet,
-              dataset_info: DatasetInfo) -> tuple[np.ndarray, Optional[int]] | str:
-  """(waveform, speaker id) of a file that can be scored, else the reason it cannot."""
+              dataset_info: DatasetInfo, features: Optional[features_lib.Features]
+              ) -> tuple[np.ndarray, Optional[int], Optional[np.ndarray]] | str:
+  """(waveform, speaker id, normalised features) of a file that can be scored, else the
+  reason it cannot."""
   try:
     waveform = audio_lib.load_audio(root / entry.file, dataset_info.sample_rate)
   except audio_lib.AudioFileError as error:
     return error.reason
   if waveform.size < 2:
     return f'needs at least 2 samples to score, has {waveform.size}'
-  if not model.num_speakers:
-    return waveform, None
-  if entry.speaker not in dataset_info.speakers:
-    return (f'speaker {entry.speaker!r} is not one the model knows '
-            f'({", ".join(dataset_info.speakers)})')
-  return waveform, dataset_info.speakers.index(entry.speaker)
+  speaker = None
+  if model.num_speakers:
+    if entry.speaker not in dataset_info.speakers:
+      return (f'speaker {entry.speaker!r} is not one the model knows '
+              f'({", ".join(dataset_info.speakers)})')
+    speaker = dataset_info.speakers.index(entry.speaker)
+  if not model.local_cond_channels:
+    return waveform, speaker, None
+  try:
+    return waveform, speaker, features.of_file(root / entry.file, waveform)
+  except ValueError as error:
+    return str(error)
 
 
 def score_folder(model: WaveNet, variables: Any, dataset_info: DatasetInfo,
-                 features: Optional[LogMel], wav_dir: str, chunk_length: int = DEFAULT_CHUNK_LENGTH,
+                 features: Optional[features_lib.Features], wav_dir: str, chunk_length: int = DEFAULT_CHUNK_LENGTH,
                  setting: str = 'wav_dir') -> Score:
   """Scores every usable audio file under wav_dir with the model's conditioning.
 
@@ -175,6 +184,8 @@ def score_folder(model: WaveNet, variables: Any, dataset_info: DatasetInfo,
   Args:
     dataset_info: of the checkpoint (speaker names, sample rate).
     features: the checkpoint's (`TrainedModel.features`); None: not locally conditioned.
+      Features from files are read from `<stem>.npy` beside each audio file, or made from its
+      `<stem>.lab` (`features.FileFeatures.of_file`); a file without them is skipped.
     wav_dir: a folder of .wav/.flac/.ogg files, optionally with a metadata.csv.
     setting: the flag the user gave wav_dir with, named in errors.
 
@@ -189,12 +200,13 @@ def score_folder(model: WaveNet, variables: Any, dataset_info: DatasetInfo,
   nats = np.zeros(2)
   num_samples = num_files = 0
   for entry in listing.entries:
-    scorable = _scorable(entry, root, model, dataset_info)
+    scorable = _scorable(entry, root, model, dataset_info, features)
     if isinstance(scorable, str):
       skipped[entry.file] = scorable
       continue
-    waveform, speaker = scorable
-    nats += score_waveform(model, variables, waveform, features, speaker, chunk_length)
+    waveform, speaker, frames = scorable
+    nats += score_classes(model, variables, model.codec.encode(waveform), speaker, frames,
+                          chunk_length)
     num_samples += waveform.size - 1
     num_files += 1
   if not num_files:

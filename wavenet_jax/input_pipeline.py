@@ -23,9 +23,11 @@ against the clip's sample before it). Clips shorter than
 T are padded at the end with the codec's silence class and masked out (mask 0),
 never dropped. The
 log-mel frames of a crop are those of the whole clip (`features.LogMel` with the
-clip as context), so frame k covers crop samples [k * hop, (k + 1) * hop); they
-are normalised with statistics computed once over the training split at prepare
-time and stored beside the prepared dataset.
+clip as context), so frame k covers crop samples [k * hop, (k + 1) * hop); features from
+files (config.data.features.source 'files' or 'labels', stored with the audio by
+`datasets.audio_folder`) are the stored frames at the crop's position (its start a multiple
+of their hop in the file). Either are normalised with statistics computed once over the
+training split at prepare time and stored beside the prepared dataset.
 """
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 import dataclasses
@@ -105,24 +107,44 @@ def _compute_mel_statistics(source: datasets.AudioSource, examples: Sequence[Map
   return mean.astype(np.float32), np.maximum(std, _MEL_STD_FLOOR).astype(np.float32)
 
 
-def _mel_statistics(source: datasets.AudioSource,
-                    data_config: Any) -> tuple[np.ndarray, np.ndarray]:
-  """Mel mean/std of the training split, computed once and stored beside the dataset.
+def _compute_feature_statistics(source: datasets.AudioSource,
+                                examples: Sequence[Mapping[str, Any]],
+                                data_config: Any) -> tuple[np.ndarray, np.ndarray]:
+  """Per-channel mean and std (float32 [channels]) of the stored feature frames of the examples;
+  std 1 for a channel constant over them (a phone the training set never holds)."""
+  del data_config
+  if not len(examples):
+    raise ValueError(f'{source.builder.name}: the training split is empty.')
+  count = min(len(examples), MEL_STATS_MAX_EXAMPLES)
+  indices = np.unique(np.linspace(0, len(examples) - 1, count).round().astype(int))
+  frames = np.concatenate([np.asarray(examples[int(index)]['features'], np.float64)
+                           for index in indices])
+  std = frames.std(axis=0)
+  return (frames.mean(axis=0).astype(np.float32),
+          np.where(std < _MEL_STD_FLOOR, 1.0, std).astype(np.float32))
 
-  Stored in <data_dir>/mel_stats/<dataset full name>/<settings hash>.json: in the
+
+def _statistics(source: datasets.AudioSource, data_config: Any, kind: str,
+                settings: dict[str, Any],
+                compute: Callable[..., tuple[np.ndarray, np.ndarray]],
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """Mean/std of the training split's `kind` ('mel' or 'feature') frames, computed once and
+  stored beside the dataset.
+
+  Stored in <data_dir>/<kind>_stats/<dataset full name>/<settings hash>.json: in the
   TFDS data_dir of the dataset, but outside the folder TFDS owns.
   """
   data_dir = epath.Path(data_config.data_dir or source.builder.data_dir_root)
-  stats_dir = data_dir / 'mel_stats' / source.builder.info.full_name
-  path = stats_dir / f'{_mel_statistics_key(data_config, source.train_split)}.json'
+  stats_dir = data_dir / f'{kind}_stats' / source.builder.info.full_name
+  key = (_mel_statistics_key(data_config, source.train_split) if kind == 'mel' else
+         hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16])
+  path = stats_dir / f'{key}.json'
   if not path.exists():
-    mean, std = _compute_mel_statistics(
-        source, source.data_source(source.train_split), data_config)
+    mean, std = compute(source, source.data_source(source.train_split), data_config)
     stats_dir.mkdir(parents=True, exist_ok=True)
     partial_path = stats_dir / f'{path.name}.{jax.process_index()}.tmp'
-    partial_path.write_text(json.dumps({
-        'mel': data_config.mel.to_dict(), 'top_db': data_config.top_db,
-        'split': source.train_split, 'mean': mean.tolist(), 'std': std.tolist()}))
+    partial_path.write_text(json.dumps({**settings, 'split': source.train_split,
+                                        'mean': mean.tolist(), 'std': std.tolist()}))
     partial_path.replace(path)
   stored = json.loads(path.read_text())
   return (np.asarray(stored['mean'], np.float32), np.asarray(stored['std'], np.float32))
@@ -159,7 +181,14 @@ def _prepare(data_config: Any) -> 'PreparedDataset':
   if jax.process_index() == 0:
     for line in source.describe():  # Files, hours, speakers, what was skipped and why.
       logging.info('%s', line)
-  mel_mean, mel_std = _mel_statistics(source, data_config)
+  mel_mean, mel_std = _statistics(
+      source, data_config, 'mel', {'mel': data_config.mel.to_dict(), 'top_db': data_config.top_db},
+      _compute_mel_statistics)
+  features_mean = features_std = None
+  if features.source(data_config) != features.MEL:
+    features_mean, features_std = _statistics(
+        source, data_config, 'feature', {'features': data_config.features.to_dict()},
+        _compute_feature_statistics)
   info = DatasetInfo(
       sample_rate=data_config.sample_rate,
       speakers=source.speakers,
@@ -168,18 +197,20 @@ def _prepare(data_config: Any) -> 'PreparedDataset':
       num_train_examples=len(source.data_source(source.train_split)),
       num_validation_examples=len(source.data_source(source.validation_split)),
       prepared_as=source.builder.info.full_name,
+      features_mean=features_mean,
+      features_std=features_std,
   )
   return PreparedDataset(data_config, source, info)
 
 
 class _CropReader:
-  """Reads example `index` of a split and makes its crop (audio, mask, speaker, mel)."""
+  """Reads example `index` of a split and makes its crop (audio, mask, speaker, features)."""
 
   def __init__(self, source: datasets.AudioSource, data_config: Any, info: DatasetInfo,
                split: str, receptive_field: int, with_speaker: bool, with_mel: bool,
                codec: codecs.Codec, speed_perturbation: float = 0.0):
     if speed_perturbation and with_mel:
-      raise ValueError('speed_perturbation would move the audio away from its mel frames; '
+      raise ValueError('speed_perturbation would move the audio away from its feature frames; '
                        'it cannot be used with with_mel=True.')
     self._config = data_config
     self._speed_perturbation = speed_perturbation
@@ -188,8 +219,10 @@ class _CropReader:
     self._examples = self._source.data_source(split)
     self._crop_length = receptive_field + data_config.segment_length
     longest = source.max_crop_length()
+    # Crops start at multiples of the features' hop (the log-mel's by default).
+    self._hop = features.channels_and_hop(data_config)[1]
     source_length = (round(self._crop_length * (1.0 + speed_perturbation)) + _RESAMPLE_MARGIN
-                     + data_config.mel.hop_length)  # A start may be up to a hop past the span.
+                     + self._hop)  # A start may be up to a hop past the span.
     if longest is not None and source_length > longest:
       raise ValueError(
           f'config.data.segment_length={data_config.segment_length} + the receptive field '
@@ -202,7 +235,9 @@ class _CropReader:
     self._speaker_rows = np.array([info.speakers.index(name) for name in source.speakers],
                                   np.int32)
     self._codec = codec
-    self._features = features.LogMel.from_config(data_config, info) if with_mel else None
+    self._features = features.from_config(data_config, info) if with_mel else None
+    # Frames read from the stored features (not computed from the audio).
+    self._stored = features.source(data_config) != features.MEL
 
   def __len__(self) -> int:
     return len(self._examples)
@@ -210,7 +245,7 @@ class _CropReader:
   def crop(self, index: int, rng_key: tuple[int, int, int]) -> dict[str, np.ndarray]:
     """The example's crop; rng_key = (seed, epoch, index) picks its start (and speed)."""
     config, length = self._config, self._crop_length
-    hop = config.mel.hop_length
+    hop = self._hop
     example = self._examples[index]
     waveform = _clip_waveform(self._source, example, config)
     span = self._source.crop_span(example)
@@ -224,6 +259,9 @@ class _CropReader:
     if span is not None:  # A piece: only its own starts (the next piece has the others).
       num_starts = min(num_starts, -(-span[1] // hop))
     start = first + hop * int(rng.integers(num_starts)) if num_starts > 1 else first
+    if self._stored:  # A piece's stored frames start `lag` samples before it.
+      lag = int(example['features_lag'])
+      start -= (start + lag) % hop
     if speed == 1.0:
       segment = waveform[start:start + length]
       previous = waveform[start - 1] if start else 0.0
@@ -238,7 +276,13 @@ class _CropReader:
     crop = {'audio': audio, 'mask': mask}
     if self._with_speaker:
       crop['speaker'] = self._speaker_rows[self._source.speaker_id(example)]
-    if self._features is not None:
+    if self._features is not None and self._stored:
+      stored = np.asarray(example['features'])[(start + lag) // hop:][:-(-length // hop)]
+      frames = np.pad(stored, ((0, -(-length // hop) - len(stored)), (0, 0)), mode='edge')
+      name = example['file']
+      crop['mel'] = self._features.normalise(
+          frames, name.decode() if isinstance(name, bytes) else str(name))
+    elif self._features is not None:
       crop['mel'] = self._features(waveform, start=start, num_samples=length)
     return crop
 
@@ -326,13 +370,14 @@ class PreparedDataset:
       process_index: this host (default jax.process_index()).
       process_count: number of hosts (default jax.process_count()).
       with_speaker: include 'speaker'.
-      with_mel: include 'mel'.
+      with_mel: include 'mel', the local conditioning features (config.data.features: the
+        log-mel, or frames stored with the audio).
       codec: of the model's classes, pre-emphasis included (`WaveNet.codec`).
 
     Yields:
       {'audio': int32 [b, T] classes of `codec`, 'mask': float32 [b, T] (1 = real
       audio, 0 = padding), 'speaker': int32 [b], 'mel': float32 [b, ceil(T / hop),
-      n_mels] normalised}, with b = global_batch_size // process_count and
+      channels] normalised}, with b = global_batch_size // process_count and
       T = receptive_field + segment_length.
     """
     first_row, rows = _host_slice(global_batch_size, process_index, process_count)

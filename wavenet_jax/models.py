@@ -67,6 +67,7 @@ import numpy as np
 
 from wavenet_jax import codecs
 from wavenet_jax import distributions
+from wavenet_jax import features as features_lib
 
 Array = jax.Array
 Dtype = Any
@@ -810,13 +811,14 @@ def model_from_config(model_config: Any, data_config: Any, speakers: Sequence[st
 
   Args:
     model_config: config.model (layers, channels, conditioning switches, pre-emphasis, dtype).
-    data_config: config.data (mel settings for local conditioning).
+    data_config: config.data (the local conditioning's features: `features.channels_and_hop`).
     speakers: the dataset's speaker names; their number sizes the speaker embedding
       when config.model.global_conditioning.
   """
   if model_config.global_conditioning and not speakers:
     raise ValueError('config.model.global_conditioning=True, but the dataset has no speakers.')
   local = bool(model_config.local_conditioning)
+  channels, hop_length = features_lib.channels_and_hop(data_config)
   return WaveNet(
       num_layers=model_config.num_layers,
       num_stacks=model_config.num_stacks,
@@ -826,8 +828,8 @@ def model_from_config(model_config: Any, data_config: Any, speakers: Sequence[st
       skip_channels=model_config.skip_channels,
       num_speakers=len(speakers) if model_config.global_conditioning else 0,
       speaker_embedding_dim=model_config.speaker_embedding_dim,
-      local_cond_channels=data_config.mel.n_mels if local else 0,
-      hop_length=data_config.mel.hop_length,
+      local_cond_channels=channels if local else 0,
+      hop_length=hop_length,
       upsample_method=model_config.upsample_method,
       upsample_scales=tuple(model_config.upsample_scales),
       embedding_init=model_config.embedding_init,

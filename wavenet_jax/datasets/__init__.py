@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from wavenet_jax import audio as audio_lib
+from wavenet_jax import features as features_lib
+from wavenet_jax import linguistic
 from wavenet_jax import storage
 from wavenet_jax.datasets import audio_folder
 from wavenet_jax.datasets import catalog
@@ -216,6 +218,30 @@ def _validation_percent(validation_fraction: float, flag_prefix: str) -> int:
   return percent
 
 
+def feature_files(data_config: Any) -> audio_folder.FeatureFiles | None:
+  """The feature files config.data.features describes; None for the log-mel (source 'mel').
+
+  Raises:
+    ValueError: naming the key, for an unknown source, a bad channel count or hop, or a
+      features dir that is not a folder.
+  """
+  source = features_lib.source(data_config)
+  if source == features_lib.MEL:
+    return None
+  channels, hop_length = features_lib.channels_and_hop(data_config)
+  section = data_config.features
+  if source == features_lib.LABELS and not audio_lib.librosa_available():
+    raise ValueError("config.data.features.source='labels' takes log-F0 from librosa's pYIN: "
+                     "pip install 'wavenet-jax[librosa]'.")
+  if source == features_lib.FILES and section.dir and not pathlib.Path(section.dir).is_dir():
+    raise ValueError(f'config.data.features.dir={section.dir!r} is not a folder.')
+  return audio_folder.FeatureFiles(
+      source=source, hop_length=hop_length, channels=channels,
+      dir=str(pathlib.Path(section.dir).resolve()) if source == features_lib.FILES and section.dir
+      else '',
+      phones=linguistic.phone_set(section.phones) if source == features_lib.LABELS else ())
+
+
 def audio_source(data_config: Any, flag_prefix: str = 'config.data.') -> AudioSource:
   """The dataset named by config.data (not prepared yet: call `.prepare()`).
 
@@ -239,7 +265,8 @@ def audio_source(data_config: Any, flag_prefix: str = 'config.data.') -> AudioSo
     _validation_percent(data_config.validation_fraction, flag_prefix)
     config = audio_folder.folder_config(wav_dir, data_config.sample_rate,
                                         data_config.validation_fraction,
-                                        setting=f'{flag_prefix}wav_dir')
+                                        setting=f'{flag_prefix}wav_dir',
+                                        features=feature_files(data_config))
     builder = audio_folder.AudioFolder(config=config, data_dir=data_dir)
     return FolderSource(
         builder=builder, audio_key='audio', speaker_key='speaker',
@@ -250,6 +277,10 @@ def audio_source(data_config: Any, flag_prefix: str = 'config.data.') -> AudioSo
     raise ValueError(
         f'{flag_prefix}name={data_config.name!r} is not a known dataset: use "audio_folder" '
         f'(with {flag_prefix}wav_dir) or one of {sorted(catalog.CATALOG)}.')
+  if feature_files(data_config) is not None:
+    raise ValueError(f'config.data.features.source={data_config.features.source!r} reads '
+                     "features from files beside the audio: it needs config.data.name="
+                     "'audio_folder'.")
   entry = catalog.CATALOG[data_config.name]
   _require_tensorflow(data_config.name, flag_prefix)
   builder = tfds.builder(entry.tfds_name, data_dir=data_dir, file_format=FILE_FORMAT)

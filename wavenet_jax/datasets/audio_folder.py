@@ -6,7 +6,11 @@ texts from an optional metadata.csv, whose malformed rows it reports).
 Each example: 'audio' int16 [time] mono at the configured sample rate (a TFDS
 Tensor, which `as_data_source` decodes with numpy alone; the rate is in the
 dataset's metadata), 'speaker' ClassLabel (names kept), 'text', 'file' (path
-relative to wav_dir), 'piece_offset' and 'piece_starts' (int64, see below).
+relative to wav_dir), 'piece_offset' and 'piece_starts' (int64, see below); with features from
+files (a `FeatureFiles` setting, config.data.features.source 'files' or 'labels'), 'features'
+float32 [frames, channels] and 'features_lag' (int64): frame j of the example covers its
+samples [j * hop - lag, (j + 1) * hop - lag), i.e. the stored frames are the file's from the
+one holding the example's first sample (lag = 0 for a whole file).
 
 Long recordings (over LONG_SECONDS) are decoded and resampled as a stream and stored as
 pieces, so that neither preparing nor reading one holds more than a piece in memory:
@@ -45,6 +49,12 @@ the dataset's metadata and printed by `python -m wavenet_jax.datasets.prepare`):
   shorter than one training crop  kept: the input pipeline pads and masks it
   longer than LONG_SECONDS        stored as pieces (above); not silence-trimmed (top_db)
   no usable file at all           error naming the folder, listing every file and why
+  features file missing           skipped (path and reason)
+  features off by > 2 frames      skipped (path and reason: frames found and needed); within
+                                  features.FRAME_TOLERANCE frames (the usual GTA mismatch)
+                                  cropped or padded with the last frame to ceil(samples / hop)
+  features holding NaN or inf     skipped (path and reason)
+  features with other channels    ValueError naming the file and config.data.features.channels
 Other files (not .wav/.flac/.ogg, not metadata.csv) are counted as ignored.
 
 The builder config name is derived from the folder path, the sample rate, the
@@ -66,7 +76,9 @@ import soxr
 import tensorflow_datasets as tfds
 
 from wavenet_jax import audio as audio_lib
+from wavenet_jax import features as features_lib
 from wavenet_jax import file_listing
+from wavenet_jax import linguistic
 
 TRAIN = 'train'
 VALIDATION = 'validation'
@@ -83,11 +95,42 @@ _BLOCK_SECONDS = 10
 
 @dataclasses.dataclass(eq=False)
 class AudioFolderConfig(tfds.core.BuilderConfig):
-  """Builder config of one (folder, sample rate, split) setting."""
+  """Builder config of one (folder, sample rate, split, features) setting."""
   wav_dir: str = ''
   sample_rate: int = 16000
   validation_fraction: float = 0.05
   listing: file_listing.FolderListing | None = dataclasses.field(default=None, repr=False)
+  features: 'FeatureFiles | None' = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureFiles:
+  """Where each audio file's feature frames come from (config.data.features, not 'mel').
+
+  Attributes:
+    source: 'files' (`<stem>.npy` arrays) or 'labels' (made from `<stem>.lab` + the audio by
+      `linguistic.write_features` when the folder is prepared, once).
+    hop_length: samples per frame.
+    channels: the arrays' channels.
+    dir: folder mirroring wav_dir's paths that holds the arrays ('' = beside the audio); for
+      'labels', where they are made (`AudioFolder` sets it under its data_dir).
+    phones: the phone set of 'labels' (`linguistic.phone_set`); () for 'files'.
+  """
+  source: str
+  hop_length: int
+  channels: int
+  dir: str = ''
+  phones: tuple[str, ...] = ()
+
+  def array_path(self, wav_dir: str, file: str) -> pathlib.Path:
+    """The .npy file of the audio file `file` (relative to wav_dir)."""
+    return (pathlib.Path(self.dir or wav_dir) / file).with_suffix('.npy')
+
+  def input_path(self, wav_dir: str, file: str) -> pathlib.Path:
+    """What the features of `file` are read or made from: its .npy, or its .lab."""
+    if self.source == 'labels':
+      return linguistic.lab_path(pathlib.Path(wav_dir) / file)
+    return self.array_path(wav_dir, file)
 
 
 def split_fraction(relative_path: str) -> float:
@@ -107,10 +150,12 @@ def assign_splits(relative_paths: list[str], validation_fraction: float) -> dict
 
 
 def folder_config(wav_dir: str, sample_rate: int, validation_fraction: float,
-                  setting: str = 'config.data.wav_dir') -> AudioFolderConfig:
+                  setting: str = 'config.data.wav_dir',
+                  features: FeatureFiles | None = None) -> AudioFolderConfig:
   """The builder config of a folder + settings; its name keys the prepared data.
 
-  `setting` is the flag or config key wav_dir was given with, named in errors.
+  `setting` is the flag or config key wav_dir was given with, named in errors; `features`
+  the feature files stored with the audio (None: none, the folder's name is as before them).
   """
   root = pathlib.Path(wav_dir).expanduser().resolve()
   listing = file_listing.scan_folder(wav_dir, setting)
@@ -127,12 +172,18 @@ def folder_config(wav_dir: str, sample_rate: int, validation_fraction: float,
     fingerprint.update(f'|{line}'.encode())
   for line in listing.outside:
     fingerprint.update(f'|outside:{line}'.encode())
+  if features is not None:
+    fingerprint.update(f'|features:{features!r}'.encode())
+    for entry in listing.entries:
+      path = features.input_path(wav_dir, entry.file)
+      stat = path.stat() if path.is_file() else None
+      fingerprint.update(f'|{path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}'.encode())
   slug = re.sub(r'[^a-z0-9]+', '_', root.name.lower()).strip('_') or 'root'
   return AudioFolderConfig(
       name=f'{slug}_{sample_rate}hz_{fingerprint.hexdigest()[:12]}',
       description=f'Audio files under {root} at {sample_rate} Hz.',
       wav_dir=str(root), sample_rate=sample_rate,
-      validation_fraction=validation_fraction, listing=listing)
+      validation_fraction=validation_fraction, listing=listing, features=features)
 
 
 def _is_long(path: pathlib.Path) -> bool:
@@ -215,15 +266,20 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     config = self.builder_config
     speakers = sorted({entry.speaker for entry in config.listing.entries})
+    features = {
+        'audio': tfds.features.Tensor(shape=(None,), dtype=np.int16),
+        'speaker': tfds.features.ClassLabel(names=speakers),
+        'text': tfds.features.Text(),
+        'file': tfds.features.Text(),
+        'piece_offset': tfds.features.Scalar(dtype=np.int64),
+        'piece_starts': tfds.features.Scalar(dtype=np.int64),
+    }
+    if config.features is not None:
+      features['features'] = tfds.features.Tensor(shape=(None, config.features.channels),
+                                                   dtype=np.float32)
+      features['features_lag'] = tfds.features.Scalar(dtype=np.int64)
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            'audio': tfds.features.Tensor(shape=(None,), dtype=np.int16),
-            'speaker': tfds.features.ClassLabel(names=speakers),
-            'text': tfds.features.Text(),
-            'file': tfds.features.Text(),
-            'piece_offset': tfds.features.Scalar(dtype=np.int64),
-            'piece_starts': tfds.features.Scalar(dtype=np.int64),
-        }),
+        features=tfds.features.FeaturesDict(features),
         metadata=tfds.core.MetadataDict(
             wav_dir=config.wav_dir, sample_rate=config.sample_rate, skipped={}, clipped=[],
             num_samples={}, pieced=[], missing=list(config.listing.missing),
@@ -241,6 +297,44 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
       return _stream(path, config.sample_rate)
     return iter([audio_lib.load_audio(path, config.sample_rate)])
 
+  def _feature_files(self) -> FeatureFiles | None:
+    """The config's feature files; those made from labels live under this data_dir."""
+    features = self.builder_config.features
+    if features is None or features.source != 'labels':
+      return features
+    return dataclasses.replace(features, dir=os.fspath(
+        pathlib.Path(self.data_dir_root) / 'linguistic_features' / self.builder_config.name))
+
+  def _frames(self, entry: file_listing.AudioFileEntry, num_samples: int) -> np.ndarray | str:
+    """float32 [ceil(num_samples / hop), channels]: the file's feature frames (made first from
+    its labels if need be, fitted within FRAME_TOLERANCE), else the reason it is skipped.
+
+    Raises:
+      ValueError: in one line naming the file, for arrays with another channel count.
+    """
+    config, features = self.builder_config, self._feature_files()
+    path = features.array_path(config.wav_dir, entry.file)
+    if features.source == 'labels' and not path.exists():
+      if not linguistic.lab_path(pathlib.Path(config.wav_dir) / entry.file).is_file():
+        return f'no labels file {linguistic.lab_path(entry.file)}'
+      try:
+        linguistic.write_features(pathlib.Path(config.wav_dir) / entry.file, path,
+                                  config.sample_rate, features.hop_length, features.phones)
+      except (ValueError, audio_lib.AudioFileError) as error:
+        return f'its features cannot be made ({error})'
+    if not path.is_file():
+      return f'no features file {path}'
+    try:
+      frames = np.load(path, mmap_mode='r')
+    except (OSError, ValueError) as error:
+      return f'features file {path} does not load ({error})'
+    if frames.ndim != 2 or frames.shape[1] != features.channels:
+      raise ValueError(f'{path}: features of shape {frames.shape}, but '
+                       f'config.data.features.channels={features.channels} ([frames, '
+                       f'{features.channels}] float32 arrays).')
+    return features_lib.fit_frames(frames, num_samples, features.hop_length,
+                                   f'features file {path}')
+
   def _inspect(self, entry: file_listing.AudioFileEntry) -> tuple[int, bool] | str:
     """(samples, clipped) of a usable file, else the reason it is skipped."""
     samples, peak = 0, 0.0
@@ -250,6 +344,10 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
         peak = max(peak, float(np.max(np.abs(block), initial=0.0)))
     except audio_lib.AudioFileError as error:
       return error.reason
+    if self.builder_config.features is not None:
+      frames = self._frames(entry, samples)
+      if isinstance(frames, str):
+        return frames
     return samples, peak > 1.0
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -271,6 +369,7 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
         metadata['clipped'].append(entry.file)
     if not usable:
       raise ValueError(f'No usable audio file in {config.wav_dir}. {skipped_summary(metadata)}')
+    self._file_samples = num_samples  # Where the pieces' feature frames start and end.
     split_of = assign_splits(list(usable), config.validation_fraction)
     generators = {}
     for split in (TRAIN, VALIDATION):
@@ -282,16 +381,36 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, entries: list[file_listing.AudioFileEntry]):
     config = self.builder_config
+    stride = round(PIECE_SECONDS * config.sample_rate)
+    margin = round(PIECE_MARGIN_SECONDS * config.sample_rate)
     for entry in entries:
       example = {'speaker': entry.speaker, 'text': entry.text, 'file': entry.file}
       blocks = self._blocks(entry)
       if entry.file not in self.info.metadata['pieced']:
-        yield entry.file, {**example, 'audio': audio_lib.float_to_pcm16(next(blocks)),
-                           'piece_offset': 0, 'piece_starts': 0}
+        audio = next(blocks)
+        yield entry.file, {**example, 'audio': audio_lib.float_to_pcm16(audio),
+                           'piece_offset': 0, 'piece_starts': 0,
+                           **self._piece_frames(entry, len(audio), 0, len(audio))}
         continue
       for k, (audio, offset, starts) in enumerate(pieces(blocks, config.sample_rate)):
-        yield f'{entry.file}#{k:06d}', {**example, 'audio': audio_lib.float_to_pcm16(audio),
-                                        'piece_offset': offset, 'piece_starts': starts}
+        first = max(0, k * stride - margin)  # The piece's first sample in the recording.
+        yield f'{entry.file}#{k:06d}', {
+            **example, 'audio': audio_lib.float_to_pcm16(audio), 'piece_offset': offset,
+            'piece_starts': starts,
+            **self._piece_frames(entry, self._file_samples[entry.file],
+                                 first, len(audio))}
+
+  def _piece_frames(self, entry: file_listing.AudioFileEntry, num_samples: int, first: int,
+                    length: int) -> dict[str, np.ndarray | int]:
+    """{'features', 'features_lag'} of samples [first, first + length) of a file of
+    num_samples samples ({} without features): the frames from the one holding `first`."""
+    features = self.builder_config.features
+    if features is None:
+      return {}
+    frames = self._frames(entry, num_samples)
+    hop = features.hop_length
+    return {'features': frames[first // hop:-(-(first + length) // hop)],
+            'features_lag': first % hop}
 
 
 def skipped_files(metadata: dict) -> dict[str, str]:
