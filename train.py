@@ -9,7 +9,8 @@ Exit status: 0 when config.train.num_steps (or max_seconds) are done; 75 after a
 (SIGTERM, Ctrl-C, orbax's preemption signal) saved a checkpoint, or when another process of a
 multi-process run died (one line names it): unfinished, start the same command again to resume
 (launch/ treats 75 so); 1 for bad input (one line); 130 for a second Ctrl-C (exits at once,
-without saving).
+without saving). A multi-process run trains in a child process (wavenet_jax/supervisor.py), so
+that losing process 0, which makes JAX abort the others, is that one line too.
 """
 import glob
 import os
@@ -24,6 +25,7 @@ from wavenet_jax import checkpointing
 from wavenet_jax import cli
 from wavenet_jax import host_memory
 from wavenet_jax import run_control
+from wavenet_jax import supervisor
 from wavenet_jax import trainer
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
@@ -49,6 +51,12 @@ def _multi_process_environment() -> str:
       if f.read().strip() == _TPU_PCI_VENDOR:
         return 'TPU'
   return ''
+
+
+def _multi_process() -> bool:
+  if _NUM_PROCESSES.value is not None:
+    return _NUM_PROCESSES.value > 1
+  return bool(_multi_process_environment())
 
 
 def initialize_distributed() -> None:
@@ -82,8 +90,12 @@ def main(argv: list[str]) -> None:
   # Before JAX's first computation: XLA:CPU's per-step temporary buffer is then reused instead
   # of page-faulted in again every step (see host_memory).
   host_memory.retain_freed_host_memory()
-  initialize_distributed()
   try:
+    if supervisor.in_child():
+      supervisor.die_with_parent()
+    elif _multi_process():  # JAX aborts a process that loses process 0: train in a child.
+      sys.exit(supervisor.run_in_child(_WORKDIR.value, _NUM_PROCESSES.value))
+    initialize_distributed()
     trainer.train_and_evaluate(config, _WORKDIR.value,
                                accept_config_change=_ACCEPT_CONFIG_CHANGE.value)
   except run_control.TrainingPreempted as preempted:

@@ -1,4 +1,6 @@
-"""Two train.py processes on 127.0.0.1 (jax.distributed, CPU): same result as one, preemption."""
+"""Two train.py processes on 127.0.0.1 (jax.distributed, CPU): same result as one, preemption,
+a dead process (1, or 0 with the coordination service).
+"""
 import os
 import signal
 import socket
@@ -79,20 +81,45 @@ def test_sigterm_on_every_process_saves_at_a_common_step_and_exits(tmp_path):
   assert f'Preempted: saved checkpoint {steps[-1]} in' in logs[0]
 
 
+def _kill_and_read_the_other(processes: list[subprocess.Popen], dead: int) -> str:
+  """Kills process `dead`; the other must exit 75 within 40 s, no stack: its last line."""
+  processes[dead].kill()  # train.py's child, which trains, dies with it.
+  killed = time.monotonic()
+  _, stderr = processes[1 - dead].communicate(timeout=180)
+  processes[dead].wait()
+  assert processes[1 - dead].returncode == 75, stderr[-3000:]
+  assert time.monotonic() - killed < 40
+  assert 'Traceback' not in stderr and 'Check failure stack trace' not in stderr, stderr[-3000:]
+  last_line = stderr.strip().splitlines()[-1]
+  assert last_line.endswith('start every process again to resume from the last checkpoint. '
+                            '(exit status 75)'), last_line
+  return last_line
+
+
 def test_a_dead_process_stops_the_other_with_the_resume_status_and_one_line(tmp_path):
   """Not an abort after the heartbeat timeout: status 75 within seconds, naming the lost one."""
   workdir = str(tmp_path)
   processes = _start_two_processes(workdir, {**OVERRIDES, 'train.num_steps': 100_000})
   _wait_for_checkpoint_2(workdir, processes)
-  processes[1].kill()
-  killed = time.monotonic()
-  _, stderr = processes[0].communicate(timeout=180)
-  processes[1].wait()
-  assert processes[0].returncode == 75, stderr[-3000:]
-  assert time.monotonic() - killed < 40
-  assert 'Traceback' not in stderr and 'Check failure stack trace' not in stderr
-  last_line = stderr.strip().splitlines()[-1]
+  last_line = _kill_and_read_the_other(processes, dead=1)
   assert last_line.startswith('train.py: process 1 of 2 is lost (Connection reset by peer in '
                               'a collective): unfinished; '), last_line
-  assert last_line.endswith('start every process again to resume from the last checkpoint. '
-                            '(exit status 75)')
+
+
+def test_a_dead_process_0_stops_the_other_in_one_line_and_a_relaunch_resumes(tmp_path):
+  """Process 0 hosts JAX's coordination service: without it JAX aborts the other process."""
+  workdir = str(tmp_path)
+  processes = _start_two_processes(workdir, {**OVERRIDES, 'train.num_steps': 100_000})
+  _wait_for_checkpoint_2(workdir, processes)
+  last_line = _kill_and_read_the_other(processes, dead=0)
+  assert last_line.startswith('train.py: process 0 of 2 is lost (its coordination service '
+                              "stopped answering; JAX's log: "), last_line
+  with open(last_line.split("JAX's log: ")[1].split(')')[0]) as log:
+    assert 'Check failure stack trace' in log.read()  # The stack, kept out of the console.
+
+  saved = max(int(name) for name in os.listdir(os.path.join(workdir, 'checkpoints'))
+              if name.isdigit())
+  relaunched = _start_two_processes(workdir, {**OVERRIDES, 'train.num_steps': saved + 2})
+  logs = [process.communicate(timeout=300)[1] for process in relaunched]
+  assert [process.returncode for process in relaunched] == [0, 0], logs[0][-3000:]
+  assert f'Resuming from step {saved}:' in logs[0]

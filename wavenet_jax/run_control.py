@@ -59,16 +59,22 @@ class ProcessesLost(Exception):
   The processes still running stop too; the run resumes from its last checkpoint when every
   process is started again.
 
+  Args:
+    processes: the ids of the lost processes (empty: not known).
+    symptom: how their loss showed, for the message.
+    num_processes: the run's process count, for the message (None: not known).
+
   Attributes:
     processes: the ids of the lost processes (empty: not known).
   """
 
-  def __init__(self, processes: list[int], symptom: str):
+  def __init__(self, processes: list[int], symptom: str, num_processes: Optional[int]):
     ids = ', '.join(map(str, processes))
-    lost = {0: 'another process is', 1: f'process {ids} of {jax.process_count()} is'}.get(
-        len(processes), f'processes {ids} of {jax.process_count()} are')
-    super().__init__(f'{lost} lost ({symptom} in a collective): unfinished; start every '
-                     'process again to resume from the last checkpoint.')
+    of = f' of {num_processes}' if num_processes else ''
+    lost = {0: 'another process is', 1: f'process {ids}{of} is'}.get(
+        len(processes), f'processes {ids}{of} are')
+    super().__init__(f'{lost} lost ({symptom}): unfinished; start every process again to '
+                     'resume from the last checkpoint.')
     self.processes = processes
 
 
@@ -98,9 +104,10 @@ def lost_processes(error: BaseException) -> Optional[ProcessesLost]:
     message = str(barrier_error)
     if _TIMED_OUT_TASKS in message:
       names = message.split(_TIMED_OUT_TASKS)[1].split('\n\n')[0].split()
-      return ProcessesLost(sorted(int(name) for name in names if name.isdigit()), symptom)
-    # The coordination service runs in process 0: no answer, that is the one lost.
-    return ProcessesLost([0] if 'UNAVAILABLE' in message else [], symptom)
+      lost = sorted(int(name) for name in names if name.isdigit())
+    else:  # The coordination service runs in process 0: no answer, that is the one lost.
+      lost = [0] if 'UNAVAILABLE' in message else []
+    return ProcessesLost(lost, f'{symptom} in a collective', jax.process_count())
   return None  # Every process is there: another failure.
 
 
