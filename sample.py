@@ -266,29 +266,10 @@ def main(argv):
                        ) from None
     raise ValueError(f'--{error}') from None
   start = 1 if prompt is None else len(prompt)
-  if mel_from is not None:
-    num_samples = len(mel_from) - start  # Output as long as the input.
-  elif frames is not None:
-    num_samples = len(frames) * trained.model.hop_length - start  # As long as the frames.
-  else:
-    num_samples = round(_SECONDS.value * sample_rate) - (1 if prompt is None else 0)
-  if num_samples < 1:
-    raise ValueError('nothing to generate: --seconds (or the --mel_from input) is too short.')
-  _check_length(start + num_samples, sample_rate)
+  num_samples = _num_samples(trained, prompt, mel_from, frames)
   segments = 1
   if conditioning['local_cond'] is not None and prompt is None and not _STREAM.value:
-    # Folding has no prompt.
-    num_frames = trained.features.num_frames(start + num_samples)
-    segments = _SEGMENTS.value or synthesis.default_segments(
-        num_frames, batch_size, _OVERLAP_FRAMES.value, jax.local_devices())
-    try:
-      plan = synthesis.fold_plan(num_frames, segments, _OVERLAP_FRAMES.value)
-    except ValueError as error:
-      raise ValueError(f'--{error}') from None
-    if segments > 1 and not any(plan.starts):
-      print(f'note: --overlap_frames={_OVERLAP_FRAMES.value} reaches back to frame 0 from every '
-            f'segment: each of the {segments} segments generates the utterance from its start '
-            f'({segments}x the work of --segments=1).')
+    segments = _segments(trained, start + num_samples, batch_size)  # Folding has no prompt.
   mesh = sampler.batch_mesh(1 if _KERNEL.value == 'pallas' else batch_size * segments)
   print(f'generating {batch_size} clip(s)' + (f' folded into {segments} segments each'
                                               if segments > 1 else '')
@@ -325,21 +306,68 @@ def main(argv):
     for wav in wavs:
       with _writing(wav.partial, f'its clip is lost (no {wav.path} is left)'):
         wav.finish()
-  generate_seconds = progress[-1].seconds
-  total_seconds = time.perf_counter() - began
+  _write(paths, waveforms, sample_rate, streamed, trained.config.data.mel)
+  _print_real_time_factor(progress, num_samples / sample_rate, batch_size, sample_rate,
+                          load_seconds, time.perf_counter() - began)
 
+
+def _num_samples(trained: checkpointing.TrainedModel, prompt: Optional[np.ndarray],
+                 mel_from: Optional[np.ndarray], frames: Optional[np.ndarray]) -> int:
+  """Samples to generate after the prompt (or the start sample).
+
+  As many as the conditioning covers (--mel_from, --features), else --seconds' worth (after
+  the prompt; in all, the start sample included, without one).
+  """
+  start = 1 if prompt is None else len(prompt)
+  if mel_from is not None:
+    num_samples = len(mel_from) - start  # Output as long as the input.
+  elif frames is not None:
+    num_samples = len(frames) * trained.model.hop_length - start  # As long as the frames.
+  else:
+    num_samples = (round(_SECONDS.value * trained.dataset_info.sample_rate)
+                   - (1 if prompt is None else 0))
+  if num_samples < 1:
+    raise ValueError('nothing to generate: --seconds (or the --mel_from input) is too short.')
+  _check_length(start + num_samples, trained.dataset_info.sample_rate)
+  return num_samples
+
+
+def _segments(trained: checkpointing.TrainedModel, length: int, batch_size: int) -> int:
+  """Segments each clip of `length` samples is folded into (--segments, or automatic)."""
+  num_frames = trained.features.num_frames(length)
+  segments = _SEGMENTS.value or synthesis.default_segments(
+      num_frames, batch_size, _OVERLAP_FRAMES.value, jax.local_devices())
+  try:
+    plan = synthesis.fold_plan(num_frames, segments, _OVERLAP_FRAMES.value)
+  except ValueError as error:
+    raise ValueError(f'--{error}') from None
+  if segments > 1 and not any(plan.starts):
+    print(f'note: --overlap_frames={_OVERLAP_FRAMES.value} reaches back to frame 0 from every '
+          f'segment: each of the {segments} segments generates the utterance from its start '
+          f'({segments}x the work of --segments=1).')
+  return segments
+
+
+def _write(paths: list[str], waveforms: np.ndarray, sample_rate: int, streamed: bool,
+           mel_config: Any) -> None:
+  """Writes each clip's WAV (unless streamed already) and PNG, with a line each."""
   for path, waveform in zip(paths, waveforms):
     if not streamed:
       with _writing(path, 'its clip is lost'):
         audio_lib.write_wav(path, waveform, sample_rate)
     png = os.path.splitext(path)[0] + '.png'
     with _writing(png, f'{path} is complete but has no PNG'):
-      plotting.save_waveform_and_spectrogram(png, waveform, sample_rate, trained.config.data.mel,
+      plotting.save_waveform_and_spectrogram(png, waveform, sample_rate, mel_config,
                                              title=path)
     print(f'wrote {path} ({len(waveform) / sample_rate:.2f} s at {sample_rate} Hz'
           f'{_clipped_text(waveform)}) and its PNG')
 
-  audio_seconds = num_samples / sample_rate
+
+def _print_real_time_factor(progress: list[synthesis.Progress], audio_seconds: float,
+                            batch_size: int, sample_rate: int, load_seconds: float,
+                            total_seconds: float) -> None:
+  """The end-to-end and steady-state real-time factors of the run, in one line."""
+  generate_seconds = progress[-1].seconds
   steady = _steady_state_rate(progress)
   steady_text = (f'= the chunks after the first, {steady * batch_size:,.0f} samples/s over the '
                  'batch)' if steady else 'needs several chunks: lower --chunk_size)')
