@@ -297,6 +297,7 @@ def test_no_usable_file_is_an_error_listing_every_file(tmp_path):
 
 
 @pytest.mark.parametrize('name', sorted(catalog.CATALOG))
+@pytest.mark.slow
 def test_catalog_dataset_batches_with_mock_data(name, tmp_path):
   pytest.importorskip('tensorflow', reason='catalog datasets need the tensorflow extra')
   config = _data_config('', tmp_path, name=name, sample_rate=16000, validation_fraction=0.2)

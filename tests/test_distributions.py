@@ -194,6 +194,7 @@ def test_mixture_cached_step_equals_parallel_forward(name):
   np.testing.assert_allclose(cached, parallel, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_mixture_model_is_causal_and_trains_its_input_layer():
   model = mixture_model()
   audio, _, _ = _inputs(model, 1, 30)
@@ -245,6 +246,7 @@ def test_mixture_greedy_generation_from_a_prompt_equals_repeated_full_forwards(n
   np.testing.assert_array_equal(samples, expected)
 
 
+@pytest.mark.slow
 def test_mixture_sampling_in_chunks_equals_one_call_and_follows_the_temperature():
   model = mixture_model(**CONDITIONINGS['local'])
   audio, _, local_cond = _inputs(model, 3, 80)

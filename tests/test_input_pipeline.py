@@ -100,6 +100,7 @@ def test_batch_keys_shapes_and_dtypes(prepared, with_speaker, with_mel):
     assert batch['mel'].dtype == np.float32
 
 
+@pytest.mark.slow
 def test_crops_are_hop_aligned_padded_masked_and_mel_aligned(prepared):
   config, dataset, clips = prepared
   batches = _train(dataset, 6, with_speaker=True, with_mel=True)
@@ -127,6 +128,7 @@ def test_crops_are_hop_aligned_padded_masked_and_mel_aligned(prepared):
   assert num_padded > 0  # The short clips were padded, not dropped.
 
 
+@pytest.mark.slow
 def test_every_epoch_is_a_permutation_of_the_training_examples(prepared):
   _, dataset, clips = prepared
   n = dataset.info.num_train_examples
@@ -163,6 +165,7 @@ def test_resume_is_exact_on_one_and_on_two_hosts(prepared):
   assert not np.array_equal(other_seed[0]['audio'], uninterrupted[0]['audio'])
 
 
+@pytest.mark.slow
 def test_eval_batches_are_deterministic_and_sliced_by_host(prepared):
   _, dataset, clips = prepared
   info = dataset.info
@@ -281,6 +284,7 @@ def test_speed_perturbation_plays_training_crops_faster_or_slower(tmp_path):
     _train(dataset, 1, with_mel=True)
 
 
+@pytest.mark.slow
 def test_pcm_codec_and_preemphasis_encode_the_filtered_clip(prepared):
   """Mixture-head crops hold the clip's exact 16-bit samples, pre-emphasised when configured."""
   config, dataset, clips = prepared

@@ -101,6 +101,7 @@ def test_shapes_dtypes_and_rng():
   assert (greedy != samples).any()
 
 
+@pytest.mark.slow
 def test_chunked_generation_equals_one_shot():
   """Chunks (not aligned to frames) continue exactly where the previous chunk stopped."""
   model = tiny_model(**CONDITIONINGS['local_transposed'])
@@ -123,6 +124,7 @@ def test_chunked_generation_equals_one_shot():
     sampler.generate_chunk(state, rng, 5)
 
 
+@pytest.mark.slow
 def test_bfloat16_sampler_runs_and_is_finite():
   model = tiny_model(dtype=jnp.bfloat16, **CONDITIONINGS['local_transposed'])
   audio, _, local_cond = model_inputs(model, 2, 20)

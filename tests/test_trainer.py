@@ -46,6 +46,7 @@ def _scalar_values(events, tag):
           for event in events.Tensors(tag)]
 
 
+@pytest.mark.slow
 def test_unconditional_run_writes_checkpoints_metrics_eval_and_clip(tmp_path):
   workdir = str(tmp_path)
   config = training_runs.tiny_config({'eval.every_steps': 2, 'sample.every_steps': 4,
