@@ -6,6 +6,8 @@ r"""Generates audio from a trained WaveNet.
   python sample.py --workdir=runs/vocoder --output=resynth.wav --mel_from=in.wav --stream
   python sample.py --workdir=runs/tiny --output=more.wav --prompt=in.wav --seconds=1
   python sample.py --workdir=runs/tts_cpu --output=tts.wav --features=utt.npy --speaker=slt_hts
+  python sample.py --workdir=runs/vocoder --output=tts.wav --features=mel.npy \
+      --features_convention=log10:fmin=80,fmax=7600 --features_stats=stats.npy
 
 Restores the latest (or --step) checkpoint with the config and dataset info saved
 with it (EMA weights when the run kept them). Writes OUT.wav (or OUT_0.wav,
@@ -17,7 +19,8 @@ writing the same --output while one is at it is an error; a failed write (a full
 no file behind and says what was lost. A WAV holds the whole sequence: the prompt (or one silent
 start sample) and the generated samples; with --mel_from it is as long as the input, with
 --features (float32 [frames, channels] .npy frames, as the model was trained on: see
-docs/tts.md) as long as the frames describe (frames x hop samples).
+docs/tts.md) as long as the frames describe (frames x hop samples); --features_convention
+converts another model's mels to a mel vocoder's own (features/conventions.py).
 A clip is at most --max_seconds long (default an hour). The flags, the inputs, the
 output path and the disk space for the WAVs are checked before generating. The batch
 is split over the most local devices that divide it: several GPUs, or on a CPU host one
@@ -48,10 +51,12 @@ from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
 from wavenet_jax import cli
 from wavenet_jax import distributions
+from wavenet_jax import features as features_lib
 from wavenet_jax import storage
 from wavenet_jax import plotting
 from wavenet_jax import sampler
 from wavenet_jax import synthesis
+from wavenet_jax.features import conventions
 from wavenet_jax.models import WaveNet
 
 # --stream: frames between progress reports.
@@ -83,6 +88,17 @@ _FEATURES = flags.DEFINE_string(
     'channels] array of the features the model is conditioned on (as stored for training; for '
     'a mel vocoder, log-mel frames of its convention), frame k covering samples [k * hop, '
     '(k + 1) * hop); folded or streamed as --mel_from.')
+_FEATURES_CONVENTION = flags.DEFINE_string(
+    'features_convention', None, "A mel vocoder's --features in another model's convention, "
+    "converted to its own: NAME[:key=value,...], NAME one of "
+    f"{', '.join(conventions.CONVENTIONS)}, then the analysis settings the mels were made with "
+    "where they may differ (e.g. 'log10:sample_rate=22050,hop_length=256'; unstated ones are "
+    'taken to be the vocoder\'s; a differing one is an error). See '
+    '`python -m wavenet_jax.features.describe` and features/conventions.py.')
+_FEATURES_STATS = flags.DEFINE_string(
+    'features_stats', None, "--features_convention: the other model's normalisation of its "
+    'mels, undone first: a .npz of mean and std (or scale) [n_mels] arrays, or a .npy [2, '
+    'n_mels] array of mean then std (ParallelWaveGAN\'s stats.npy).')
 _PROMPT = flags.DEFINE_string('prompt', None, 'Audio file whose continuation is generated.')
 _KERNEL = flags.DEFINE_enum(
     'kernel', 'xla', sampler.KERNELS, "How samples are generated: 'xla' (a scan over the "
@@ -156,10 +172,17 @@ def _check_flags() -> None:
     distributions.check_temperature(_TEMPERATURE.value)
   except ValueError as error:
     raise ValueError(f'--{error}') from None
+  if ((_FEATURES_CONVENTION.value is not None or _FEATURES_STATS.value is not None)
+      and _FEATURES.value is None):
+    raise ValueError('--features_convention and --features_stats convert --features frames: '
+                     'they need --features.')
+  if _FEATURES_STATS.value is not None and _FEATURES_CONVENTION.value is None:
+    raise ValueError('--features_stats needs --features_convention (the statistics\' '
+                     'convention).')
   for flag, path in (('mel_from', _MEL_FROM.value), ('prompt', _PROMPT.value),
-                     ('features', _FEATURES.value)):
+                     ('features', _FEATURES.value), ('features_stats', _FEATURES_STATS.value)):
     if path is not None and not os.path.isfile(path):
-      kind = 'a .npy file' if flag == 'features' else 'an audio file'
+      kind = 'a .npy file' if flag.startswith('features') else 'an audio file'
       raise ValueError(f'--{flag}={path}: ' + (f'is a folder, not {kind}.'
                                                if os.path.isdir(path) else
                                                'the file does not exist.'))
@@ -178,6 +201,35 @@ def _read_features(path: str) -> np.ndarray:
   if not np.issubdtype(frames.dtype, np.number) or not np.all(np.isfinite(frames)):
     raise ValueError(f'--features={path}: holds NaN, infinite or non-numeric values.')
   return frames.astype(np.float32)
+
+
+def _features_convention() -> Optional[conventions.MelConvention]:
+  """--features_convention (with --features_stats), or None; ValueError naming the flag."""
+  if _FEATURES_CONVENTION.value is None:
+    return None
+  statistics = None
+  if _FEATURES_STATS.value is not None:
+    try:
+      statistics = conventions.read_statistics(_FEATURES_STATS.value)
+    except ValueError as error:
+      raise ValueError(f'--features_stats={error}') from None
+  try:
+    return conventions.parse(_FEATURES_CONVENTION.value, statistics)
+  except ValueError as error:
+    raise ValueError(f'--features_convention={_FEATURES_CONVENTION.value}: {error}') from None
+
+
+def _converted(frames: np.ndarray, convention: conventions.MelConvention,
+               trained: checkpointing.TrainedModel) -> np.ndarray:
+  """--features frames in the vocoder's own log-mel; ValueError naming the flags."""
+  if not isinstance(trained.features, features_lib.LogMel):
+    raise ValueError(f'--features_convention={_FEATURES_CONVENTION.value}: converts mels for '
+                     'a mel vocoder; this model is not one.')
+  try:
+    return conventions.convert_mel(frames, convention, trained.features)
+  except ValueError as error:
+    raise ValueError(f'--features={_FEATURES.value} as --features_convention='
+                     f'{_FEATURES_CONVENTION.value}: {error}') from None
 
 
 def _check_output() -> None:
@@ -252,7 +304,10 @@ def main(argv):
   _check_flags()
   _check_output()
   frames = None if _FEATURES.value is None else _read_features(_FEATURES.value)
+  convention = _features_convention()
   trained = checkpointing.restore_for_inference(_WORKDIR.value, _STEP.value)
+  if convention is not None:
+    frames = _converted(frames, convention, trained)
   sample_rate, batch_size = trained.dataset_info.sample_rate, _BATCH_SIZE.value
   mel_from = None if _MEL_FROM.value is None else _read_audio('mel_from', _MEL_FROM.value,
                                                               sample_rate)

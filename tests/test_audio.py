@@ -151,6 +151,12 @@ def test_mel_basis_equals_librosa_slaney_filterbank(librosa, sample_rate, n_fft,
 
 def _librosa_log_mel(librosa, clip, sample_rate, mel_config, start=0, num_samples=None):
   """audio.log_mel as it was computed with librosa (stft, filters.mel) before it was numpy."""
+  mel = librosa_mel(librosa, clip, sample_rate, mel_config, start, num_samples)
+  return np.log(np.maximum(mel, audio.MEL_FLOOR)).astype(np.float32)
+
+
+def librosa_mel(librosa, clip, sample_rate, mel_config, start=0, num_samples=None):
+  """float32 [frames, n_mels] mel magnitudes by librosa, framed as audio.log_mel frames."""
   hop, n_fft = mel_config.hop_length, mel_config.n_fft
   if num_samples is None:
     num_samples = len(clip) - start
@@ -163,8 +169,7 @@ def _librosa_log_mel(librosa, clip, sample_rate, mel_config, start=0, num_sample
   spectrum = np.abs(librosa.stft(span, n_fft=n_fft, hop_length=hop, center=False))
   basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=mel_config.n_mels,
                               fmin=mel_config.fmin, fmax=mel_config.fmax)
-  mel = np.einsum('mf,ft->mt', basis, spectrum)
-  return np.log(np.maximum(mel, audio.MEL_FLOOR)).T.astype(np.float32)
+  return np.einsum('mf,ft->tm', basis, spectrum)
 
 
 @pytest.mark.parametrize('signal', ['random', 'sine'])

@@ -10,7 +10,9 @@ features: the input pipeline, evaluation, sampling and the experiments build the
 (`from_config`: config.data + the training set's statistics saved in its dataset info) and
 normalise frames with it (`normalise`), so that the features a model is conditioned on at
 sampling time are exactly those it was trained on. LogMel states its convention in full (sample
-rate, STFT, mel filterbank, log, statistics): what a caller's own mel frames must match.
+rate, STFT, mel filterbank, log, statistics; `LogMel.describe`, printed for a workdir by
+`python -m wavenet_jax.features.describe`): what a caller's own mel frames must match, or be
+converted to from another model's convention (`features.conventions`).
 
 numpy only (audio.py computes the log-mel): the inference path stays free of the data stack.
 
@@ -74,6 +76,11 @@ def _normalised(frames: Any, mean: np.ndarray, std: np.ndarray, name: str) -> np
   return ((frames - mean) / std).astype(np.float32)
 
 
+def _span(values: np.ndarray) -> str:
+  """'[n] from LOW to HIGH' of a float [n] array."""
+  return f'[{len(values)}] from {float(np.min(values)):.3f} to {float(np.max(values)):.3f}'
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class LogMel:
   """Normalised log-mel frames of a waveform: float32 [time] -> float32 [frames, n_mels].
@@ -101,10 +108,12 @@ class LogMel:
   mean: np.ndarray
   std: np.ndarray
 
-  # The rest of the convention, the same for every checkpoint: a periodic Hann window, STFT
-  # magnitudes (power 1), Slaney's mel scale and area normalisation (librosa's defaults),
-  # the natural log of the mel magnitudes floored at audio.MEL_FLOOR.
+  # The rest of the convention, the same for every checkpoint: waveforms in [-1, 1] without
+  # pre-emphasis, a periodic Hann window as long as n_fft, STFT magnitudes (power 1), Slaney's
+  # mel scale and area normalisation (librosa's defaults), the natural log of the mel
+  # magnitudes floored at audio.MEL_FLOOR.
   window: ClassVar[str] = 'hann'
+  preemphasis: ClassVar[float] = 0.0
   power: ClassVar[float] = 1.0
   mel_scale: ClassVar[str] = 'slaney'
   mel_norm: ClassVar[str] = 'slaney'
@@ -132,6 +141,32 @@ class LogMel:
   def channels(self) -> int:
     """The features' channels: n_mels."""
     return self.n_mels
+
+  @property
+  def win_length(self) -> int:
+    """The window's length: n_fft."""
+    return self.n_fft
+
+  def describe(self) -> str:
+    """The convention in full, a setting a line, ending with it as a
+    `conventions.parse` text (what `sample.py --features_convention` takes)."""
+    analysis = (f'sample_rate={self.sample_rate},n_fft={self.n_fft},hop_length='
+                f'{self.hop_length},n_mels={self.n_mels},fmin={self.fmin:g},fmax={self.fmax:g}')
+    return '\n'.join([
+        f'sample_rate: {self.sample_rate} Hz (waveforms in [-1, 1], no pre-emphasis)',
+        f'stft: n_fft={self.n_fft}, a periodic {self.window} window of {self.win_length} '
+        f'samples, hop_length={self.hop_length}, magnitudes (power {self.power:g})',
+        f'framing: frame k\'s window centred on samples [k * {self.hop_length}, (k + 1) * '
+        f'{self.hop_length}) (zeros beyond the ends): ceil(samples / {self.hop_length}) frames',
+        f'mel: n_mels={self.n_mels}, fmin={self.fmin:g} Hz, fmax={self.fmax:g} Hz, '
+        f'{self.mel_scale} scale, {self.mel_norm} norm (librosa.filters.mel\'s defaults)',
+        f'log: ln(max(mel, {self.floor:g})) (natural log)',
+        f'statistics: mean {_span(self.mean)}, std {_span(self.std)}; the model reads '
+        '(log-mel - mean) / std',
+        'sample.py --features takes the log-mel before the statistics, or with '
+        '--features_convention another convention of the same analysis; this one is '
+        f'natural:{analysis}',
+    ])
 
   def normalise(self, log_mel: Any, name: str = 'features') -> np.ndarray:
     """float32 [frames, n_mels] log-mel frames of this convention -> the model's features.
@@ -205,6 +240,12 @@ class FileFeatures:
   @property
   def channels(self) -> int:
     return len(self.mean)
+
+  def describe(self) -> str:
+    """The frames this model reads, in one line."""
+    return (f'features from {self.source}: float32 [frames, {self.channels}] frames, '
+            f'hop_length={self.hop_length} at {self.sample_rate} Hz; statistics: mean '
+            f'{_span(self.mean)}, std {_span(self.std)}; the model reads (frames - mean) / std')
 
   def num_frames(self, num_samples: int) -> int:
     """Frames of a span of num_samples samples: ceil(num_samples / hop_length)."""
