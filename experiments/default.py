@@ -100,6 +100,11 @@ def get_config() -> ml_collections.ConfigDict:
   # On resume, speakers the checkpoint does not know get new embedding rows (initialised
   # as at the start of a run) instead of an error.
   config.train.grow_speakers = False
+  # Start a new run from another run's parameters (and EMA) with a fresh optimizer at step 0:
+  # 'WORKDIR' (its latest checkpoint) or 'WORKDIR@STEP'; '' = from scratch. The architecture
+  # must match; the model keeps that run's feature statistics, and new speakers get rows.
+  # Ignored (with a notice) once this run's workdir holds a checkpoint: it resumes from that.
+  config.train.init_from = ''
 
   # Periodic validation (teacher-forced bits/sample on crops of the validation split).
   config.eval = ml_collections.ConfigDict()

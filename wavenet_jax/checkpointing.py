@@ -6,7 +6,8 @@ three are complete, so a run killed mid-save restarts from the previous step):
   config/        the experiment config as JSON
   dataset_info/  dataset_info.DatasetInfo as JSON (speakers, mel statistics)
 
-`restore_for_inference` rebuilds the model from a workdir alone (for evaluate.py, sampling).
+`restore_for_inference` rebuilds the model from a workdir alone (for evaluate.py, sampling);
+`init_source` reads another run's checkpoint that a new run starts from (config.train.init_from).
 A checkpoint that does not restore (a truncated or missing file) is passed over: training moves
 it to WORKDIR/damaged_checkpoints/, inference leaves it; a save the disk has no room for stops
 the run with SaveError before it starts.
@@ -258,17 +259,20 @@ def _check_shapes(manager: ocp.CheckpointManager, step: int, abstract_state: Any
   A checkpoint whose metadata cannot be read passes: restoring it then fails as damaged.
   """
   try:
-    saved = manager.item_metadata(step)[STATE]['params']
-    saved_shapes = {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in
-                    jax.tree_util.tree_leaves_with_path(saved) if hasattr(leaf, 'shape')}
+    saved_shapes = _param_shapes(manager.item_metadata(step)[STATE]['params'])
   except Exception:  # pylint: disable=broad-except  # Damaged metadata: judged by restore.
     return
-  for path, leaf in jax.tree_util.tree_leaves_with_path(abstract_state.params):
-    name = jax.tree_util.keystr(path)
-    if name in saved_shapes and saved_shapes[name] != tuple(leaf.shape):
+  for name, shape in _param_shapes(abstract_state.params).items():
+    if name in saved_shapes and saved_shapes[name] != shape:
       raise ValueError(f'checkpoint {step} holds {name} of shape {saved_shapes[name]}, but this '
-                       f'config\'s model has {tuple(leaf.shape)}: the change cannot be resumed; '
+                       f'config\'s model has {shape}: the change cannot be resumed; '
                        'use a new --workdir.')
+
+
+def _param_shapes(params: Any) -> dict[str, tuple[int, ...]]:
+  """Path, e.g. "['conv']['kernel']" -> shape, of each array of a parameter tree or its metadata."""
+  return {jax.tree_util.keystr(path): tuple(leaf.shape)
+          for path, leaf in jax.tree_util.tree_leaves_with_path(params) if hasattr(leaf, 'shape')}
 
 
 def saved_config(manager: ocp.CheckpointManager) -> Optional[ml_collections.ConfigDict]:
@@ -447,6 +451,28 @@ class TrainedModel:
     return {'global_cond': global_cond, 'local_cond': local_cond, 'prompt': prompt_classes}
 
 
+def _read_only_manager(workdir: str | epath.PathLike,
+                       step: Optional[int] = None) -> ocp.CheckpointManager:
+  """A manager that reads workdir's checkpoints and writes nothing (close it after use).
+
+  Raises:
+    NoCheckpointError: if the workdir has no complete checkpoint (or not `step`).
+  """
+  directory = checkpoint_dir(workdir)
+  if not directory.is_dir():
+    raise NoCheckpointError(f'{workdir}: no checkpoint (no directory {directory}).')
+  manager = ocp.CheckpointManager(
+      directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False),
+      item_handlers=_item_handlers())
+  steps = manager.all_steps()
+  if not steps or (step is not None and step not in steps):
+    manager.close()
+    if not steps:
+      raise NoCheckpointError(f'{workdir}: no complete checkpoint in {directory}.')
+    raise NoCheckpointError(f'{workdir}: no checkpoint for step {step} (have {sorted(steps)}).')
+  return manager
+
+
 def restore_for_inference(workdir: str | epath.PathLike,
                           step: Optional[int] = None) -> TrainedModel:
   """Loads a trained model from a workdir, on this process's first device.
@@ -461,17 +487,7 @@ def restore_for_inference(workdir: str | epath.PathLike,
   Raises:
     NoCheckpointError: if the workdir has no checkpoint that restores (or not `step`).
   """
-  directory = checkpoint_dir(workdir)
-  if not directory.is_dir():
-    raise NoCheckpointError(f'{workdir}: no checkpoint (no directory {directory}).')
-  manager = ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False),
-      item_handlers=_item_handlers())
-  steps = manager.all_steps()
-  if not steps:
-    raise NoCheckpointError(f'{workdir}: no complete checkpoint in {directory}.')
-  if step is not None and step not in steps:
-    raise NoCheckpointError(f'{workdir}: no checkpoint for step {step} (have {sorted(steps)}).')
+  manager = _read_only_manager(workdir, step)
   try:
     step, restored = _restore_newest(manager, workdir, step)
   finally:
@@ -483,3 +499,114 @@ def restore_for_inference(workdir: str | epath.PathLike,
   params = state['ema_params'] if state.get('ema_params') is not None else state['params']
   return TrainedModel(config=config, dataset_info=dataset_info, model=model,
                       variables={'params': params}, step=step)
+
+
+@dataclasses.dataclass(frozen=True)
+class InitSource:
+  """Another run's checkpoint that a new run starts from (config.train.init_from).
+
+  Attributes:
+    spec: the setting, 'WORKDIR' (its latest checkpoint) or 'WORKDIR@STEP'.
+    workdir: the other run's directory.
+    step: the checkpoint's step.
+    config: that run's experiment config.
+    dataset_info: its dataset info (speakers, feature statistics).
+    param_shapes: "['name']['kernel']"-style path -> shape of each of its parameters.
+  """
+  spec: str
+  workdir: str
+  step: int
+  config: ml_collections.ConfigDict
+  dataset_info: DatasetInfo
+  param_shapes: dict[str, tuple[int, ...]]
+
+  def check_fits(self, abstract_params: Any, data_config: ml_collections.ConfigDict) -> None:
+    """Raises ValueError, in one line naming the parameter or config key, unless
+    abstract_params (a tree of arrays or jax.ShapeDtypeStruct) holds exactly the checkpoint's
+    parameters and shapes, and config.data its sample rate and features' hop."""
+    for key, theirs, mine in (
+        ('sample_rate', self.config.data.sample_rate, data_config.sample_rate),
+        ('features\' hop length', features_lib.channels_and_hop(self.config.data)[1],
+         features_lib.channels_and_hop(data_config)[1])):
+      if self.config.model.local_conditioning or key == 'sample_rate':
+        if int(theirs) != int(mine):
+          raise ValueError(f'config.train.init_from={self.spec!r}: its run has config.data '
+                           f'{key} {theirs}, this config {mine}.')
+    ours = _param_shapes(abstract_params)
+    for name in sorted(ours.keys() | self.param_shapes.keys()):
+      theirs, mine = self.param_shapes.get(name, 'none'), ours.get(name, 'none')
+      if theirs != mine:
+        raise ValueError(f'config.train.init_from={self.spec!r}: its checkpoint {self.step} holds '
+                         f'params{name} of shape {theirs}, but this config\'s model has {mine}: '
+                         'start from a run of the same architecture.')
+
+  def with_its_normalisation(self, info: DatasetInfo,
+                             data_config: ml_collections.ConfigDict) -> DatasetInfo:
+    """info with the checkpoint's feature statistics as those of config.data's features.
+
+    A model reads its features normalised as it was trained (a vocoder's input convention):
+    the new data's statistics would shift them. Its log-mel statistics become those of
+    features from files when the new run reads its frames from files (GTA mels).
+    """
+    if not self.config.model.local_conditioning:
+      return info
+    theirs = features_lib.from_config(self.config.data, self.dataset_info)
+    prefix = 'mel' if features_lib.source(data_config) == features_lib.MEL else 'features'
+    return dataclasses.replace(info, **{f'{prefix}_mean': theirs.mean, f'{prefix}_std': theirs.std})
+
+  def restore_params(self, abstract_params: Any,
+                     elsewhere: jax.sharding.Sharding) -> tuple[Any, Optional[Any]]:
+    """(params, EMA parameters or None if the run kept none) of the checkpoint.
+
+    Args:
+      abstract_params: the parameters' tree of jax.ShapeDtypeStruct with shardings (passed
+        `check_shapes`); both results are placed so.
+      elsewhere: where the rest of the state (read, not returned) is placed.
+    """
+    manager = _read_only_manager(self.workdir, self.step)
+    try:
+      metadata = manager.item_metadata(self.step)[STATE]
+      abstract = {key: jax.tree.map(
+          lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=elsewhere), value)
+                  for key, value in metadata.items()}
+      abstract['params'] = abstract_params
+      if metadata.get('ema_params') is not None:
+        abstract['ema_params'] = abstract_params
+      state = manager.restore(self.step, args=ocp.args.Composite(**{
+          STATE: ocp.args.StandardRestore(abstract)}))[STATE]
+    finally:
+      manager.close()
+    return state['params'], state.get('ema_params')
+
+
+def init_source(spec: str) -> InitSource:
+  """The checkpoint that config.train.init_from = spec names ('WORKDIR' or 'WORKDIR@STEP').
+
+  Reads its config, dataset info and parameter shapes (not its arrays).
+
+  Raises:
+    ValueError: in one line starting with config.train.init_from, for a workdir without that
+      checkpoint, or one that does not read.
+  """
+  workdir, step = spec, None
+  head, at, tail = spec.rpartition('@')
+  if at and tail.isdigit():
+    workdir, step = head, int(tail)
+  try:
+    manager = _read_only_manager(workdir, step)
+  except NoCheckpointError as error:
+    raise ValueError(f'config.train.init_from={spec!r}: {error}') from None
+  try:
+    step = max(manager.all_steps()) if step is None else step
+    saved = manager.restore(step, args=ocp.args.Composite(**{
+        CONFIG: ocp.args.JsonRestore(), DATASET_INFO: ocp.args.JsonRestore()}))
+    shapes = _param_shapes(manager.item_metadata(step)[STATE]['params'])
+  except Exception as error:  # pylint: disable=broad-except  # Any damage: see _error_line.
+    raise ValueError(f'config.train.init_from={spec!r}: checkpoint {step} does not read '
+                     f'({_error_line(error)}).') from None
+  finally:
+    manager.close()
+  return InitSource(spec=spec, workdir=workdir, step=step,
+                    config=config_rules.config_from_saved_json(saved[CONFIG]),
+                    dataset_info=DatasetInfo.from_json(json.dumps(saved[DATASET_INFO])),
+                    param_shapes=shapes)

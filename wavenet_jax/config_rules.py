@@ -138,6 +138,7 @@ _ADDED_CONFIG_KEYS = {
     'model.log_scale_min': -14.0,
     'model.preemphasis': 0.0,
     'train.grow_speakers': False,
+    'train.init_from': '',
     # Local conditioning on the log-mel (the other fields as experiments/default.py sets them).
     'data.features': dict(source=features.MEL, hop_length=linguistic.DEFAULT_HOP_LENGTH,
                           channels=0, dir='', phones=linguistic.FESTIVAL_PHONES),

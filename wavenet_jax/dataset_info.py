@@ -59,9 +59,10 @@ class DatasetInfo:
                    grow_speakers: bool, setting: str) -> tuple['DatasetInfo', list[str]]:
     """This dataset's info for resuming a checkpoint trained on `saved`, and notices.
 
-    Speakers are matched by name, so that each keeps the embedding row it was trained on:
-    the result lists the checkpoint's speakers in its order (one no longer in the dataset
-    keeps its row, with a notice), then new ones (only with grow_speakers).
+    The statistics are the checkpoint's. Speakers are matched by name, so that each keeps the
+    embedding row it was trained on: the result lists the checkpoint's speakers in its order
+    (one no longer in the dataset keeps its row, with a notice), then new ones (only with
+    grow_speakers).
 
     Args:
       saved: the info saved with the checkpoint.
@@ -78,13 +79,17 @@ class DatasetInfo:
       ValueError: in one line naming `setting`, for speakers the checkpoint does not know
         (without grow_speakers).
     """
+    # The checkpoint's statistics: its model's features must not shift under it (and a run
+    # started from another run's checkpoint keeps that run's, `checkpointing.InitSource`).
+    resumed = dataclasses.replace(self, **{key: getattr(saved, key) for key in _ARRAYS
+                                           if getattr(saved, key) is not None})
     notices = []
     if saved.prepared_as is not None and saved.prepared_as != self.prepared_as:
       notices.append(f'{setting} changed since the checkpoint (prepared again: '
                      f'{saved.prepared_as} -> {self.prepared_as}); training goes on with the '
                      'new data.')
     if not speaker_conditioned:
-      return self, notices
+      return resumed, notices
     new = [name for name in self.speakers if name not in saved.speakers]
     missing = [name for name in saved.speakers if name not in self.speakers]
     if new and not grow_speakers:
@@ -99,4 +104,4 @@ class DatasetInfo:
       notices.append(f'config.train.grow_speakers: new embedding rows for speaker(s) '
                      f'{", ".join(new)} (ids {len(saved.speakers)}-'
                      f'{len(saved.speakers) + len(new) - 1}).')
-    return dataclasses.replace(self, speakers=saved.speakers + tuple(new)), notices
+    return dataclasses.replace(resumed, speakers=saved.speakers + tuple(new)), notices

@@ -12,6 +12,7 @@ audio); bits/sample = nats / ln 2 (evaluation.nats_to_bits). Validation also rep
 μ-law class (`Head.mulaw_log_prob`), the unit both heads share. samples/s counts the
 audio samples the model reads: global batch x (receptive field + segment length) per step.
 """
+import dataclasses
 import functools
 import itertools
 import time
@@ -148,6 +149,29 @@ def _grow_speaker_rows(restored: TrainState, fresh: TrainState) -> TrainState:
     return jax.device_put(jnp.concatenate([old, new[old.shape[0]:]]), new.sharding)
 
   return jax.tree.map(grow, restored, fresh)
+
+
+def _abstract_params(model: WaveNet) -> Any:
+  """The model's parameter tree of jax.ShapeDtypeStruct (nothing computed)."""
+  return nn.unbox(jax.eval_shape(
+      lambda key: init_train_state(key, model, optax.identity(), False),
+      jax.random.key(0)).params)
+
+
+def _warm_started(init: checkpointing.InitSource, fresh: TrainState, abstract: TrainState,
+                  elsewhere: jax.sharding.Sharding) -> TrainState:
+  """fresh (step 0, its optimizer state and rng) with init's parameters and EMA.
+
+  Args:
+    abstract: fresh's tree of jax.ShapeDtypeStruct with shardings.
+    elsewhere: where the rest of init's checkpoint is read to (`InitSource.restore_params`).
+  """
+  params, ema_params = init.restore_params(abstract.params, elsewhere)
+  if fresh.ema_params is None:
+    ema_params = None
+  elif ema_params is None:  # A run without EMA: its average starts at its parameters.
+    ema_params = jax.tree.map(jnp.copy, params)  # Distinct buffers: the step donates both.
+  return fresh.replace(params=params, ema_params=ema_params)
 
 
 # ------------------------------------------------------------------------------------------
@@ -324,22 +348,38 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # Resume only what this config describes (checked before any long work).
   manager = checkpointing.create_checkpoint_manager(workdir, config.checkpoint)
   saved = checkpointing.saved_config(manager)
+  init = None
   if saved is not None:
     for change in config_rules.check_resumable(saved, config, workdir, accept_config_change):
       if is_chief:
         logging.warning('Resuming with %s.', change)
+    if config.train.init_from and is_chief:
+      logging.warning('config.train.init_from=%r ignored: %s holds checkpoints; resuming.',
+                      config.train.init_from, workdir)
+  elif config.train.init_from:
+    init = checkpointing.init_source(config.train.init_from)
+    init.check_fits(_abstract_params(model_from_config(
+        config.model, config.data, init.dataset_info.speakers)), config.data)
 
   # Data: prepared once, its speakers on the checkpoint's rows; the model's inputs say what
   # its crops hold.
   dataset = input_pipeline.prepare_dataset(config.data)
   saved_info = None if saved is None else checkpointing.saved_dataset_info(manager)
+  notices = []
   if saved_info is not None:
     dataset, notices = dataset.resumed_from(
         saved_info, speaker_conditioned=config.model.global_conditioning,
         grow_speakers=config.train.grow_speakers)
-    for notice in notices:
-      if is_chief:
-        logging.warning(notice)
+  elif init is not None:
+    # Its speakers keep their rows, new ones get rows; its data is not this run's earlier data.
+    dataset, notices = dataset.resumed_from(
+        dataclasses.replace(init.dataset_info, prepared_as=None),
+        speaker_conditioned=config.model.global_conditioning, grow_speakers=True)
+    dataset = dataclasses.replace(dataset,
+                                  info=init.with_its_normalisation(dataset.info, config.data))
+  for notice in notices:
+    if is_chief:
+      logging.warning(notice)
   info = dataset.info
   model = model_from_config(config.model, config.data, info.speakers)
   batch_sharding = sharding.batch_sharding(mesh, rules)
@@ -358,18 +398,22 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   state, state_shardings = create_train_state(
       jax.random.key(config.seed), model, optimizer, config.train.ema_decay > 0.0, mesh, rules)
 
-  # Restore (into a state of the checkpoint's speakers when config.train.grow_speakers added
-  # rows, then grown).
+  # Restore this run's checkpoint, or else init_from's parameters (into a state of the
+  # checkpoint's speakers when new speakers added rows, then grown).
   saved_state, saved_shardings = state, state_shardings
-  if saved_info is not None and model.num_speakers > len(saved_info.speakers):
+  checkpoint_info = saved_info if init is None else init.dataset_info
+  if checkpoint_info is not None and model.num_speakers > len(checkpoint_info.speakers):
     saved_state, saved_shardings = create_train_state(
         jax.random.key(config.seed), model_from_config(config.model, config.data,
-                                                       saved_info.speakers),
+                                                       checkpoint_info.speakers),
         optimizer, config.train.ema_decay > 0.0, mesh, rules)
   abstract_state = jax.tree.map(
       lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where),
       saved_state, saved_shardings)
   restored = checkpointing.restore_state(manager, abstract_state, workdir)
+  if restored is None and init is not None:
+    restored = _warm_started(init, saved_state, abstract_state,
+                             jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
   if restored is not None and saved_state is not state:
     restored = _grow_speaker_rows(restored, state)
   state = state if restored is None else restored
@@ -378,8 +422,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if is_chief:
     num_params = sum(leaf.size for leaf in jax.tree.leaves(state.params))
     logging.info('%s from step %d: %d parameters, receptive field %d samples.',
-                 'Resuming' if restored is not None else 'Starting', start_step, num_params,
-                 model.receptive_field)
+                 'Resuming' if restored is not None and init is None else 'Starting',
+                 start_step, num_params, model.receptive_field)
+    if init is not None:
+      logging.info('Parameters%s from checkpoint %d of %s (config.train.init_from); a fresh '
+                   'optimizer.', ' and EMA' if state.ema_params is not None else '', init.step,
+                   init.workdir)
 
   # Steps, compiled before the loop.
   jit_train_step = make_train_step(model, optimizer, learning_rate_fn, config.train.ema_decay,

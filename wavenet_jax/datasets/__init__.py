@@ -124,6 +124,7 @@ class FolderSource(AudioSource):
     super().prepare()
     metadata = self.builder.info.metadata
     for summary in (audio_folder.skipped_summary(metadata),
+                    audio_folder.fitted_summary(metadata),
                     audio_folder.problems_summary(metadata)):
       if summary:
         logging.warning(summary)
@@ -131,8 +132,8 @@ class FolderSource(AudioSource):
   def describe(self) -> list[str]:
     """As `AudioSource.describe`, with the files found and hours prepared, and what was not used.
 
-    That is: its metadata.csv problems (rows not used or overridden), skipped, clipped,
-    unlisted and ignored files.
+    That is: its metadata.csv problems (rows not used or overridden), skipped files, feature
+    files fitted to their audio, clipped, unlisted and ignored files.
     """
     lines = super().describe()
     metadata = self.builder.info.metadata
@@ -144,9 +145,10 @@ class FolderSource(AudioSource):
                     + ', '.join(f'{split} {h:.3f}' for split, h in hours.items()) + ')')
     lines.append(f'  skipped: {len(audio_folder.skipped_files(metadata))}')
     lines.append('  ' + (audio_folder.skipped_summary(metadata) or 'No file skipped.'))
-    problems = audio_folder.problems_summary(metadata)
-    if problems:
-      lines.append(f'  {problems}')
+    for summary in (audio_folder.fitted_summary(metadata),
+                    audio_folder.problems_summary(metadata)):
+      if summary:
+        lines.append(f'  {summary}')
     if metadata['clipped']:
       lines.append(f'  clipped to [-1, 1] when stored as int16 ({len(metadata["clipped"])}): '
                    + ', '.join(metadata['clipped']))

@@ -53,6 +53,7 @@ the dataset's metadata and printed by `python -m wavenet_jax.datasets.prepare`):
   features off by > 2 frames      skipped (path and reason: frames found and needed); within
                                   features.FRAME_TOLERANCE frames (the usual GTA mismatch)
                                   cropped or padded with the last frame to ceil(samples / hop)
+                                  (path and how: frames found and needed)
   features holding NaN or inf     skipped (path and reason)
   features with other channels    ValueError naming the file and config.data.features.channels
 Other files (not .wav/.flac/.ogg, not metadata.csv) are counted as ignored.
@@ -281,8 +282,8 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict(features),
         metadata=tfds.core.MetadataDict(
-            wav_dir=config.wav_dir, sample_rate=config.sample_rate, skipped={}, clipped=[],
-            num_samples={}, pieced=[], missing=list(config.listing.missing),
+            wav_dir=config.wav_dir, sample_rate=config.sample_rate, skipped={}, fitted={},
+            clipped=[], num_samples={}, pieced=[], missing=list(config.listing.missing),
             outside=list(config.listing.outside),
             undecodable=list(config.listing.undecodable), problems=list(config.listing.problems),
             ignored=list(config.listing.ignored), unlisted=config.listing.unlisted),
@@ -305,9 +306,11 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
     return dataclasses.replace(features, dir=os.fspath(
         pathlib.Path(self.data_dir_root) / 'linguistic_features' / self.builder_config.name))
 
-  def _frames(self, entry: file_listing.AudioFileEntry, num_samples: int) -> np.ndarray | str:
-    """float32 [ceil(num_samples / hop), channels]: the file's feature frames (made first from
-    its labels if need be, fitted within FRAME_TOLERANCE), else the reason it is skipped.
+  def _frames(self, entry: file_listing.AudioFileEntry,
+              num_samples: int) -> tuple[np.ndarray, int] | str:
+    """(float32 [ceil(num_samples / hop), channels]: the file's feature frames (made first from
+    its labels if need be, fitted within FRAME_TOLERANCE), the frames the file holds), else
+    the reason it is skipped.
 
     Raises:
       ValueError: in one line naming the file, for arrays with another channel count.
@@ -332,11 +335,13 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
       raise ValueError(f'{path}: features of shape {frames.shape}, but '
                        f'config.data.features.channels={features.channels} ([frames, '
                        f'{features.channels}] float32 arrays).')
-    return features_lib.fit_frames(frames, num_samples, features.hop_length,
-                                   f'features file {path}')
+    fitted = features_lib.fit_frames(frames, num_samples, features.hop_length,
+                                     f'features file {path}')
+    return fitted if isinstance(fitted, str) else (fitted, len(frames))
 
-  def _inspect(self, entry: file_listing.AudioFileEntry) -> tuple[int, bool] | str:
-    """(samples, clipped) of a usable file, else the reason it is skipped."""
+  def _inspect(self, entry: file_listing.AudioFileEntry) -> tuple[int, bool, str | None] | str:
+    """(samples, clipped, how its feature frames were fitted to them or None) of a usable file,
+    else the reason it is skipped."""
     samples, peak = 0, 0.0
     try:
       for block in self._blocks(entry):
@@ -344,11 +349,13 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
         peak = max(peak, float(np.max(np.abs(block), initial=0.0)))
     except audio_lib.AudioFileError as error:
       return error.reason
+    fitted = None
     if self.builder_config.features is not None:
       frames = self._frames(entry, samples)
       if isinstance(frames, str):
         return frames
-    return samples, peak > 1.0
+      fitted = _fitted_note(frames[1], len(frames[0]))
+    return samples, peak > 1.0, fitted
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     del dl_manager
@@ -362,7 +369,9 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
         metadata['skipped'][entry.file] = inspection
         continue
       usable[entry.file] = entry
-      num_samples[entry.file], clipped = inspection
+      num_samples[entry.file], clipped, fitted = inspection
+      if fitted:
+        metadata['fitted'][entry.file] = fitted
       if _is_long(pathlib.Path(config.wav_dir) / entry.file):
         metadata['pieced'].append(entry.file)
       if clipped:
@@ -407,10 +416,31 @@ class AudioFolder(tfds.core.GeneratorBasedBuilder):
     features = self.builder_config.features
     if features is None:
       return {}
-    frames = self._frames(entry, num_samples)
+    frames = self._frames(entry, num_samples)[0]
     hop = features.hop_length
     return {'features': frames[first // hop:-(-(first + length) // hop)],
             'features_lag': first % hop}
+
+
+def _fitted_note(found: int, needed: int) -> str | None:
+  """How a file's `found` feature frames were fitted to the `needed` of its audio (None: as
+  they were)."""
+  if found > needed:
+    return f'{found} frames for {needed}: the last {found - needed} dropped'
+  if found < needed:
+    return f'{found} frames for {needed}: the last repeated {needed - found} time(s)'
+  return None
+
+
+def fitted_summary(metadata: dict) -> str | None:
+  """One line listing every file whose features were cropped or padded (None when none was)."""
+  # .get: metadata stored by versions before 'fitted'.
+  fitted = metadata.get('fitted', {})
+  if not fitted:
+    return None
+  return (f'Features of {len(fitted)} file(s) of {metadata["wav_dir"]} fitted to their audio '
+          f'(within {features_lib.FRAME_TOLERANCE} frames): '
+          + '; '.join(f'{path} ({note})' for path, note in sorted(fitted.items())))
 
 
 def skipped_files(metadata: dict) -> dict[str, str]:
