@@ -2,6 +2,7 @@
 a dead process (1, or 0 with the coordination service).
 """
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -102,8 +103,9 @@ def test_a_dead_process_stops_the_other_with_the_resume_status_and_one_line(tmp_
   processes = _start_two_processes(workdir, {**OVERRIDES, 'train.num_steps': 100_000})
   _wait_for_checkpoint_2(workdir, processes)
   last_line = _kill_and_read_the_other(processes, dead=1)
-  assert last_line.startswith('train.py: process 1 of 2 is lost (Connection reset by peer in '
-                              'a collective): unfinished; '), last_line
+  # gloo says 'reset' or 'closed', depending on where the peer's socket was.
+  assert re.match(r'train\.py: process 1 of 2 is lost \(Connection (reset|closed) by peer in '
+                  r'a collective\): unfinished; ', last_line), last_line
 
 
 def test_a_dead_process_0_stops_the_other_in_one_line_and_a_relaunch_resumes(tmp_path):
@@ -112,10 +114,16 @@ def test_a_dead_process_0_stops_the_other_in_one_line_and_a_relaunch_resumes(tmp
   processes = _start_two_processes(workdir, {**OVERRIDES, 'train.num_steps': 100_000})
   _wait_for_checkpoint_2(workdir, processes)
   last_line = _kill_and_read_the_other(processes, dead=0)
-  assert last_line.startswith('train.py: process 0 of 2 is lost (its coordination service '
-                              "stopped answering; JAX's log: "), last_line
-  with open(last_line.split("JAX's log: ")[1].split(')')[0]) as log:
-    assert 'Check failure stack trace' in log.read()  # The stack, kept out of the console.
+  # Whichever the survivor meets first: a collective that fails (caught in the loop), or JAX's
+  # abort on losing the coordination service (caught by the parent process, its log kept).
+  assert last_line.startswith('train.py: process 0 of 2 is lost ('), last_line
+  if "JAX's log: " in last_line:
+    assert last_line.startswith('train.py: process 0 of 2 is lost (its coordination service '
+                                "stopped answering; JAX's log: "), last_line
+    with open(last_line.split("JAX's log: ")[1].split(')')[0]) as log:
+      assert 'Check failure stack trace' in log.read()  # The stack, kept out of the console.
+  else:
+    assert re.search(r'Connection (reset|closed) by peer in a collective', last_line), last_line
 
   saved = max(int(name) for name in os.listdir(os.path.join(workdir, 'checkpoints'))
               if name.isdigit())

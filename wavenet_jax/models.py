@@ -67,7 +67,6 @@ import numpy as np
 
 from wavenet_jax import codecs
 from wavenet_jax import distributions
-from wavenet_jax import features as features_lib
 
 Array = jax.Array
 Dtype = Any
@@ -818,6 +817,9 @@ def model_from_config(model_config: Any, data_config: Any, speakers: Sequence[st
   if model_config.global_conditioning and not speakers:
     raise ValueError('config.model.global_conditioning=True, but the dataset has no speakers.')
   local = bool(model_config.local_conditioning)
+  # Here, not at the top: features reads audio files (soundfile, soxr), which `import
+  # wavenet_jax` does not load.
+  from wavenet_jax import features as features_lib  # pylint: disable=import-outside-toplevel
   channels, hop_length = features_lib.channels_and_hop(data_config)
   return WaveNet(
       num_layers=model_config.num_layers,
