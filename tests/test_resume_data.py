@@ -10,6 +10,7 @@ import soundfile
 import training_runs
 from wavenet_jax import checkpointing
 from wavenet_jax import input_pipeline
+from wavenet_jax import optimizers
 from wavenet_jax import trainer
 from wavenet_jax.dataset_info import DatasetInfo
 
@@ -146,5 +147,5 @@ def test_renamed_speakers_fail_and_grown_ones_keep_the_trained_rows(tmp_path, ca
   training_runs.assert_params_close(grown, trained, rtol=0, atol=0)
   config = _config(wav_dir, tmp_path / 'data', 4, **grow)
   fresh = nn.unbox(trainer.init_train_state(jax.random.key(config.seed), trained_model.model,
-                                            trainer.create_optimizer(config.train), False).params)
+                                            optimizers.create_optimizer(config.train), False).params)
   np.testing.assert_allclose(table[2], fresh['speaker_embedding']['embedding'][2], rtol=1e-6)

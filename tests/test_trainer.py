@@ -15,6 +15,7 @@ from flax import traverse_util
 
 import training_runs
 from wavenet_jax import checkpointing
+from wavenet_jax import optimizers
 from wavenet_jax import run_control
 from wavenet_jax import summaries
 from wavenet_jax import trainer
@@ -23,13 +24,13 @@ from wavenet_jax import trainer
 def test_learning_rate_warms_up_then_decays():
   config = training_runs.tiny_config({'train.num_steps': 110, 'train.warmup_steps': 10,
                                       'train.learning_rate': 1.0})
-  learning_rate = trainer.create_learning_rate_fn(config.train)
+  learning_rate = optimizers.create_learning_rate_fn(config.train)
   assert [float(learning_rate(step)) for step in (0, 5, 10)] == pytest.approx([0.0, 0.5, 1.0])
   assert float(learning_rate(60)) == pytest.approx(0.5, abs=1e-6)  # Half-way down the cosine.
   assert float(learning_rate(110)) == pytest.approx(0.0, abs=1e-6)
   config.train.decay = 'linear'
   with pytest.raises(ValueError, match='config.train.decay'):
-    trainer.create_learning_rate_fn(config.train)
+    optimizers.create_learning_rate_fn(config.train)
 
 
 def _summaries(workdir):
@@ -111,7 +112,7 @@ def assert_params_changed(config, state, workdir, prefixes=('',)):
   """Some parameter whose name starts with one of `prefixes` differs from its initial value."""
   model = checkpointing.restore_for_inference(workdir).model
   initial = trainer.init_train_state(jax.random.key(config.seed), model,
-                                     trainer.create_optimizer(config.train), False)
+                                     optimizers.create_optimizer(config.train), False)
   initial = traverse_util.flatten_dict(nn.unbox(initial.params), sep='/')
   trained = traverse_util.flatten_dict(jax.device_get(state.params), sep='/')
   assert any(not np.allclose(trained[name], initial[name]) for name in trained

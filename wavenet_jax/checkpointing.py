@@ -23,6 +23,7 @@ from typing import Any, Optional
 from absl import logging
 from etils import epath
 import jax
+import jax.numpy as jnp
 from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
@@ -578,6 +579,20 @@ class InitSource:
       manager.close()
     return state['params'], state.get('ema_params')
 
+  def warm_started(self, fresh: Any, abstract: Any, elsewhere: jax.sharding.Sharding) -> Any:
+    """fresh (a train state at step 0: its optimizer state and rng) with these parameters and EMA.
+
+    Args:
+      abstract: fresh's tree of jax.ShapeDtypeStruct with shardings.
+      elsewhere: where the rest of init's checkpoint is read to (`restore_params`).
+    """
+    params, ema_params = self.restore_params(abstract.params, elsewhere)
+    if fresh.ema_params is None:
+      ema_params = None
+    elif ema_params is None:  # A run without EMA: its average starts at its parameters.
+      ema_params = jax.tree.map(jnp.copy, params)  # Distinct buffers: the step donates both.
+    return fresh.replace(params=params, ema_params=ema_params)
+
 
 def init_source(spec: str) -> InitSource:
   """The checkpoint that config.train.init_from = spec names ('WORKDIR' or 'WORKDIR@STEP').
@@ -610,3 +625,18 @@ def init_source(spec: str) -> InitSource:
                     config=config_rules.config_from_saved_json(saved[CONFIG]),
                     dataset_info=DatasetInfo.from_json(json.dumps(saved[DATASET_INFO])),
                     param_shapes=shapes)
+
+
+def grow_speaker_rows(restored: Any, fresh: Any) -> Any:
+  """A restored train state, with the rows that a grown speaker table adds taken from fresh.
+
+  Only the speaker embedding (and its optimizer and EMA state) differs in shape: its rows
+  [0, restored rows) are the checkpoint's, the rest fresh's (initialised like a new run's,
+  zero optimizer moments).
+  """
+  def grow(old: jax.Array, new: jax.Array) -> jax.Array:
+    if old.shape == new.shape:
+      return old
+    return jax.device_put(jnp.concatenate([old, new[old.shape[0]:]]), new.sharding)
+
+  return jax.tree.map(grow, restored, fresh)

@@ -32,6 +32,7 @@ from wavenet_jax import clips
 from wavenet_jax import config_rules
 from wavenet_jax import distributions
 from wavenet_jax import input_pipeline
+from wavenet_jax import optimizers
 from wavenet_jax import run_control
 from wavenet_jax import sharding
 from wavenet_jax import storage
@@ -64,32 +65,6 @@ class TrainState:
 # ------------------------------------------------------------------------------------------
 # Model, optimizer and state.
 # ------------------------------------------------------------------------------------------
-
-
-def create_learning_rate_fn(train_config: ml_collections.ConfigDict) -> optax.Schedule:
-  """Linear warmup from 0 to learning_rate (if warmup_steps > 0), then cosine decay to 0 or
-  constant."""
-  peak = train_config.learning_rate
-  warmup_steps = int(train_config.warmup_steps)
-  if train_config.decay == 'cosine':
-    after = optax.cosine_decay_schedule(peak, max(train_config.num_steps - warmup_steps, 1))
-  elif train_config.decay == 'constant':
-    after = optax.constant_schedule(peak)
-  else:
-    raise ValueError(f"config.train.decay must be 'cosine' or 'constant', "
-                     f'got {train_config.decay!r}.')
-  if warmup_steps <= 0:
-    return after
-  warmup = optax.linear_schedule(0.0, peak, warmup_steps)
-  return optax.join_schedules([warmup, after], [warmup_steps])
-
-
-def create_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """AdamW on the learning-rate schedule, after clipping the gradients' global norm."""
-  return optax.chain(
-      optax.clip_by_global_norm(train_config.grad_clip_norm),
-      optax.adamw(create_learning_rate_fn(train_config),
-                  weight_decay=train_config.weight_decay))
 
 
 def model_inputs(batch: Batch) -> tuple[jax.Array, Optional[jax.Array], Optional[jax.Array]]:
@@ -136,42 +111,11 @@ def create_train_state(rng: jax.Array, model: WaveNet, optimizer: optax.Gradient
   return state, state_shardings
 
 
-def _grow_speaker_rows(restored: TrainState, fresh: TrainState) -> TrainState:
-  """restored, with the rows that a grown speaker table adds taken from fresh.
-
-  Only the speaker embedding (and its optimizer and EMA state) differs in shape: its rows
-  [0, restored rows) are the checkpoint's, the rest fresh's (initialised like a new run's,
-  zero optimizer moments).
-  """
-  def grow(old: jax.Array, new: jax.Array) -> jax.Array:
-    if old.shape == new.shape:
-      return old
-    return jax.device_put(jnp.concatenate([old, new[old.shape[0]:]]), new.sharding)
-
-  return jax.tree.map(grow, restored, fresh)
-
-
 def _abstract_params(model: WaveNet) -> Any:
   """The model's parameter tree of jax.ShapeDtypeStruct (nothing computed)."""
   return nn.unbox(jax.eval_shape(
       lambda key: init_train_state(key, model, optax.identity(), False),
       jax.random.key(0)).params)
-
-
-def _warm_started(init: checkpointing.InitSource, fresh: TrainState, abstract: TrainState,
-                  elsewhere: jax.sharding.Sharding) -> TrainState:
-  """fresh (step 0, its optimizer state and rng) with init's parameters and EMA.
-
-  Args:
-    abstract: fresh's tree of jax.ShapeDtypeStruct with shardings.
-    elsewhere: where the rest of init's checkpoint is read to (`InitSource.restore_params`).
-  """
-  params, ema_params = init.restore_params(abstract.params, elsewhere)
-  if fresh.ema_params is None:
-    ema_params = None
-  elif ema_params is None:  # A run without EMA: its average starts at its parameters.
-    ema_params = jax.tree.map(jnp.copy, params)  # Distinct buffers: the step donates both.
-  return fresh.replace(params=params, ema_params=ema_params)
 
 
 # ------------------------------------------------------------------------------------------
@@ -393,8 +337,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     logging.warning('The dataset has no validation split: no periodic evaluation.')
 
   # Model, optimizer and state.
-  learning_rate_fn = create_learning_rate_fn(config.train)
-  optimizer = create_optimizer(config.train)
+  learning_rate_fn = optimizers.create_learning_rate_fn(config.train)
+  optimizer = optimizers.create_optimizer(config.train)
   state, state_shardings = create_train_state(
       jax.random.key(config.seed), model, optimizer, config.train.ema_decay > 0.0, mesh, rules)
 
@@ -412,10 +356,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       saved_state, saved_shardings)
   restored = checkpointing.restore_state(manager, abstract_state, workdir)
   if restored is None and init is not None:
-    restored = _warm_started(init, saved_state, abstract_state,
-                             jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+    restored = init.warm_started(saved_state, abstract_state,
+                                 jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
   if restored is not None and saved_state is not state:
-    restored = _grow_speaker_rows(restored, state)
+    restored = checkpointing.grow_speaker_rows(restored, state)
   state = state if restored is None else restored
   start_step = int(jax.device_get(state.step))
   num_steps = config.train.num_steps

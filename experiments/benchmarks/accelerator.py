@@ -88,6 +88,7 @@ from experiments.benchmarks import sampling
 from experiments.benchmarks import train_step as train_step_benchmark
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
+from wavenet_jax import optimizers
 from wavenet_jax import plotting
 from wavenet_jax import run_control
 from wavenet_jax import sampler
@@ -258,8 +259,8 @@ def benchmark_train_step(config: ml_collections.ConfigDict, model: WaveNet,
   """
   mesh = sharding.create_mesh(config.mesh)
   rules = sharding.rules_from_config(config)
-  optimizer = trainer.create_optimizer(config.train)
-  learning_rate_fn = trainer.create_learning_rate_fn(config.train)
+  optimizer = optimizers.create_optimizer(config.train)
+  learning_rate_fn = optimizers.create_learning_rate_fn(config.train)
   state, state_shardings = trainer.create_train_state(
       jax.random.key(config.seed), model, optimizer, config.train.ema_decay > 0.0, mesh, rules)
   batch_sharding = sharding.batch_sharding(mesh, rules)

@@ -26,6 +26,7 @@ import jax
 from ml_collections import config_flags
 
 from wavenet_jax import input_pipeline
+from wavenet_jax import optimizers
 from wavenet_jax import trainer
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/default.py',
@@ -48,11 +49,11 @@ def _batches_per_second(batches, num_batches: int, warmup_batches: int) -> float
 def _train_steps_per_second(config, info, batch, num_steps: int) -> float:
   """Steps/s of trainer.train_step (jitted, state donated) of config on one device."""
   model = trainer.model_from_config(config.model, config.data, info.speakers)
-  optimizer = trainer.create_optimizer(config.train)
+  optimizer = optimizers.create_optimizer(config.train)
   use_ema = config.train.ema_decay > 0
   state = jax.jit(lambda key: nn.unbox(trainer.init_train_state(key, model, optimizer, use_ema)))(
       jax.random.key(config.seed))
-  step = trainer.make_train_step(model, optimizer, trainer.create_learning_rate_fn(config.train),
+  step = trainer.make_train_step(model, optimizer, optimizers.create_learning_rate_fn(config.train),
                                  config.train.ema_decay)
   batch = {key: jax.device_put(value) for key, value in batch.items()}
   state, metrics = step(state, batch)

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from wavenet_jax import optimizers
 from wavenet_jax import trainer
 from wavenet_jax.models import WaveNet
 
@@ -95,8 +96,8 @@ def main(argv: list[str]) -> None:
   train_config = ml_collections.ConfigDict(dict(
       learning_rate=1e-3, warmup_steps=0, decay='constant', num_steps=1, weight_decay=0.0,
       grad_clip_norm=1.0))
-  optimizer = trainer.create_optimizer(train_config)
-  learning_rate_fn = trainer.create_learning_rate_fn(train_config)
+  optimizer = optimizers.create_optimizer(train_config)
+  learning_rate_fn = optimizers.create_learning_rate_fn(train_config)
   state = jax.jit(lambda key: nn.unbox(trainer.init_train_state(key, model, optimizer, False)))(
       jax.random.key(0))
   shape = (_BATCH_SIZE.value, _NUM_SAMPLES.value)
