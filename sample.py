@@ -27,8 +27,8 @@ is split over the most local devices that divide it: several GPUs, or on a CPU h
 device per core this process may run on (set JAX_NUM_CPU_DEVICES, or XLA_FLAGS'
 --xla_force_host_platform_device_count, to choose another count).
 
-A vocoder (--mel_from or --features) folds each utterance into --segments segments generated as one batch (see
-wavenet_jax/synthesis.py; by default as many as keep the devices busy, see
+A vocoder (--mel_from or --features) folds each utterance into --segments segments generated
+as one batch (see wavenet_jax/synthesis.py; by default as many as keep the devices busy, see
 `synthesis.default_segments`); its WAV is then written once they are joined. --stream
 instead feeds the mel frames one at a time to `synthesis.stream` and appends each frame's
 audio to the WAV as it comes.

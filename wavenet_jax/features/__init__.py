@@ -234,8 +234,8 @@ class FileFeatures:
     if section.source == LABELS:
       from wavenet_jax import linguistic  # pylint: disable=import-outside-toplevel; numpy only.
       phones = linguistic.phone_set(section.phones)
-    return cls(hop_length=int(section.hop_length), mean=mean, std=std, sample_rate=int(data_config.sample_rate),
-               source=section.source, phones=phones)
+    return cls(hop_length=int(section.hop_length), mean=mean, std=std,
+               sample_rate=int(data_config.sample_rate), source=section.source, phones=phones)
 
   @property
   def channels(self) -> int:
