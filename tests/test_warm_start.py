@@ -1,4 +1,6 @@
 """config.train.init_from: a new run from another run's parameters, and GTA-like feature files."""
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -76,6 +78,26 @@ def test_a_workdir_without_checkpoints_is_one_line_naming_the_key(tmp_path):
     with pytest.raises(ValueError, match=r'^config\.train\.init_from=.*no checkpoint') as error:
       checkpointing.init_source(spec)
     assert '\n' not in str(error.value)
+
+
+def test_a_run_failing_after_opening_its_checkpoints_closes_them_before_removing_its_workdir(
+    tmp_path, monkeypatch):
+  # orbax cleans up in the background when a manager opens; a workdir removed under that
+  # cleanup printed its traceback (a flaky CI failure).
+  closed_with_workdir = []
+  close_quietly = checkpointing.close_quietly
+
+  def closing(manager):
+    closed_with_workdir.append(os.path.isdir(workdir))
+    close_quietly(manager)
+
+  monkeypatch.setattr(checkpointing, 'close_quietly', closing)
+  workdir = str(tmp_path / 'run')
+  config = _config(_folder(tmp_path / 'wavs', ('ann',), 200), tmp_path / 'data', 2,
+                   **{'train.init_from': str(tmp_path / 'none')})
+  with pytest.raises(ValueError, match='no checkpoint'):
+    trainer.train_and_evaluate(config, workdir)
+  assert closed_with_workdir == [True] and not os.path.exists(workdir)
 
 
 @pytest.mark.slow

@@ -273,6 +273,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   rules = sharding.rules_from_config(config)
   config_rules.check_config(config, sharding.num_batch_shards(mesh, rules))
   storage.check_remote_support(workdir, '--workdir')
+  storage.check_local(config.data.data_dir, 'config.data.data_dir')
   budget = run_control.TimeBudget(config.train)
   with run_control.held_workdir(workdir):
     return _train_and_evaluate(config, workdir, mesh, rules, budget, accept_config_change)
@@ -282,7 +283,29 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         mesh: jax.sharding.Mesh, rules: sharding.Rules,
                         budget: run_control.TimeBudget,
                         accept_config_change: bool) -> TrainState:
-  """train_and_evaluate once the config is checked and the workdir is held."""
+  """train_and_evaluate once the config is checked and the workdir is held.
+
+  The checkpoint manager is closed however the run ends: its background work (a save, the
+  cleanup of an interrupted one) must not outlive a workdir removed after an early error.
+  """
+  manager = checkpointing.create_checkpoint_manager(workdir, config.checkpoint)
+  lost: Optional[run_control.ProcessesLost] = None
+  try:
+    return _run(config, workdir, manager, mesh, rules, budget, accept_config_change)
+  except Exception as error:  # pylint: disable=broad-except  # A lost process: any kind.
+    lost = run_control.lost_processes(error)
+    if lost is None:
+      raise
+    raise lost from error
+  finally:
+    if lost is None:  # An unfinished save would wait for the lost process (minutes).
+      checkpointing.close_quietly(manager)
+
+
+def _run(config: ml_collections.ConfigDict, workdir: str, manager: Any,
+         mesh: jax.sharding.Mesh, rules: sharding.Rules, budget: run_control.TimeBudget,
+         accept_config_change: bool) -> TrainState:
+  """The run itself: resume or start, the loop, the last save."""
   is_chief = jax.process_index() == 0
   global_batch_size = config.train.batch_size
   if is_chief:
@@ -290,7 +313,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                  jax.device_count(), jax.process_count(), workdir)
 
   # Resume only what this config describes (checked before any long work).
-  manager = checkpointing.create_checkpoint_manager(workdir, config.checkpoint)
   saved = checkpointing.saved_config(manager)
   init = None
   if saved is not None:
@@ -398,7 +420,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # The loop. Step s's metrics are checked for NaN/inf while step s + 1 runs, except before
   # a checkpoint: then the state to save is checked first.
   pending: Optional[tuple[int, Metrics]] = None
-  lost: Optional[run_control.ProcessesLost] = None
   try:
     for step in range(start_step + 1, num_steps + 1):
       state, step_metrics = compiled_train_step(state, next(train_batches))
@@ -433,14 +454,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if pending is not None:
       metrics.record(*pending)
     checkpointing.finish(manager)
-  except Exception as error:  # pylint: disable=broad-except  # A lost process: any kind.
-    lost = run_control.lost_processes(error)
-    if lost is None:
-      raise
-    raise lost from error
   finally:
-    if lost is None:  # An unfinished save would wait for the lost process (minutes).
-      checkpointing.close_quietly(manager)
     stop_signals.restore()
     writer.close()
   return state
