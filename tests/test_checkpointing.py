@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import jax
+import numpy as np
 import pytest
 
 import training_runs
@@ -163,6 +165,30 @@ def test_resuming_with_another_model_is_a_one_line_error_and_safe_changes_go_thr
       training_runs.tiny_config({'train.num_steps': 6, 'model.dtype': 'bfloat16'}), workdir,
       accept_config_change=True)
   assert int(state.step) == 6
+
+
+@pytest.mark.slow
+def test_turning_ema_on_or_off_on_resume_keeps_the_checkpoint(tmp_path, caplog):
+  # Restoring into the other state structure used to fail and set the checkpoint aside as
+  # damaged: the run started again from step 0.
+  without_ema, with_ema = str(tmp_path / 'without'), str(tmp_path / 'with')
+  saved = trainer.train_and_evaluate(
+      training_runs.tiny_config({'train.num_steps': 2, 'train.ema_decay': 0.0}), without_ema)
+  with caplog.at_level('WARNING'):
+    resumed = trainer.train_and_evaluate(
+        training_runs.tiny_config({'train.num_steps': 2, 'train.ema_decay': 0.5}), without_ema)
+  assert int(resumed.step) == 2 and 'Checkpoint 2 has no EMA: the average starts at' in caplog.text
+  for leaf, saved_leaf, ema_leaf in zip(*map(jax.tree.leaves, (
+      resumed.params, saved.params, resumed.ema_params))):
+    np.testing.assert_array_equal(leaf, saved_leaf)
+    np.testing.assert_array_equal(ema_leaf, saved_leaf)
+
+  saved = trainer.train_and_evaluate(
+      training_runs.tiny_config({'train.num_steps': 2, 'train.ema_decay': 0.5}), with_ema)
+  resumed = trainer.train_and_evaluate(
+      training_runs.tiny_config({'train.num_steps': 3, 'train.ema_decay': 0.0}), with_ema)
+  assert int(resumed.step) == 3 and resumed.ema_params is None
+  assert _steps(with_ema) == [2, 3] and not os.path.exists(tmp_path / 'with/damaged_checkpoints')
 
 
 def test_which_config_changes_are_safe_to_resume_with():

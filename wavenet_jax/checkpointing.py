@@ -236,22 +236,52 @@ def restore_state(manager: ocp.CheckpointManager, abstract_state: Any,
   """
   _drop_reports_of_reads_left_in_flight()
   steps = sorted(manager.all_steps(), reverse=True)
+  wants_ema = abstract_state.ema_params is not None
   for step in steps:
     _check_shapes(manager, step, abstract_state)
+    has_ema = _saved_ema(manager, step, default=wants_ema)
+    # The EMA as saved (config.train.ema_decay may have changed since): its arrays have the
+    # parameters' shapes and shardings.
+    as_saved = abstract_state.replace(ema_params=abstract_state.params if has_ema else None)
     try:
       restored = manager.restore(
-          step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(abstract_state)}))
+          step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(as_saved)}))
       reason = None
     except Exception as error:  # pylint: disable=broad-except  # Any damage: see _error_line.
       reason = _error_line(error)
     if not _failed_on_any_process(reason is not None):
-      return restored[STATE]
+      state = restored[STATE]
+      if has_ema != wants_ema and jax.process_index() == 0:
+        logging.warning(
+            'Checkpoint %d %s: %s.', step, 'has no EMA' if wants_ema else 'holds an EMA',
+            'the average starts at its parameters' if wants_ema else
+            'config.train.ema_decay=0 drops it; training, evaluation and samples use the '
+            'parameters')
+      return state.replace(ema_params=_ema_as_requested(state.params, state.ema_params,
+                                                        wants_ema))
     _set_aside(workdir, step, reason or 'another process could not restore it')
     manager.reload()
   if steps and jax.process_index() == 0:
     logging.warning('No checkpoint of %s restores (all moved to %s): starting from step 0.',
                     workdir, checkpoint_dir(workdir).parent / DAMAGED_DIR)
   return None
+
+
+def _saved_ema(manager: ocp.CheckpointManager, step: int, default: bool) -> bool:
+  """Whether checkpoint `step` holds an EMA of the parameters (default if unreadable)."""
+  try:
+    return manager.item_metadata(step)[STATE]['ema_params'] is not None
+  except Exception:  # pylint: disable=broad-except  # Damaged metadata: judged by restore.
+    return default
+
+
+def _ema_as_requested(params: Any, ema_params: Optional[Any], wants_ema: bool) -> Optional[Any]:
+  """The EMA a run continues with: none if off, else the saved one or, if none, params."""
+  if not wants_ema:
+    return None
+  if ema_params is None:
+    return jax.tree.map(jnp.copy, params)  # Distinct buffers: the train step donates both.
+  return ema_params
 
 
 def _check_shapes(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> None:
@@ -587,11 +617,8 @@ class InitSource:
       elsewhere: where the rest of init's checkpoint is read to (`restore_params`).
     """
     params, ema_params = self.restore_params(abstract.params, elsewhere)
-    if fresh.ema_params is None:
-      ema_params = None
-    elif ema_params is None:  # A run without EMA: its average starts at its parameters.
-      ema_params = jax.tree.map(jnp.copy, params)  # Distinct buffers: the step donates both.
-    return fresh.replace(params=params, ema_params=ema_params)
+    return fresh.replace(params=params, ema_params=_ema_as_requested(
+        params, ema_params, wants_ema=fresh.ema_params is not None))
 
 
 def init_source(spec: str) -> InitSource:
