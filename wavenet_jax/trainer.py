@@ -239,6 +239,97 @@ def _compile(jit_train_step: Any, state: TrainState, batch: Batch) -> Callable:
   return compiled
 
 
+@dataclasses.dataclass(frozen=True)
+class _StartingPoint:
+  """Where a run starts: its workdir's latest checkpoint, another run's parameters, or step 0.
+
+  Attributes:
+    manager: the run's checkpoints.
+    workdir: the run's directory.
+    saved_info: the dataset info of the run's own latest checkpoint (a resume), else None.
+    init: the checkpoint of config.train.init_from when the run has none of its own, else None.
+  """
+  manager: Any
+  workdir: str
+  saved_info: Optional[Any]
+  init: Optional[checkpointing.InitSource]
+
+  @classmethod
+  def checked(cls, config: ml_collections.ConfigDict, workdir: str, manager: Any,
+              accept_config_change: bool) -> '_StartingPoint':
+    """Reads what the run starts from; a config it cannot continue is a one-line ValueError."""
+    is_chief = jax.process_index() == 0
+    saved = checkpointing.saved_config(manager)
+    if saved is None:
+      init = None
+      if config.train.init_from:
+        init = checkpointing.init_source(config.train.init_from)
+        init.check_fits(_abstract_params(model_from_config(
+            config.model, config.data, init.dataset_info.speakers)), config.data)
+      return cls(manager, workdir, None, init)
+    for change in config_rules.check_resumable(saved, config, workdir, accept_config_change):
+      if is_chief:
+        logging.warning('Resuming with %s.', change)
+    if config.train.init_from and is_chief:
+      logging.warning('config.train.init_from=%r ignored: %s holds checkpoints; resuming.',
+                      config.train.init_from, workdir)
+    return cls(manager, workdir, checkpointing.saved_dataset_info(manager), None)
+
+  def dataset_for_run(self, dataset: input_pipeline.PreparedDataset,
+                      config: ml_collections.ConfigDict) -> input_pipeline.PreparedDataset:
+    """dataset with the checkpoint's speaker rows (and init_from's feature statistics)."""
+    notices = []
+    if self.saved_info is not None:
+      dataset, notices = dataset.resumed_from(
+          self.saved_info, speaker_conditioned=config.model.global_conditioning,
+          grow_speakers=config.train.grow_speakers)
+    elif self.init is not None:
+      # Its speakers keep their rows, new ones get rows; its data is not this run's earlier data.
+      dataset, notices = dataset.resumed_from(
+          dataclasses.replace(self.init.dataset_info, prepared_as=None),
+          speaker_conditioned=config.model.global_conditioning, grow_speakers=True)
+      dataset = dataclasses.replace(
+          dataset, info=self.init.with_its_normalisation(dataset.info, config.data))
+    if jax.process_index() == 0:
+      for notice in notices:
+        logging.warning(notice)
+    return dataset
+
+  def state(self, fresh: TrainState, shardings: TrainState, model: WaveNet,
+            config: ml_collections.ConfigDict, optimizer: optax.GradientTransformation,
+            mesh: jax.sharding.Mesh, rules: sharding.Rules) -> TrainState:
+    """The run's checkpoint restored, or else init_from's parameters, or else fresh.
+
+    Args:
+      fresh: the state at step 0 of `model` (the run's), placed with `shardings`.
+
+    A checkpoint of fewer speakers than the model is restored into a state of its own
+    speakers, then its speaker table grown to the model's.
+    """
+    checkpoint_info = self.saved_info if self.init is None else self.init.dataset_info
+    saved_state, saved_shardings = fresh, shardings
+    if checkpoint_info is not None and model.num_speakers > len(checkpoint_info.speakers):
+      saved_state, saved_shardings = create_train_state(
+          jax.random.key(config.seed), model_from_config(config.model, config.data,
+                                                         checkpoint_info.speakers),
+          optimizer, config.train.ema_decay > 0.0, mesh, rules)
+    abstract_state = jax.tree.map(
+        lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where),
+        saved_state, saved_shardings)
+    restored = checkpointing.restore_state(self.manager, abstract_state, self.workdir)
+    if restored is None and self.init is not None:
+      restored = self.init.warm_started(
+          saved_state, abstract_state,
+          jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+      if jax.process_index() == 0:
+        logging.info('Parameters%s from checkpoint %d of %s (config.train.init_from); a fresh '
+                     'optimizer.', ' and EMA' if restored.ema_params is not None else '',
+                     self.init.step, self.init.workdir)
+    if restored is not None and saved_state is not fresh:
+      restored = checkpointing.grow_speaker_rows(restored, fresh)
+    return fresh if restored is None else restored
+
+
 # ------------------------------------------------------------------------------------------
 # The run.
 # ------------------------------------------------------------------------------------------
@@ -313,39 +404,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, manager: Any,
                  jax.device_count(), jax.process_count(), workdir)
 
   # Resume only what this config describes (checked before any long work).
-  saved = checkpointing.saved_config(manager)
-  init = None
-  if saved is not None:
-    for change in config_rules.check_resumable(saved, config, workdir, accept_config_change):
-      if is_chief:
-        logging.warning('Resuming with %s.', change)
-    if config.train.init_from and is_chief:
-      logging.warning('config.train.init_from=%r ignored: %s holds checkpoints; resuming.',
-                      config.train.init_from, workdir)
-  elif config.train.init_from:
-    init = checkpointing.init_source(config.train.init_from)
-    init.check_fits(_abstract_params(model_from_config(
-        config.model, config.data, init.dataset_info.speakers)), config.data)
-
-  # Data: prepared once, its speakers on the checkpoint's rows; the model's inputs say what
-  # its crops hold.
-  dataset = input_pipeline.prepare_dataset(config.data)
-  saved_info = None if saved is None else checkpointing.saved_dataset_info(manager)
-  notices = []
-  if saved_info is not None:
-    dataset, notices = dataset.resumed_from(
-        saved_info, speaker_conditioned=config.model.global_conditioning,
-        grow_speakers=config.train.grow_speakers)
-  elif init is not None:
-    # Its speakers keep their rows, new ones get rows; its data is not this run's earlier data.
-    dataset, notices = dataset.resumed_from(
-        dataclasses.replace(init.dataset_info, prepared_as=None),
-        speaker_conditioned=config.model.global_conditioning, grow_speakers=True)
-    dataset = dataclasses.replace(dataset,
-                                  info=init.with_its_normalisation(dataset.info, config.data))
-  for notice in notices:
-    if is_chief:
-      logging.warning(notice)
+  start = _StartingPoint.checked(config, workdir, manager, accept_config_change)
+  # Data: prepared once, its speakers on the checkpoint's rows.
+  dataset = start.dataset_for_run(input_pipeline.prepare_dataset(config.data), config)
   info = dataset.info
   model = model_from_config(config.model, config.data, info.speakers)
   batch_sharding = sharding.batch_sharding(mesh, rules)
@@ -363,37 +424,14 @@ def _run(config: ml_collections.ConfigDict, workdir: str, manager: Any,
   optimizer = optimizers.create_optimizer(config.train)
   state, state_shardings = create_train_state(
       jax.random.key(config.seed), model, optimizer, config.train.ema_decay > 0.0, mesh, rules)
-
-  # Restore this run's checkpoint, or else init_from's parameters (into a state of the
-  # checkpoint's speakers when new speakers added rows, then grown).
-  saved_state, saved_shardings = state, state_shardings
-  checkpoint_info = saved_info if init is None else init.dataset_info
-  if checkpoint_info is not None and model.num_speakers > len(checkpoint_info.speakers):
-    saved_state, saved_shardings = create_train_state(
-        jax.random.key(config.seed), model_from_config(config.model, config.data,
-                                                       checkpoint_info.speakers),
-        optimizer, config.train.ema_decay > 0.0, mesh, rules)
-  abstract_state = jax.tree.map(
-      lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where),
-      saved_state, saved_shardings)
-  restored = checkpointing.restore_state(manager, abstract_state, workdir)
-  if restored is None and init is not None:
-    restored = init.warm_started(saved_state, abstract_state,
-                                 jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-  if restored is not None and saved_state is not state:
-    restored = checkpointing.grow_speaker_rows(restored, state)
-  state = state if restored is None else restored
+  state = start.state(state, state_shardings, model, config, optimizer, mesh, rules)
   start_step = int(jax.device_get(state.step))
   num_steps = config.train.num_steps
   if is_chief:
     num_params = sum(leaf.size for leaf in jax.tree.leaves(state.params))
     logging.info('%s from step %d: %d parameters, receptive field %d samples.',
-                 'Resuming' if restored is not None and init is None else 'Starting',
-                 start_step, num_params, model.receptive_field)
-    if init is not None:
-      logging.info('Parameters%s from checkpoint %d of %s (config.train.init_from); a fresh '
-                   'optimizer.', ' and EMA' if state.ema_params is not None else '', init.step,
-                   init.workdir)
+                 'Resuming' if start_step else 'Starting', start_step, num_params,
+                 model.receptive_field)
 
   # Steps, compiled before the loop.
   jit_train_step = make_train_step(model, optimizer, learning_rate_fn, config.train.ema_decay,
