@@ -253,6 +253,28 @@ def test_prepare_cli_prints_the_report(bad_folder):
   assert 'Traceback' not in failed.stderr
 
 
+@pytest.mark.slow
+def test_prepare_cli_prepares_a_configs_data_and_refuses_folder_flags_beside_it(tmp_path):
+  """--config prepares config.data as training does: here with features from .npy files."""
+  wav_dir = tmp_path / 'wavs'
+  wav_dir.mkdir()
+  for stem, frames in (('fits', 5), ('short', 2)):
+    soundfile.write(wav_dir / f'{stem}.wav', np.zeros(5 * 80, np.float32), RATE)
+    np.save(wav_dir / f'{stem}.npy', np.zeros((frames, 3), np.float32))
+  command = [sys.executable, '-m', 'wavenet_jax.datasets.prepare',
+             '--config=experiments/tiny.py', f'--config.data.wav_dir={wav_dir}',
+             f'--config.data.data_dir={tmp_path / "data"}', f'--config.data.sample_rate={RATE}',
+             "--config.data.features.source=files", '--config.data.features.channels=3',
+             '--config.data.features.hop_length=80']
+  completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+  assert completed.returncode == 0, completed.stderr[-2000:]
+  assert 'short.wav' in completed.stdout and '2 frames' in completed.stdout
+  failed = subprocess.run(command + ['--wav_dir=elsewhere'], cwd=REPO, capture_output=True,
+                          text=True)
+  assert failed.returncode == 1 and 'Traceback' not in failed.stderr
+  assert '--wav_dir with --config: set it as --config.data.wav_dir=...' in failed.stderr
+
+
 def test_unreadable_metadata_raises_an_error_naming_it(tmp_path):
   soundfile.write(tmp_path / 'a.wav', _tone(0.1), RATE, subtype='PCM_16')
   (tmp_path / 'metadata.csv').write_bytes(b'name,speaker\na.wav,x\n')
