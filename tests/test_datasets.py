@@ -269,6 +269,7 @@ def test_prepare_cli_prepares_a_configs_data_and_refuses_folder_flags_beside_it(
   completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
   assert completed.returncode == 0, completed.stderr[-2000:]
   assert 'short.wav' in completed.stdout and '2 frames' in completed.stdout
+  assert 'examples/s' not in completed.stderr  # No progress bar redrawn into a pipe.
   failed = subprocess.run(command + ['--wav_dir=elsewhere'], cwd=REPO, capture_output=True,
                           text=True)
   assert failed.returncode == 1 and 'Traceback' not in failed.stderr

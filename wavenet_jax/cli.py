@@ -4,8 +4,9 @@ Every tool (train.py, sample.py, evaluate.py, experiments/tools/report.py, the p
 an `@cli.exit_on_error(...)` main started by `cli.run(main)`: a bad flag, an unknown
 `--config.KEY` and each listed error print `PROGRAM: error: MESSAGE` on one line and exit with
 status 1. The console shows the tool's own lines: the INFO lines of QUIET_LIBRARIES and the
-library notices in NOISE are dropped, and a warning repeated word for word (one per evaluation)
-shows once; `--verbosity=1` (absl's flag) shows everything.
+library notices in NOISE are dropped, a warning repeated word for word (one per evaluation)
+shows once, and progress bars show on a terminal only; `--verbosity=1` (absl's flag) shows
+everything.
 """
 import functools
 import importlib.machinery
@@ -56,9 +57,16 @@ class _QuietFilter(python_logging.Filter):
 
 
 def quiet_console() -> None:
-  """Filters absl's log as the module docstring says, unless `--verbosity` is raised above 0."""
+  """Filters absl's log as the module docstring says, unless `--verbosity` is raised above 0.
+
+  Progress bars (TFDS preparing a dataset) are drawn on a terminal only: in a log file or a
+  pipe each redraw is another line.
+  """
   if logging.get_verbosity() <= logging.INFO:
     logging.get_absl_handler().addFilter(_QuietFilter())
+    tfds = sys.modules.get('tensorflow_datasets')  # Imported by the tools that prepare data.
+    if tfds is not None and not sys.stderr.isatty():
+      tfds.display_progress_bar(False)
 
 
 def exit_unless_run_as_module(spec: Optional[importlib.machinery.ModuleSpec], path: str) -> None:
