@@ -118,6 +118,18 @@ def test_the_draws_written_for_mosaic_gpu_equal_the_heads():
                                   codecs.pcm_encode(values, num_classes))
 
 
+def test_the_gpu_cumulative_sum_keeps_16_bits_through_bf16_matmuls():
+  """The draw's cumulative sum on a GPU: matmuls whose inputs are rounded to bf16."""
+  x = jnp.exp(jax.random.normal(jax.random.key(0), (64, 256)) * 3)
+  triangle = jnp.triu(jnp.ones((256, 256), jnp.float32))
+  by_triangle = lambda part: jnp.dot(part.astype(jnp.bfloat16).astype(jnp.float32), triangle,
+                                     precision='highest')
+  cdf = pallas_sampler._triangular_cumsum(x, by_triangle)
+  exact = np.cumsum(np.asarray(x, np.float64), axis=-1)
+  np.testing.assert_allclose(cdf, exact, rtol=2**-15)
+  assert np.max(np.abs(by_triangle(x) / exact - 1)) > 2**-12  # bf16 alone would not do.
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('name,dtype,greedy,widths', [
     # B1's widths and classes (its shared memory), 4 of its 30 layers.

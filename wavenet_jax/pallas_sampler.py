@@ -220,9 +220,7 @@ class _GpuOps:
     return plgpu.broadcasted_iota(jnp.int32, shape, 1, layout=plgpu.Layout.WGMMA)
 
   def cumsum(self, x: Array) -> tuple[Array, Array]:
-    # x @ upper-triangular ones, in a bf16 head and tail of x (wgmma multiplies bf16).
-    head = x.astype(jnp.bfloat16).astype(jnp.float32)
-    cdf = self._product([head], self.triangle) + self._product([x - head], self.triangle)
+    cdf = _triangular_cumsum(x, lambda part: self._product([part], self.triangle))
     return cdf, jnp.max(cdf, axis=1)
 
   def skip_add(self, layer: int, gate_out: Array, skip_kernel: Any) -> None:
@@ -237,6 +235,17 @@ class _GpuOps:
   def skip_sum(self, skip_kernel: Any) -> Array:
     del skip_kernel
     return _load(self.scratch['skip'], plgpu.Layout.WGMMA).astype(self.dtype)
+
+
+def _triangular_cumsum(x: Array, by_triangle: Any) -> Array:
+  """Cumulative sums along the columns of float32 x [rows, N] as matmuls with bf16 inputs.
+
+  by_triangle(part) is part @ the upper-triangular ones [N, N] with `part` rounded to bf16
+  and f32 accumulation (wgmma); x is split in a bf16 head and the tail left over, so the
+  sums keep about 16 bits of x (bf16 alone: 8).
+  """
+  head = x.astype(jnp.bfloat16).astype(jnp.float32)
+  return by_triangle(head) + by_triangle(x - head)
 
 
 def _load(ref: Any, layout: Any) -> Array:
