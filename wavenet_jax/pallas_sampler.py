@@ -156,6 +156,10 @@ class _GpuOps:
     self.triangle = triangle  # GMEM bf16 [classes, classes], 1 where row <= column.
 
   def _fetch(self, src: Any, dst: Any) -> None:
+    """src (GMEM) -> dst (SMEM) by TMA, awaited."""
+    # One thread issues the copy: first every warp must be done reading dst (and `product`,
+    # which each matmul rewrites after its first fetch).
+    plgpu.commit_smem()
     plgpu.copy_gmem_to_smem(src, dst, self.scratch['barrier'].at[0])
     plgpu.barrier_wait(self.scratch['barrier'].at[0])
 
