@@ -460,9 +460,9 @@ def _gpu_scratch(model: WaveNet, inputs: dict[str, Array]) -> dict[str, Any]:
   widths = [model.gate_channels, model.skip_channels, inputs['head_out_kernel'].shape[2]]
   per_row = [inputs['ring'], inputs['gate_bias']] + (
       [inputs['local_features']] if 'local_features' in inputs else [])
-  vector_width = max(value.shape[-1] for name, value in inputs.items()
-                     if name.endswith('bias') or name.endswith('biases')
-                     or (model.distribution.value_input and name in ('embedding', 'input_table')))
+  vectors = ['skip_bias', 'residual_biases', 'head_hidden_bias', 'head_out_bias'] + (
+      ['embedding', 'input_table'] if model.distribution.value_input else [])
+  vector_width = max(inputs[name].shape[-1] for name in vectors if name in inputs)
   scratch = {
       'stage': plgpu.SMEM((GPU_TILE, GPU_TILE), jnp.bfloat16, transforms=_BF16_SMEM),
       'product': plgpu.SMEM((GPU_TILE, max(widths)), jnp.float32, transforms=_F32_SMEM),
