@@ -102,8 +102,8 @@ _FEATURES_STATS = flags.DEFINE_string(
 _PROMPT = flags.DEFINE_string('prompt', None, 'Audio file whose continuation is generated.')
 _KERNEL = flags.DEFINE_enum(
     'kernel', 'xla', sampler.KERNELS, "How samples are generated: 'xla' (a scan over the "
-    "model's one-sample step) or 'pallas' (one persistent kernel per chunk, on one device; "
-    'its speed is not measured yet).')
+    "model's one-sample step) or 'pallas' (one persistent kernel per chunk, on one device; on "
+    'a GPU widths multiples of 64; its speed is not measured yet).')
 _CHUNK_SIZE = flags.DEFINE_integer('chunk_size', 8000, 'Samples generated per compiled chunk.')
 _SEGMENTS = flags.DEFINE_integer(
     'segments', None, 'Vocoder (--mel_from): segments each utterance is folded into and '

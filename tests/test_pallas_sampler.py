@@ -1,16 +1,17 @@
 """Tests of the persistent Pallas sampling kernel (wavenet_jax/pallas_sampler.py).
 
 On a CPU the kernel runs in Pallas interpret mode: these check its semantics against the XLA
-sampler (the same samples for the same key) and, where this jaxlib can run Mosaic GPU's
-lowering without a GPU, its CUDA lowering.
+sampler (the same samples for the same key) and its Mosaic GPU lowering, which jax.export
+runs without a GPU.
 """
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.experimental import pallas as pl
 
 from test_models import CONDITIONINGS, model_inputs, tiny_model
-from wavenet_jax import generate, pallas_sampler, sampler, synthesis
+from wavenet_jax import codecs, generate, pallas_sampler, sampler, synthesis
 
 # Both heads, with speaker and with local conditioning.
 MODELS = {
@@ -55,7 +56,7 @@ def test_samples_equal_the_xla_samplers_over_hundreds_of_steps(name, temperature
   keys = sampler.row_keys(jax.random.key(3), 2)
   _, pallas = pallas_sampler.generate_chunk(
       state.decoder, state.conditioning, state.cache, keys, jnp.float32(temperature),
-      num_samples=num_samples, greedy=temperature == 0, channel_tile=4, batch_tile=1)
+      num_samples=num_samples, greedy=temperature == 0, batch_tile=1)
   np.testing.assert_array_equal(pallas, xla)
 
 
@@ -76,22 +77,23 @@ def test_chunks_continue_the_ring_and_the_noise_positions():
   np.testing.assert_array_equal(np.concatenate(chunks, axis=1), xla)
 
 
-def test_widths_not_a_multiple_of_the_tile_are_refused_in_one_line():
+def test_widths_not_a_multiple_of_the_gpu_tile_are_refused_in_one_line(monkeypatch):
   model, variables, _, conditioning = model_and_inputs('softmax_global', 2, 4)
-  pallas_sampler.check_tiling(model, 4)  # Residual 8, gate halves 8, skip 16.
-  with pytest.raises(ValueError, match=r"channel_tile=16: .*\{'residual_channels': 8"):
-    pallas_sampler.check_tiling(model, 16)
-  with pytest.raises(ValueError, match='channel_tile=3'):
-    pallas_sampler.check_tiling(model, 3)
-  odd = tiny_model().clone(residual_channels=12)
-  with pytest.raises(ValueError, match='multiples of it'):
-    sampler.init_state(odd, odd.init(jax.random.key(1), jnp.zeros((1, 4), jnp.int32)),
-                       kernel='pallas')
+  gpu_model = tiny_model().clone(residual_channels=64, gate_channels=128, skip_channels=128)
+  pallas_sampler.check_tiling(gpu_model)
+  with pytest.raises(ValueError,
+                     match=r"multiples of 64 \(its tile\), got \{'residual_channels': 8"):
+    pallas_sampler.check_tiling(model)
+  with pytest.raises(ValueError, match=r"\{'skip_channels': 96\}"):
+    pallas_sampler.check_tiling(gpu_model.clone(skip_channels=96))
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')  # Checked before any work.
+  with pytest.raises(ValueError, match='multiples of 64'):
+    sampler.init_state(model, variables, batch_size=2, kernel='pallas', **conditioning)
   state = sampler.init_state(model, variables, batch_size=2, **conditioning)
   with pytest.raises(ValueError, match='batch_tile=3 must divide the batch size 2'):
     pallas_sampler.generate_chunk(state.decoder, state.conditioning, state.cache,
                                   sampler.row_keys(jax.random.key(0), 2), jnp.float32(1.0),
-                                  num_samples=4, greedy=False, batch_tile=3)
+                                  num_samples=4, greedy=False, batch_tile=3, interpret=True)
 
 
 def test_unknown_kernels_and_meshes_are_refused_in_one_line():
@@ -105,40 +107,51 @@ def test_unknown_kernels_and_meshes_are_refused_in_one_line():
                        **conditioning)
 
 
-def test_a_gpu_backend_is_refused_in_one_line_until_the_kernel_lowers(monkeypatch):
-  model, variables, _, conditioning = model_and_inputs('softmax_global', 2, 4)
-  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
-  with pytest.raises(ValueError, match="does not lower for CUDA yet"):
-    sampler.init_state(model, variables, batch_size=2, kernel='pallas', **conditioning)
+def test_the_draws_written_for_mosaic_gpu_equal_the_heads():
+  """The argmax (max and first index) and the PCM encoding without floor give jnp's results."""
+  ops = pallas_sampler._InterpretOps(pl.ds(0, 3))
+  x = jnp.array([[1.0, 3.0, 3.0, -1.0], [-jnp.inf, -2.0, -2.5, -2.0], [0.0, 0.0, 0.0, 0.0]])
+  np.testing.assert_array_equal(pallas_sampler._argmax(ops, x), jnp.argmax(x, axis=-1))
+  values = jnp.concatenate([jnp.linspace(-1.2, 1.2, 4001), jnp.array([-1.0, 1.0, -0.5 / 8])])
+  for num_classes in (16, 256):
+    np.testing.assert_array_equal(pallas_sampler._pcm_encode(values, num_classes),
+                                  codecs.pcm_encode(values, num_classes))
 
 
-def _cuda_export(function, *args):
-  return jax.export.export(jax.jit(function), platforms=['cuda'])(*args)
+def test_the_gpu_cumulative_sum_keeps_16_bits_through_bf16_matmuls():
+  """The draw's cumulative sum on a GPU: matmuls whose inputs are rounded to bf16."""
+  x = jnp.exp(jax.random.normal(jax.random.key(0), (64, 256)) * 3)
+  triangle = jnp.triu(jnp.ones((256, 256), jnp.float32))
+  by_triangle = lambda part: jnp.dot(part.astype(jnp.bfloat16).astype(jnp.float32), triangle,
+                                     precision='highest')
+  cdf = pallas_sampler._triangular_cumsum(x, by_triangle)
+  exact = np.cumsum(np.asarray(x, np.float64), axis=-1)
+  np.testing.assert_allclose(cdf, exact, rtol=2**-15)
+  assert np.max(np.abs(by_triangle(x) / exact - 1)) > 2**-12  # bf16 alone would not do.
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(raises=NotImplementedError, strict=True,
-                   reason='Mosaic GPU (jaxlib 0.10.2) copies no block under 128 bytes (the '
-                          'scalars) and lowers no dot_general, argmax or cumsum in lane '
-                          'semantics: see pallas_sampler.py')
-def test_kernel_lowers_for_cuda_on_this_host():
-  """Mosaic GPU's lowering runs without a GPU (jax.export for 'cuda'): the kernel's, too."""
-  from jax.experimental import pallas as pl  # pylint: disable=g-import-not-at-top
-  from jax.experimental.pallas import mosaic_gpu as plgpu  # pylint: disable=g-import-not-at-top
-
-  def double(x_ref, out_ref):
-    out_ref[...] = 2 * x_ref[...]
-
-  try:
-    _cuda_export(lambda x: pl.pallas_call(double, out_shape=x, compiler_params=(
-        plgpu.CompilerParams()))(x), jax.ShapeDtypeStruct((128, 128), jnp.float32))
-  except Exception as error:  # pylint: disable=broad-except
-    pytest.skip(f"this jaxlib cannot run Mosaic GPU's lowering without a GPU: {error}")
-  model, variables, _, conditioning = model_and_inputs('softmax_global', 1, 4)
-  state = sampler.init_state(model, variables, **conditioning)
-  _cuda_export(lambda *args: pallas_sampler.generate_chunk(
-      *args, num_samples=32, greedy=False, interpret=False), state.decoder, state.conditioning,
-               state.cache, sampler.row_keys(jax.random.key(0), 1), jnp.float32(1.0))
+@pytest.mark.parametrize('name,dtype,greedy,widths', [
+    # B1's widths and classes (its shared memory), 4 of its 30 layers.
+    ('softmax_global', jnp.bfloat16, False, {'skip_channels': 256, 'num_classes': 256}),
+    ('mixture_global_local', jnp.float32, True, {'skip_channels': 128}),
+])
+def test_kernel_lowers_for_cuda_on_this_host(name, dtype, greedy, widths):
+  """Mosaic GPU's lowering runs without a GPU (jax.export for 'cuda', which also checks that
+  the kernel fits in shared memory): a model of GPU-tiled widths, batch 3 padded to 64."""
+  model = tiny_model(dtype=dtype, **MODELS[name]).clone(
+      residual_channels=64, gate_channels=128, num_layers=4, **widths)
+  audio, global_cond, local_cond = model_inputs(model, 3, 8)
+  variables = model.init(jax.random.key(1), audio, global_cond, local_cond)
+  state = sampler.init_state(model, variables, batch_size=3, global_cond=global_cond,
+                             local_cond=local_cond)
+  exported = jax.export.export(jax.jit(lambda *args: pallas_sampler.generate_chunk(
+      *args, num_samples=16, greedy=greedy, interpret=False)), platforms=['cuda'])(
+          state.decoder, state.conditioning, state.cache, sampler.row_keys(jax.random.key(0), 3),
+          jnp.float32(1.0))
+  assert exported.platforms == ('cuda',)
+  assert 'custom_call @mosaic_gpu' in exported.mlir_module()
+  assert exported.out_avals[-1].shape == (3, 16)  # The samples of the batch, padding dropped.
 
 
 @pytest.mark.slow

@@ -53,6 +53,13 @@ def check_temperature(temperature: float) -> None:
                      f'{temperature}.')
 
 
+def logistic_variate(uniform: Array) -> Array:
+  """The standard logistic's inverse CDF log(u / (1 - u)) of float32 uniforms [...] in [0, 1)
+  (kept _UNIFORM_MARGIN inside (0, 1))."""
+  u = jnp.clip(uniform, _UNIFORM_MARGIN, 1.0 - _UNIFORM_MARGIN)
+  return jnp.log(u) - jnp.log1p(-u)
+
+
 def split_mixture(outputs: Array, log_scale_min: float) -> tuple[Array, Array, Array]:
   """Mixture head outputs float [..., 3 K] -> float32 (logits, means, log scales) [..., K]."""
   logits, means, log_scales = jnp.split(outputs.astype(jnp.float32), 3, axis=-1)
@@ -299,8 +306,7 @@ class MixtureOfLogistics(Head):
     value = mean
     if not greedy:
       log_scale = jnp.take_along_axis(log_scales, component[:, None], axis=-1)[:, 0]
-      u = jnp.clip(uniforms[:, 1], _UNIFORM_MARGIN, 1.0 - _UNIFORM_MARGIN)
-      value = mean + temperature * jnp.exp(log_scale) * (jnp.log(u) - jnp.log1p(-u))
+      value = mean + temperature * jnp.exp(log_scale) * logistic_variate(uniforms[:, 1])
     return codecs.pcm_encode(value, self.num_classes)
 
 

@@ -124,7 +124,12 @@ EMBEDDING_INITS = {'normal': nn.initializers.normal(1.0), 'mulaw_sinusoid': mula
 
 def gated_unit(z: Array, axis: int = -1) -> Array:
   """tanh(filter) ⊙ σ(gate), the halves of z along `axis` (gate -> gate/2 channels)."""
-  filter_part, gate_part = jnp.split(z, 2, axis=axis)
+  # Unit-stride slices, not jnp.split: Mosaic GPU (pallas_sampler.py) lowers neither split
+  # nor a slice with strides.
+  half = z.shape[axis] // 2
+  filter_index, gate_index = [slice(None)] * z.ndim, [slice(None)] * z.ndim
+  filter_index[axis], gate_index[axis] = slice(None, half), slice(half, None)
+  filter_part, gate_part = z[tuple(filter_index)], z[tuple(gate_index)]
   return jnp.tanh(filter_part) * jax.nn.sigmoid(gate_part)
 
 

@@ -155,10 +155,8 @@ def _check_kernel(model: WaveNet, kernel: str, mesh: Optional[Mesh]) -> None:
     if mesh is not None and mesh.size > 1:
       raise ValueError(f"kernel='pallas' runs on one device, not a mesh of {mesh.size}.")
     if jax.default_backend() == 'gpu':
-      raise ValueError("kernel='pallas' does not lower for CUDA yet (pallas_sampler.py says "
-                       "what is missing): use kernel='xla' on a GPU.")
-    from wavenet_jax import pallas_sampler  # Pallas only when asked for.
-    pallas_sampler.check_tiling(model, pallas_sampler.CHANNEL_TILE)
+      from wavenet_jax import pallas_sampler  # Pallas only when asked for.
+      pallas_sampler.check_tiling(model)
 
 
 def use_every_cpu_core() -> None:
@@ -225,8 +223,8 @@ def init_state(model: WaveNet, variables: Any, *, batch_size: int = 1,
     mesh: split the batch over all devices of this mesh (e.g. `batch_mesh(batch_size)`);
       None: one device. The samples are the same either way.
     kernel: how `generate_chunk` steps, one of KERNELS: 'xla' (a scan) or 'pallas' (one
-      device, residual, gate / 2 and skip widths multiples of pallas_sampler.CHANNEL_TILE;
-      the same samples).
+      device; on a GPU residual, gate / 2 and skip widths multiples of
+      pallas_sampler.GPU_TILE; the same samples in interpret mode).
 
   Returns:
     The state for `generate_chunk`.
