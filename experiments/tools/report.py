@@ -28,6 +28,13 @@ and computes, on this host's first device:
                    through the 8-bit μ-law codec as the best an 8-bit vocoder can do; WAV
                    + PNG of original, WaveNet and Griffin-Lim for one.
 
+--wav_dir=FOLDER takes a folder of held-out files instead of the validation split (e.g. another
+speaker's, for an adapted model): bits/sample of all its files as evaluate.py scores them (no
+count model, no per-speaker table), resynthesis of its first --num_utterances files (in name
+order). --mel_from_files: a mel vocoder conditioned on each file's `<stem>.npy` log-mel frames
+(its own convention, not normalised: another model's predicted mels) instead of the audio's own;
+the distances are still against the audio. --step: a checkpoint other than the latest.
+
 Prints markdown tables, then as the last line JSON with every figure.
 """
 from wavenet_jax import cli
@@ -37,6 +44,7 @@ cli.exit_unless_run_as_module(__spec__, __file__)  # Run by path, `experiments` 
 import csv
 import json
 import os
+import pathlib
 import time
 from typing import Any, Optional
 
@@ -51,6 +59,8 @@ from wavenet_jax import audio_metrics
 from wavenet_jax import checkpointing
 from wavenet_jax import datasets
 from wavenet_jax import evaluation
+from wavenet_jax import features as features_lib
+from wavenet_jax import file_listing
 from wavenet_jax import mulaw
 from wavenet_jax import plotting
 from wavenet_jax import summaries
@@ -83,6 +93,13 @@ _COUNT_BASELINE = flags.DEFINE_bool(
     'the training files\' μ-law classes (add-0.5 smoothing).')
 _MAX_VALIDATION_FILES = flags.DEFINE_integer(
     'max_validation_files', None, 'Score only the first N validation files (default: all).')
+_STEP = flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
+_WAV_DIR = flags.DEFINE_string(
+    'wav_dir', None, 'Score and resynthesise this folder\'s files (as evaluate.py scores them) '
+    'instead of the run\'s validation split.')
+_MEL_FROM_FILES = flags.DEFINE_bool(
+    'mel_from_files', False, 'With --wav_dir, a mel vocoder reads each file\'s log-mel from its '
+    '<stem>.npy (its own convention, not normalised) instead of computing it from the audio.')
 
 PNG_COLOURS = 32
 PNG_SCALE = 0.7
@@ -243,14 +260,40 @@ def read_corpus_f0(path: str) -> dict[str, float]:
                      f'({error!r}).') from error
 
 
-def vocoder_table(model: WaveNet, variables: Any, features: LogMel,
-                  examples: list[tuple[str, np.ndarray, int]],
-                  griffin_lim_iters: int, seed: int, temperature: float, floor_db: float
+def folder_utterances(wav_dir: str, sample_rate: int, features: features_lib.Features,
+                      count: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+  """(file, float32 [time] waveform, its normalised features float32 [frames, channels]) of
+  the first `count` audio files of wav_dir in name order (features.of_file: features from
+  files read from `<stem>.npy` beside each).
+
+  Raises:
+    ValueError: naming --wav_dir or the file, for a file that cannot be read or has no
+      features.
+  """
+  root = pathlib.Path(wav_dir).expanduser().resolve()
+  utterances = []
+  for entry in file_listing.scan_folder(wav_dir, '--wav_dir').entries[:count]:
+    try:
+      waveform = audio_lib.load_audio(root / entry.file, sample_rate)
+    except audio_lib.AudioFileError as error:
+      raise ValueError(f'--wav_dir: {entry.file}: {error.reason}') from None
+    utterances.append((entry.file, waveform, features.of_file(root / entry.file, waveform)))
+  return utterances
+
+
+def vocoder_table(model: WaveNet, variables: Any,
+                  utterances: list[tuple[str, np.ndarray, np.ndarray]], sample_rate: int,
+                  mel_config: Any, griffin_lim_iters: int, seed: int, temperature: float,
+                  floor_db: float
                   ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray, np.ndarray]:
   """WaveNet resynthesis and Griffin-Lim of utterances (cut to the shortest) from their mel.
 
-  Next to both, the original itself through the 8-bit μ-law codec: the distance any 8-bit
-  μ-law vocoder (WaveNet included) keeps even when it is perfect.
+  utterances: (file, float32 [time] waveform, the normalised features of the whole file
+  float32 [frames, channels], the model's conditioning), cut with the waveform as a training
+  crop's are. Griffin-Lim reconstructs from the true log-mel of mel_config (config.data.mel),
+  in which the distances are measured too. Next to both, the original itself through the
+  8-bit μ-law codec: the distance any 8-bit μ-law vocoder (WaveNet included) keeps even when
+  it is perfect.
 
   Returns:
     (rows {'file', '{system}_log_mel_db', '{system}_mcd_db', '{system}_pesq',
@@ -261,19 +304,18 @@ def vocoder_table(model: WaveNet, variables: Any, features: LogMel,
     ValueError: if pesq or pystoi is not installed, or PESQ or STOI cannot score an
       utterance (shorter than 0.4 s, no speech found, a silent resynthesis).
   """
-  length = min(len(waveform) for _, waveform, _ in examples)
-  originals = np.stack([waveform[:length] for _, waveform, _ in examples])
+  length = min(len(waveform) for _, waveform, _ in utterances)
+  originals = np.stack([waveform[:length] for _, waveform, _ in utterances])
+  num_frames = audio_lib.num_mel_frames(length, model.hop_length)
   wavenet = generate(model, variables, length - 1, seed, temperature,
-                     local_cond=np.stack([features(original) for original in originals]))
-  # The log-mel settings of the features (LogMel holds them) for Griffin-Lim and the metrics.
-  mel_config, sample_rate = features, features.sample_rate
+                     local_cond=np.stack([frames[:num_frames] for _, _, frames in utterances]))
   griffin_lim = np.stack([
       audio_metrics.griffin_lim_from_log_mel(
           audio_lib.log_mel(original, sample_rate, mel_config), sample_rate,
           mel_config, length, griffin_lim_iters)
       for original in originals])
   rows = []
-  for (file, _, _), original, resynthesis, reconstruction in zip(examples, originals, wavenet,
+  for (file, _, _), original, resynthesis, reconstruction in zip(utterances, originals, wavenet,
                                                                  griffin_lim):
     row = {'file': file}
     for system, estimate in (('wavenet', resynthesis), ('griffin_lim', reconstruction),
@@ -312,41 +354,57 @@ def main(argv: list[str]) -> None:
   del argv  # cli.run checks that there are no positional arguments.
   began = time.perf_counter()
   workdir, output_dir = _WORKDIR.value, _OUTPUT_DIR.value
-  trained = checkpointing.restore_for_inference(workdir)
+  trained = checkpointing.restore_for_inference(workdir, _STEP.value)
   config, info, model, variables, step = (trained.config, trained.dataset_info, trained.model,
                                           trained.variables, trained.step)
+  features = trained.features
+  if _MEL_FROM_FILES.value:
+    if not _WAV_DIR.value or not isinstance(features, LogMel):
+      raise ValueError('--mel_from_files needs --wav_dir and a mel vocoder (a run of '
+                       f'config.data.features.source=\'mel\'); {workdir} has {features}.')
+    features = features.read_from_files()
   os.makedirs(output_dir, exist_ok=True)
   sample_rate, mel_config = info.sample_rate, config.data.mel
-  figures: dict[str, Any] = {'workdir': workdir, 'step': step}
+  figures: dict[str, Any] = {'workdir': workdir, 'step': step, 'wav_dir': _WAV_DIR.value}
 
   log = training_log(workdir)
-  examples = split_examples(config, info, 'validation', _MAX_VALIDATION_FILES.value)
-  score, speaker_scores = score_examples(model, variables, trained.features, info, examples)
+  baseline, speaker_rows, utterances = None, [], []
+  if _WAV_DIR.value:
+    score = evaluation.score_folder(model, variables, info, features, _WAV_DIR.value,
+                                    setting='--wav_dir')
+    print(file_listing.skipped_line(_WAV_DIR.value, score.skipped) or
+          f'files scored: all {score.num_files} of --wav_dir={_WAV_DIR.value}')
+    if model.local_cond_channels:
+      utterances = folder_utterances(_WAV_DIR.value, sample_rate, features,
+                                     _NUM_UTTERANCES.value)
+  else:
+    examples = split_examples(config, info, 'validation', _MAX_VALIDATION_FILES.value)
+    score, speaker_scores = score_examples(model, variables, features, info, examples)
+    print(f'validation files scored ({score.num_files}): '
+          + ', '.join(file for file, _, _ in examples))
+    if _COUNT_BASELINE.value:
+      train_classes = [mulaw.encode(waveform)
+                       for _, waveform, _ in split_examples(config, info, 'train')]
+      baseline = audio_metrics.count_model_bits_per_sample(
+          train_classes, [mulaw.encode(waveform) for _, waveform, _ in examples])
+      figures['order2_count_model_bits_per_sample'] = baseline
+    for name, speaker_score in speaker_scores.items():
+      row = {'speaker': name, 'held-out files': speaker_score.num_files,
+             'validation bits/sample': speaker_score.bits_per_sample,
+             'bits per μ-law class': speaker_score.mulaw_bits_per_sample}
+      if _COUNT_BASELINE.value:
+        row['order-2 count model'] = audio_metrics.count_model_bits_per_sample(
+            train_classes,
+            [mulaw.encode(waveform) for _, waveform, speaker in examples
+             if info.speakers[speaker] == name])
+      speaker_rows.append(row)
+    if model.local_cond_channels:
+      utterances = [(file, waveform, features.of_file(pathlib.Path(file), waveform))
+                    for file, waveform, _ in examples[:_NUM_UTTERANCES.value]]
   figures.update(validation_bits_per_sample=score.bits_per_sample,
                  validation_mulaw_bits_per_sample=score.mulaw_bits_per_sample,
                  validation_files=score.num_files, validation_samples=score.num_samples,
-                 training_log=log)
-  print(f'validation files scored ({score.num_files}): '
-        + ', '.join(file for file, _, _ in examples))
-  baseline = None
-  if _COUNT_BASELINE.value:
-    train_classes = [mulaw.encode(waveform)
-                     for _, waveform, _ in split_examples(config, info, 'train')]
-    baseline = audio_metrics.count_model_bits_per_sample(
-        train_classes, [mulaw.encode(waveform) for _, waveform, _ in examples])
-    figures['order2_count_model_bits_per_sample'] = baseline
-  speaker_rows = []
-  for name, speaker_score in speaker_scores.items():
-    row = {'speaker': name, 'held-out files': speaker_score.num_files,
-           'validation bits/sample': speaker_score.bits_per_sample,
-           'bits per μ-law class': speaker_score.mulaw_bits_per_sample}
-    if _COUNT_BASELINE.value:
-      row['order-2 count model'] = audio_metrics.count_model_bits_per_sample(
-          train_classes,
-          [mulaw.encode(waveform) for _, waveform, speaker in examples
-           if info.speakers[speaker] == name])
-    speaker_rows.append(row)
-  figures['validation_per_speaker'] = speaker_rows
+                 training_log=log, validation_per_speaker=speaker_rows)
   tables = [_markdown_table([{
       'run': os.path.basename(os.path.normpath(workdir)),
       'steps': step,
@@ -364,8 +422,8 @@ def main(argv: list[str]) -> None:
   num_samples = round(_SECONDS.value * sample_rate)
   if model.local_cond_channels:
     rows, originals, wavenet, griffin_lim = vocoder_table(
-        model, variables, trained.features, examples[:_NUM_UTTERANCES.value],
-        _GRIFFIN_LIM_ITERS.value, _SEED.value, _TEMPERATURE.value, _FLOOR_DB.value)
+        model, variables, utterances, sample_rate, mel_config, _GRIFFIN_LIM_ITERS.value,
+        _SEED.value, _TEMPERATURE.value, _FLOOR_DB.value)
     means = {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key != 'file'}
     tables.append(_markdown_table(rows + [{'file': 'mean', **means}]))
     figures.update(vocoder=rows, vocoder_mean=means)

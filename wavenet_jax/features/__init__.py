@@ -196,6 +196,13 @@ class LogMel:
     del path
     return self(waveform)
 
+  def read_from_files(self) -> 'FileFeatures':
+    """This model's features read from each audio file's `<stem>.npy` (log-mel frames of this
+    convention, not normalised: e.g. another model's predicted mels) instead of computed from
+    the audio; normalised with the same statistics."""
+    return FileFeatures(hop_length=self.hop_length, mean=self.mean, std=self.std,
+                        sample_rate=self.sample_rate)
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class FileFeatures:
