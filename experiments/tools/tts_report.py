@@ -10,7 +10,9 @@ features are made from its .lab and audio as evaluate.py makes them (`FileFeatur
 cut to the first --generate_seconds (and to the shortest sentence's length, so that all are
 generated as one batch), and the audio they describe is generated with the sentence's speaker
 (`TrainedModel.conditioning`, `synthesis.synthesize` folded as sample.py --features folds by
-default: `synthesis.default_segments`). Per sentence:
+default: `synthesis.default_segments`). A run whose model does not read the features
+(tts_cpu.py:no_features) is measured the same way, its audio generated with the speaker alone
+(one sequence per sentence): the control, what the features are worth. Per sentence:
 
   F0             the generated audio's F0 track (`linguistic.f0_frames`: pYIN on the features'
                  5 ms framing; pause frames unvoiced, the features' own rule) against the F0
@@ -23,7 +25,8 @@ default: `synthesis.default_segments`). Per sentence:
 
 Shares report.py's flags (importing it defines them): --workdir, --output_dir,
 --num_utterances, --temperature, --seed, --floor_db; its own are --generate_seconds and
---num_written. Output: a markdown table (each sentence, the mean per speaker and of all) and,
+--num_written. Output: a markdown table (each sentence, then pooled per speaker and over all:
+frame-pooled F0 RMSE, correlation weighted by the frames voiced in both, means of the rest) and,
 as the last line, JSON with every figure, also written to OUTPUT_DIR/tts_report.json; for
 the first --num_written sentences, WAV + PNG of the generated and the real audio
 (`<stem>_generated`, `<stem>_real`).
@@ -40,6 +43,7 @@ from typing import Any
 
 from absl import flags
 import jax
+import ml_collections
 import numpy as np
 
 from experiments.tools import report
@@ -57,8 +61,9 @@ _GENERATE_SECONDS = flags.DEFINE_float(
 _NUM_WRITTEN = flags.DEFINE_integer('num_written', 3,
                                     'Sentences written as WAV + PNG (generated and real).')
 
-# Figures averaged per speaker and over all sentences.
-MEASURES = ('f0_rmse_cents', 'f0_correlation', 'voicing_agreement', 'log_mel_db')
+# The figures of each sentence, pooled per speaker and over all sentences.
+MEASURES = ('voiced_in_both', 'f0_rmse_cents', 'f0_correlation', 'voicing_agreement',
+            'log_mel_db')
 
 
 def take_speakers_in_turn(examples: list[tuple[str, np.ndarray, int]], count: int
@@ -91,9 +96,31 @@ def f0_figures(given: np.ndarray, generated: np.ndarray,
   return audio_metrics.f0_agreement(given_hz, given_voiced, hz, voiced)
 
 
-def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
-  values = [row[key] for row in rows if row[key] is not None]
-  return float(np.mean(values)) if values else None
+def unconditioned_features(config: ml_collections.ConfigDict) -> features_lib.FileFeatures:
+  """The linguistic features of a run whose model does not read them (tts_cpu.py:no_features),
+  not normalised: the F0 its generated audio is measured against."""
+  channels = linguistic.num_channels(linguistic.phone_set(config.data.features.phones))
+  return features_lib.FileFeatures(
+      hop_length=config.data.features.hop_length, mean=np.zeros(channels, np.float32),
+      std=np.ones(channels, np.float32), sample_rate=config.data.sample_rate,
+      source=features_lib.LABELS, phones=linguistic.phone_set(config.data.features.phones))
+
+
+def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
+  """The figures of sentences of equal length together: frame-pooled F0 RMSE (over all their
+  frames voiced in both), correlation weighted by those frames, means of the rest."""
+  figures = {'voiced_in_both': sum(row['voiced_in_both'] for row in rows)}
+  voiced = [row for row in rows if row['f0_rmse_cents'] is not None]
+  figures['f0_rmse_cents'] = float(np.sqrt(
+      sum(row['voiced_in_both'] * row['f0_rmse_cents']**2 for row in voiced)
+      / figures['voiced_in_both'])) if voiced else None
+  correlated = [row for row in rows if row['f0_correlation'] is not None]
+  figures['f0_correlation'] = float(np.average(
+      [row['f0_correlation'] for row in correlated],
+      weights=[row['voiced_in_both'] for row in correlated])) if correlated else None
+  for key in ('voicing_agreement', 'log_mel_db'):
+    figures[key] = float(np.mean([row[key] for row in rows]))
+  return figures
 
 
 @cli.exit_on_error(checkpointing.NoCheckpointError, audio_lib.AudioFileError, ValueError)
@@ -101,11 +128,11 @@ def main(argv: list[str]) -> None:
   del argv  # cli.run checks that there are no positional arguments.
   began = time.perf_counter()
   trained = checkpointing.restore_for_inference(FLAGS.workdir)
-  config, info, features = trained.config, trained.dataset_info, trained.features
-  if not (isinstance(features, features_lib.FileFeatures)
-          and features.source == features_lib.LABELS):
-    raise ValueError(f'--workdir={FLAGS.workdir}: not a model on linguistic features '
+  config, info = trained.config, trained.dataset_info
+  if features_lib.source(config.data) != features_lib.LABELS:
+    raise ValueError(f'--workdir={FLAGS.workdir}: not a run on linguistic features '
                      "(config.data.features.source='labels', experiments/tts_cpu.py).")
+  features = trained.features or unconditioned_features(config)
   if _GENERATE_SECONDS.value <= 0 or FLAGS.num_utterances < 1:
     raise ValueError('--generate_seconds and --num_utterances must be positive.')
   os.makedirs(FLAGS.output_dir, exist_ok=True)
@@ -121,12 +148,16 @@ def main(argv: list[str]) -> None:
     normalised = features.of_file(pathlib.Path(config.data.wav_dir) / file,
                                   waveform)[:num_frames]
     given.append(normalised * features.std + features.mean)
-    inputs.append(trained.conditioning(speaker=info.speakers[speaker], features=given[-1]))
-  global_cond = (None if inputs[0]['global_cond'] is None
-                 else np.concatenate([i['global_cond'] for i in inputs]))
-  local_cond = np.concatenate([i['local_cond'] for i in inputs])
-  segments = synthesis.default_segments(num_frames, len(examples),
-                                        synthesis.DEFAULT_OVERLAP_FRAMES, jax.local_devices())
+    inputs.append(trained.conditioning(
+        speaker=info.speakers[speaker] if trained.model.num_speakers else None,
+        features=given[-1] if trained.features else None))
+  global_cond, local_cond = (
+      None if inputs[0][key] is None else np.concatenate([i[key] for i in inputs])
+      for key in ('global_cond', 'local_cond'))
+  segments = 1
+  if local_cond is not None:
+    segments = synthesis.default_segments(num_frames, len(examples),
+                                          synthesis.DEFAULT_OVERLAP_FRAMES, jax.local_devices())
   generating = time.perf_counter()
   generated = synthesis.synthesize(
       trained.model, trained.variables, jax.random.key(FLAGS.seed), num_samples=length - 1,
@@ -148,18 +179,17 @@ def main(argv: list[str]) -> None:
       report.write_clip(FLAGS.output_dir, name, clip, sample_rate, config.data.mel,
                         length / sample_rate)
 
-  means = [{'file': f'mean ({name})', 'speaker': name,
-            **{key: _mean([r for r in rows if r['speaker'] == name], key) for key in MEASURES}}
-           for name in sorted({row['speaker'] for row in rows})]
-  means.append({'file': 'mean', 'speaker': 'all',
-                **{key: _mean(rows, key) for key in MEASURES}})
-  shown = [{key: row.get(key) for key in ('file', 'speaker', 'voiced_in_both', *MEASURES)}
-           for row in rows + means]
+  groups = [(f'pooled ({name})', name, [row for row in rows if row['speaker'] == name])
+            for name in sorted({row['speaker'] for row in rows})] + [('pooled', 'all', rows)]
+  pooled_rows = [{'file': file, 'speaker': speaker, **pooled(group)}
+           for file, speaker, group in groups]
+  shown = [{key: row[key] for key in ('file', 'speaker', *MEASURES)}
+           for row in rows + pooled_rows]
   print('\n'.join(report.markdown_table(shown)) + '\n')
   figures = {'workdir': FLAGS.workdir, 'step': trained.step, 'seconds_per_sentence':
              length / sample_rate, 'segments': segments, 'temperature': FLAGS.temperature,
              'seed': FLAGS.seed, 'generation_seconds': generation_seconds, 'sentences': rows,
-             'means': means, 'report_seconds': time.perf_counter() - began}
+             'pooled': pooled_rows, 'report_seconds': time.perf_counter() - began}
   with open(os.path.join(FLAGS.output_dir, 'tts_report.json'), 'w', encoding='utf-8') as f:
     json.dump(figures, f, indent=1)
   print(json.dumps(figures))
