@@ -127,14 +127,14 @@ def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
   del argv  # cli.run checks that there are no positional arguments.
   began = time.perf_counter()
+  if _GENERATE_SECONDS.value <= 0 or FLAGS.num_utterances < 1:
+    raise ValueError('--generate_seconds and --num_utterances must be positive.')
   trained = checkpointing.restore_for_inference(FLAGS.workdir)
   config, info = trained.config, trained.dataset_info
   if features_lib.source(config.data) != features_lib.LABELS:
     raise ValueError(f'--workdir={FLAGS.workdir}: not a run on linguistic features '
                      "(config.data.features.source='labels', experiments/tts_cpu.py).")
   features = trained.features or unconditioned_features(config)
-  if _GENERATE_SECONDS.value <= 0 or FLAGS.num_utterances < 1:
-    raise ValueError('--generate_seconds and --num_utterances must be positive.')
   os.makedirs(FLAGS.output_dir, exist_ok=True)
 
   examples = take_speakers_in_turn(report.split_examples(config, info, 'validation'),
@@ -182,7 +182,7 @@ def main(argv: list[str]) -> None:
   groups = [(f'pooled ({name})', name, [row for row in rows if row['speaker'] == name])
             for name in sorted({row['speaker'] for row in rows})] + [('pooled', 'all', rows)]
   pooled_rows = [{'file': file, 'speaker': speaker, **pooled(group)}
-           for file, speaker, group in groups]
+                 for file, speaker, group in groups]
   shown = [{key: row[key] for key in ('file', 'speaker', *MEASURES)}
            for row in rows + pooled_rows]
   print('\n'.join(report.markdown_table(shown)) + '\n')
