@@ -211,3 +211,23 @@ def test_a_missing_package_names_the_extra(monkeypatch, metric, package):
   with pytest.raises(ValueError, match=rf"needs the {package} package: pip install "
                                        r"'wavenet-jax\[metrics\]'"):
     getattr(audio_metrics, metric)(utterance(), utterance(), SAMPLE_RATE)
+
+
+def test_f0_agreement_of_a_known_shift_and_voicing():
+  reference = np.array([100.0, 110.0, 120.0, 130.0, 140.0, 150.0])
+  reference_voiced = np.array([True, True, True, True, False, False])
+  estimate_voiced = np.array([True, True, True, False, False, True])
+  # 200 cents up (x 2^(1/6)) where both are voiced, garbage where either is not.
+  estimate = np.array([*(reference[:3] * 2**(200 / 1200)), 1.0, 1.0, 1.0])
+  figures = audio_metrics.f0_agreement(reference, reference_voiced, estimate, estimate_voiced)
+  assert figures['voiced_in_both'] == 3
+  assert figures['f0_rmse_cents'] == pytest.approx(200.0)
+  assert figures['f0_correlation'] == pytest.approx(1.0)
+  assert figures['voicing_agreement'] == pytest.approx(4 / 6)  # Frames 3 and 5 disagree.
+  # An inverted contour correlates negatively; no frame voiced in both: no F0 figure.
+  inverted = audio_metrics.f0_agreement(reference, reference_voiced, reference[::-1],
+                                        reference_voiced)
+  assert inverted['f0_correlation'] == pytest.approx(-1.0, abs=0.01)
+  none = audio_metrics.f0_agreement(reference, reference_voiced, estimate, ~reference_voiced)
+  assert none['f0_rmse_cents'] is None and none['f0_correlation'] is None
+  assert none['voicing_agreement'] == 0.0

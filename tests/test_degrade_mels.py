@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import training_runs
-from experiments.tools import degrade_mels
+from experiments.tools import mel_degradation
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
 from wavenet_jax import trainer
@@ -21,22 +21,22 @@ from wavenet_jax.features import LogMel
 def test_degrade_is_a_centred_moving_average_of_the_frames_plus_noise():
   rng = np.random.default_rng(0)
   frames = rng.standard_normal((40, 3)).astype(np.float32)
-  np.testing.assert_array_equal(degrade_mels.degrade(frames, 1, 0.0, rng), frames)
-  smoothed = degrade_mels.degrade(frames, 5, 0.0, rng)
+  np.testing.assert_array_equal(mel_degradation.degrade(frames, 1, 0.0, rng), frames)
+  smoothed = mel_degradation.degrade(frames, 5, 0.0, rng)
   assert smoothed.shape == frames.shape and smoothed.dtype == np.float32
   np.testing.assert_allclose(smoothed[2:-2], np.mean([frames[i:36 + i] for i in range(5)], 0),
                              rtol=1e-5, atol=1e-6)
   # The ends repeat their frame: frame 0 averages frames 0, 0, 0, 1, 2.
   np.testing.assert_allclose(smoothed[0], (3 * frames[0] + frames[1] + frames[2]) / 5, rtol=1e-5)
   ramp = np.repeat(np.arange(40, dtype=np.float32)[:, None], 3, axis=1)
-  np.testing.assert_allclose(degrade_mels.degrade(ramp, 5, 0.0, rng)[2:-2], ramp[2:-2])
-  noise = degrade_mels.degrade(np.zeros((20_000, 4), np.float32), 3, 0.2, rng)
+  np.testing.assert_allclose(mel_degradation.degrade(ramp, 5, 0.0, rng)[2:-2], ramp[2:-2])
+  noise = mel_degradation.degrade(np.zeros((20_000, 4), np.float32), 3, 0.2, rng)
   assert np.std(noise) == pytest.approx(0.2, rel=0.02)  # Added after the smoothing.
   assert abs(np.mean(noise)) < 0.01
 
 
 def test_a_files_noise_depends_on_the_seed_and_its_path_only():
-  draw = lambda seed, path: degrade_mels.file_rng(seed, path).standard_normal(4)
+  draw = lambda seed, path: mel_degradation.file_rng(seed, path).standard_normal(4)
   np.testing.assert_array_equal(draw(0, 'wav/a.wav'), draw(0, 'wav/a.wav'))
   assert not np.allclose(draw(0, 'wav/a.wav'), draw(0, 'wav/b.wav'))
   assert not np.allclose(draw(0, 'wav/a.wav'), draw(1, 'wav/a.wav'))

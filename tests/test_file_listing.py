@@ -89,6 +89,12 @@ def test_other_malformed_rows_are_reported_with_their_line(tmp_path):
   assert listing.ignored == ('notes.txt',)
 
 
+def test_an_audio_files_lab_and_npy_are_not_listed_as_ignored(tmp_path):
+  wav_dir = _folder(tmp_path, ['spk/a.wav', 'spk/a.lab', 'spk/a.npy', 'spk/b.lab', 'notes.txt'])
+  listing = file_listing.scan_folder(wav_dir)
+  assert listing.ignored == ('notes.txt', 'spk/b.lab')  # b.lab has no audio file beside it.
+
+
 def test_a_metadata_csv_with_a_byte_order_mark_is_read(tmp_path):
   wav_dir = _folder(tmp_path, ['a.wav'])
   (tmp_path / 'metadata.csv').write_text('file,speaker\na.wav,ann\n', encoding='utf-8-sig')

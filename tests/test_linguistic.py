@@ -7,6 +7,7 @@ import pytest
 
 from experiments import default
 from wavenet_jax import audio
+from wavenet_jax import audio_metrics
 from wavenet_jax import input_pipeline
 from wavenet_jax import linguistic
 
@@ -111,3 +112,22 @@ def test_the_command_and_preparing_a_labelled_folder_make_the_same_features(tmp_
   stored = {examples[i]['file'].decode(): examples[i]['features'] for i in range(2)}
   np.testing.assert_array_equal(stored['spk/low.wav'], written)
   assert dataset.info.features_mean.shape == (linguistic.num_channels(PHONES),)
+
+
+@pytest.mark.slow  # pYIN (librosa) twice.
+def test_a_tone_a_semitone_above_its_features_is_100_cents_off_with_the_pause_unvoiced(tmp_path):
+  # What experiments/tools/tts_report.py measures: generated audio's F0 against its features'.
+  time = np.arange(int(0.12 * RATE)) / RATE
+  tone = (0.5 * np.sin(2 * np.pi * 150.0 * time)).astype(np.float32)
+  (tmp_path / 'tone.lab').write_text(LAB)
+  given = linguistic.utterance_features(tone, linguistic.read_lab(tmp_path / 'tone.lab'), HOP,
+                                        RATE, PHONES)
+  given_hz, given_voiced = linguistic.f0_of_features(given)
+  pauses = linguistic.pause_frames(given, PHONES)
+  np.testing.assert_array_equal(np.flatnonzero(pauses), np.arange(4))  # The first 20 ms.
+  np.testing.assert_allclose(given_hz[given_voiced], 150.0, rtol=0.03)
+  higher = (0.5 * np.sin(2 * np.pi * 150.0 * 2**(1 / 12) * time)).astype(np.float32)
+  hz, voiced = linguistic.f0_frames(higher, len(given), HOP, RATE)
+  figures = audio_metrics.f0_agreement(given_hz, given_voiced, hz, voiced & ~pauses)
+  assert figures['voiced_in_both'] >= 10
+  assert figures['f0_rmse_cents'] == pytest.approx(100.0, abs=15.0)

@@ -3,7 +3,8 @@
 What experiments/tools/report.py reports on a trained model: log-mel spectral distance,
 mel-cepstral distortion, wide-band PESQ and STOI of a resynthesis against the original,
 Griffin-Lim from the same mel as the reference vocoder, the f0 of voiced frames, and the
-bits/sample of an order-n count model of μ-law classes (the baseline a WaveNet must beat).
+bits/sample of an order-n count model of μ-law classes (the baseline a WaveNet must beat);
+what experiments/tools/tts_report.py reports: how one F0 track follows another.
 
 PESQ and STOI need the `pesq` and `pystoi` packages (pip install 'wavenet-jax[metrics]'),
 imported only when called.
@@ -199,6 +200,31 @@ def voiced_f0_hz(audio: np.ndarray, sample_rate: int) -> np.ndarray:
   f0, voiced, _ = librosa.pyin(audio.astype(np.float32), fmin=F0_MIN_HZ, fmax=F0_MAX_HZ,
                                sr=sample_rate)
   return f0[voiced & np.isfinite(f0)]
+
+
+def f0_agreement(reference_hz: np.ndarray, reference_voiced: np.ndarray,
+                 estimate_hz: np.ndarray, estimate_voiced: np.ndarray) -> dict[str, Any]:
+  """How an estimate's F0 track follows a reference's, frame for frame (the same framing).
+
+  Args:
+    reference_hz, estimate_hz: float [frames] F0 in Hz (values at unvoiced frames unused).
+    reference_voiced, estimate_voiced: bool [frames] voicing decisions.
+
+  Returns:
+    {'voiced_in_both': frames voiced in both, 'f0_rmse_cents': RMS over them of
+    1200 log2(estimate / reference) (None without such a frame), 'f0_correlation': Pearson
+    correlation of their log-F0 (None under 2 such frames or a constant track),
+    'voicing_agreement': fraction of all frames whose decisions agree}.
+  """
+  both = reference_voiced & estimate_voiced
+  cents = 1200.0 * np.log2(estimate_hz[both] / reference_hz[both])
+  rmse = float(np.sqrt(np.mean(np.square(cents)))) if both.any() else None
+  correlation = None
+  if both.sum() >= 2 and np.ptp(reference_hz[both]) > 0 and np.ptp(estimate_hz[both]) > 0:
+    correlation = float(np.corrcoef(np.log(reference_hz[both]), np.log(estimate_hz[both]))[0, 1])
+  return {'voiced_in_both': int(both.sum()), 'f0_rmse_cents': rmse,
+          'f0_correlation': correlation,
+          'voicing_agreement': float(np.mean(reference_voiced == estimate_voiced))}
 
 
 def griffin_lim_from_log_mel(log_mel: np.ndarray, sample_rate: int, mel_config: Any,

@@ -27,6 +27,8 @@ import pathlib
 
 AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg')
 METADATA_FILE = 'metadata.csv'
+# An audio file's companions (its features: docs/tts.md), not listed as ignored beside it.
+COMPANION_SUFFIXES = ('.lab', '.npy')
 MISSING_REASON = f'{METADATA_FILE} row: the file does not exist'
 OUTSIDE_REASON = f'{METADATA_FILE} row: the file is outside the folder'
 UNDECODABLE_NAME_REASON = 'the file name is not valid UTF-8: rename the file'
@@ -45,7 +47,8 @@ class FolderListing:
   """What a scan of wav_dir found, before any audio is decoded."""
   entries: tuple[AudioFileEntry, ...]
   missing: tuple[str, ...]  # metadata rows whose file does not exist
-  ignored: tuple[str, ...]  # files that are neither audio nor metadata.csv (as shown_name)
+  # Files that are neither audio, an audio file's companion nor metadata.csv (as shown_name).
+  ignored: tuple[str, ...]
   unlisted: int  # audio files with no metadata row (speaker from folder name)
   undecodable: tuple[str, ...]  # audio files whose name is not UTF-8 (as shown_name)
   problems: tuple[str, ...]  # 'line N: ...' of metadata rows not used, or overridden
@@ -190,10 +193,13 @@ def scan_folder(wav_dir: str, setting: str = 'config.data.wav_dir') -> FolderLis
   if not root.is_dir():
     raise ValueError(f'{setting}={wav_dir!r} is not a folder.')
   audio_files, undecodable, ignored = [], [], []
-  for path in sorted(p for p in root.rglob('*') if p.is_file()):
+  files = sorted(p for p in root.rglob('*') if p.is_file())
+  audio_stems = {p.with_suffix('') for p in files if p.suffix.lower() in AUDIO_SUFFIXES}
+  for path in files:
     relative = path.relative_to(root).as_posix()
     if path.suffix.lower() not in AUDIO_SUFFIXES:
-      if path != root / METADATA_FILE:
+      if path != root / METADATA_FILE and not (path.suffix in COMPANION_SUFFIXES
+                                               and path.with_suffix('') in audio_stems):
         ignored.append(shown_name(relative))
     elif shown_name(relative) != relative:
       undecodable.append(shown_name(relative))

@@ -151,9 +151,20 @@ def utterance_features(waveform: np.ndarray, segments: Sequence[Segment], hop_le
   num_frames = -(-len(waveform) // hop_length)
   labels = label_frames(segments, num_frames, hop_length, sample_rate, phones)
   f0, voiced = f0_frames(waveform, num_frames, hop_length, sample_rate)
-  current = labels[:, len(phones) + 1:2 * (len(phones) + 1)]
+  return combine(labels, f0, voiced, pause_frames(labels, phones))
+
+
+def pause_frames(frames: np.ndarray, phones: Sequence[str]) -> np.ndarray:
+  """bool [frames]: where the current phone is the pause, of float32 [frames, >= 2 (P + 1)]
+  features or label_frames (not normalised)."""
   pause = phones.index(PAUSE) if PAUSE in phones else len(phones)
-  return combine(labels, f0, voiced, current[:, pause] > 0)
+  return frames[:, len(phones) + 1 + pause] > 0.5
+
+
+def f0_of_features(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(F0 in Hz float32 [frames], interpolated through unvoiced frames; voiced bool [frames])
+  of float32 [frames, C] features as `utterance_features` makes them (not normalised)."""
+  return np.exp(frames[:, -2]), frames[:, -1] > 0.5
 
 
 def lab_path(audio_path: str | os.PathLike) -> pathlib.Path:

@@ -18,11 +18,11 @@ from wavenet_jax import cli
 cli.exit_unless_run_as_module(__spec__, __file__)  # Run by path, `experiments` is not importable.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import pathlib
-import zlib
 
 from absl import flags
 import numpy as np
 
+from experiments.tools.mel_degradation import degrade, file_rng
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
 from wavenet_jax import file_listing
@@ -39,24 +39,6 @@ _NOISE_STD = flags.DEFINE_float('noise_std', 0.2, 'Standard deviation of the Gau
                                 'added to the smoothed log-mel (natural-log units).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the noise (each file\'s draw also depends on '
                              'its path).')
-
-
-def degrade(log_mel: np.ndarray, smooth_frames: int, noise_std: float,
-            rng: np.random.Generator) -> np.ndarray:
-  """float32 [frames, n_mels] log-mel -> the same averaged over time, plus Gaussian noise.
-
-  Frame k becomes the mean of frames k - smooth_frames // 2 .. k + smooth_frames // 2 (the
-  first and last frame repeated beyond the ends), plus noise_std * N(0, 1).
-  """
-  half = smooth_frames // 2
-  padded = np.pad(log_mel, ((half, half), (0, 0)), mode='edge')
-  smoothed = np.lib.stride_tricks.sliding_window_view(padded, smooth_frames, axis=0).mean(-1)
-  return (smoothed + noise_std * rng.standard_normal(smoothed.shape)).astype(np.float32)
-
-
-def file_rng(seed: int, relative_path: str) -> np.random.Generator:
-  """The noise of one file: from the seed and its path only (not the order of the files)."""
-  return np.random.default_rng([seed, zlib.crc32(relative_path.encode())])
 
 
 @cli.exit_on_error(checkpointing.NoCheckpointError, ValueError)

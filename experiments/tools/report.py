@@ -192,8 +192,8 @@ def training_log(workdir: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------
 
 
-def _write_clip(output_dir: str, name: str, waveform: np.ndarray, sample_rate: int,
-                mel_config: Any, seconds: float) -> str:
+def write_clip(output_dir: str, name: str, waveform: np.ndarray, sample_rate: int,
+               mel_config: Any, seconds: float) -> str:
   """Writes the first `seconds` of a waveform as NAME.wav and NAME.png; returns the WAV path.
 
   The PNG is scaled to PNG_SCALE and reduced to a PNG_COLOURS palette (a sixth of the size)
@@ -341,7 +341,7 @@ def _cell(value: Any) -> str:
   return f'{value:.2f}' if isinstance(value, float) else str(value)
 
 
-def _markdown_table(rows: list[dict[str, Any]]) -> list[str]:
+def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
   header = list(rows[0])
   lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
   for row in rows:
@@ -405,7 +405,7 @@ def main(argv: list[str]) -> None:
                  validation_mulaw_bits_per_sample=score.mulaw_bits_per_sample,
                  validation_files=score.num_files, validation_samples=score.num_samples,
                  training_log=log, validation_per_speaker=speaker_rows)
-  tables = [_markdown_table([{
+  tables = [markdown_table([{
       'run': os.path.basename(os.path.normpath(workdir)),
       'steps': step,
       'logged training time (min)': log['logged_seconds'] and log['logged_seconds'] / 60.0,
@@ -417,7 +417,7 @@ def main(argv: list[str]) -> None:
       'order-2 count model, same files': baseline,
   }])]
   if speaker_rows:
-    tables.append(_markdown_table(speaker_rows))
+    tables.append(markdown_table(speaker_rows))
 
   num_samples = round(_SECONDS.value * sample_rate)
   if model.local_cond_channels:
@@ -425,26 +425,26 @@ def main(argv: list[str]) -> None:
         model, variables, utterances, sample_rate, mel_config, _GRIFFIN_LIM_ITERS.value,
         _SEED.value, _TEMPERATURE.value, _FLOOR_DB.value)
     means = {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key != 'file'}
-    tables.append(_markdown_table(rows + [{'file': 'mean', **means}]))
+    tables.append(markdown_table(rows + [{'file': 'mean', **means}]))
     figures.update(vocoder=rows, vocoder_mean=means)
     for name, waveform in (('original', originals[0]), ('wavenet', wavenet[0]),
                            ('griffin_lim', griffin_lim[0])):
-      _write_clip(output_dir, name, waveform, sample_rate, mel_config, _CLIP_SECONDS.value)
+      write_clip(output_dir, name, waveform, sample_rate, mel_config, _CLIP_SECONDS.value)
   elif model.num_speakers:
     speakers_csv = _SPEAKERS_CSV.value or os.path.join(config.data.wav_dir, 'speakers.csv')
     rows, waveforms = speaker_f0_table(model, variables, info, read_corpus_f0(speakers_csv),
                                        _NUM_CLIPS.value, _SECONDS.value, _SEED.value,
                                        _TEMPERATURE.value)
-    tables.append(_markdown_table(rows))
+    tables.append(markdown_table(rows))
     figures['speaker_f0'] = rows
     for index, name in enumerate(info.speakers):
-      _write_clip(output_dir, f'speaker_{name}', waveforms[index * _NUM_CLIPS.value],
-                  sample_rate, mel_config, _CLIP_SECONDS.value)
+      write_clip(output_dir, f'speaker_{name}', waveforms[index * _NUM_CLIPS.value],
+                 sample_rate, mel_config, _CLIP_SECONDS.value)
   else:
     waveforms = generate(model, variables, num_samples, _SEED.value, _TEMPERATURE.value,
                          batch_size=_NUM_CLIPS.value)
-    _write_clip(output_dir, 'generated', waveforms[0], sample_rate, mel_config,
-                _CLIP_SECONDS.value)
+    write_clip(output_dir, 'generated', waveforms[0], sample_rate, mel_config,
+               _CLIP_SECONDS.value)
     figures['generated_rms'] = [float(np.sqrt(np.mean(np.square(w)))) for w in waveforms]
 
   for table in tables:
