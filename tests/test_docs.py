@@ -12,7 +12,7 @@ from experiments.tools import config_reference
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PAGES = [REPO / 'README.md', *sorted((REPO / 'docs').glob('*.md')),
-         REPO / 'experiments' / 'results' / 'README.md']
+         *sorted((REPO / 'experiments' / 'results').glob('**/README.md'))]
 PYTHONS = ('python', 'python3', 'python3.11', 'python3.12', '.venv/bin/python')
 # absl's own flags, defined by every absl program.
 ABSL_FLAGS = {'help', 'helpshort', 'helpfull', 'verbosity', 'v', 'logtostderr',

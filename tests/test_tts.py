@@ -98,6 +98,11 @@ def test_evaluate_scores_a_labelled_folder_and_skips_files_without_labels(tts_ru
   scores = json.loads(result.stdout.strip().splitlines()[-1])
   assert scores['num_files'] == 1 and 0 < scores['bits_per_sample'] < 12  # Two steps: about uniform.
   assert 'no labels file' in scores['skipped']['low/low_1.wav']
+  # The vocoder report does not measure such a model: one line naming the tools that do.
+  result = training_runs.run_script('-m', 'experiments.tools.report', f'--workdir={tts_run}',
+                                    f'--output_dir={tmp_path / "report"}')
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  assert "a model on features from 'labels'; score it with evaluate.py" in result.stderr
 
 
 @pytest.mark.slow  # Trains.

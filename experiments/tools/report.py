@@ -358,6 +358,10 @@ def main(argv: list[str]) -> None:
   config, info, model, variables, step = (trained.config, trained.dataset_info, trained.model,
                                           trained.variables, trained.step)
   features = trained.features
+  if features is not None and not isinstance(features, LogMel):
+    raise ValueError(f'--workdir={workdir}: a model on features from {features.source!r}; '
+                     'score it with evaluate.py --wav_dir, measure its generation with '
+                     'python -m experiments.tools.tts_report.')
   if _MEL_FROM_FILES.value:
     if not _WAV_DIR.value or not isinstance(features, LogMel):
       raise ValueError('--mel_from_files needs --wav_dir and a mel vocoder (a run of '
