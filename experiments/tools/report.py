@@ -389,8 +389,8 @@ def main(argv: list[str]) -> None:
     if _COUNT_BASELINE.value:
       train_classes = [mulaw.encode(waveform)
                        for _, waveform, _ in split_examples(config, info, 'train')]
-      baseline = audio_metrics.count_model_bits_per_sample(
-          train_classes, [mulaw.encode(waveform) for _, waveform, _ in examples])
+      held_out_classes = [mulaw.encode(waveform) for _, waveform, _ in examples]
+      baseline = audio_metrics.count_model_bits_per_sample(train_classes, held_out_classes)
       figures['order2_count_model_bits_per_sample'] = baseline
     for name, speaker_score in speaker_scores.items():
       row = {'speaker': name, 'held-out files': speaker_score.num_files,
@@ -399,7 +399,7 @@ def main(argv: list[str]) -> None:
       if _COUNT_BASELINE.value:
         row['order-2 count model'] = audio_metrics.count_model_bits_per_sample(
             train_classes,
-            [mulaw.encode(waveform) for _, waveform, speaker in examples
+            [classes for classes, (_, _, speaker) in zip(held_out_classes, examples)
              if info.speakers[speaker] == name])
       speaker_rows.append(row)
     if model.local_cond_channels:

@@ -99,11 +99,12 @@ def f0_figures(given: np.ndarray, generated: np.ndarray,
 def unconditioned_features(config: ml_collections.ConfigDict) -> features_lib.FileFeatures:
   """The linguistic features of a run whose model does not read them (tts_cpu.py:no_features),
   not normalised: the F0 its generated audio is measured against."""
-  channels = linguistic.num_channels(linguistic.phone_set(config.data.features.phones))
+  phones = linguistic.phone_set(config.data.features.phones)
+  channels = linguistic.num_channels(phones)
   return features_lib.FileFeatures(
       hop_length=config.data.features.hop_length, mean=np.zeros(channels, np.float32),
       std=np.ones(channels, np.float32), sample_rate=config.data.sample_rate,
-      source=features_lib.LABELS, phones=linguistic.phone_set(config.data.features.phones))
+      source=features_lib.LABELS, phones=phones)
 
 
 def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
