@@ -56,6 +56,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.features.dir = ''  # 'files': folder mirroring the audio's paths ('' = beside it).
   # 'labels': the phone set of the one-hots (saved with the checkpoint; others -> 'unknown').
   config.data.features.phones = linguistic.FESTIVAL_PHONES
+  # Per-channel normalisation over the training set of 'files' and 'labels' features:
+  # 'standard' = (x - mean) / std; 'min_max' = (x - min) / (max - min), into [0, 1] (for the
+  # linguistic features: one-hots and flags stay 0/1, where standardising puts a rare phone's
+  # 1 at 20-100).
+  config.data.features.normalisation = 'standard'
 
   # The network (wavenet_jax.models.WaveNet) and its output head.
   config.model = ml_collections.ConfigDict()
@@ -70,6 +75,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.local_conditioning = False  # Log-mel features (config.data.mel).
   config.model.upsample_method = 'transposed'  # Mel to audio rate: learned, or 'repeat'.
   config.model.upsample_scales = (4, 4, 4, 4)  # Product = config.data.mel.hop_length.
+  # > 0: the features are first projected to this many channels at frame rate (one linear
+  # layer), so that upsampling them and each layer's projection of them are that narrow.
+  config.model.local_cond_projection = 0
   # Input embedding start: 'normal' or 'mulaw_sinusoid' (rows ordered like the classes).
   config.model.embedding_init = 'normal'
   # 'mulaw_softmax' (the paper's 256-way softmax) or 'mixture_of_logistics' (a discretized

@@ -62,6 +62,9 @@ def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> No
     raise ValueError('config.data.speed_perturbation must be 0 with '
                      'config.model.local_conditioning (the mel frames would not match).')
   features.channels_and_hop(config.data)  # Its one-line errors name the key.
+  if config.data.features.normalisation not in features.NORMALISATIONS:
+    raise ValueError(f'config.data.features.normalisation must be one of '
+                     f'{list(features.NORMALISATIONS)}, got {config.data.features.normalisation!r}.')
   if config.data.top_db > 0 and features.source(config.data) != features.MEL:
     raise ValueError(f'config.data.top_db must be 0 with config.data.features.source='
                      f'{features.source(config.data)!r} (trimming would move the audio away '
@@ -76,7 +79,8 @@ def check_config(config: ml_collections.ConfigDict, num_batch_shards: int) -> No
     if value < 1:
       raise ValueError(f'config.{key} must be >= 1, got {value}.')
   for key, value in (('eval.every_steps', config.eval.every_steps),
-                     ('sample.every_steps', config.sample.every_steps)):
+                     ('sample.every_steps', config.sample.every_steps),
+                     ('model.local_cond_projection', config.model.local_cond_projection)):
     if value < 0:
       raise ValueError(f'config.{key} must be >= 0 (0 disables it), got {value}.')
 
@@ -142,6 +146,8 @@ _ADDED_CONFIG_KEYS = {
     # Local conditioning on the log-mel (the other fields as experiments/default.py sets them).
     'data.features': dict(source=features.MEL, hop_length=linguistic.DEFAULT_HOP_LENGTH,
                           channels=0, dir='', phones=linguistic.FESTIVAL_PHONES),
+    'data.features.normalisation': 'standard',
+    'model.local_cond_projection': 0,
 }
 
 

@@ -24,9 +24,11 @@ class DatasetInfo:
     num_validation_examples: number of validation clips.
     prepared_as: TFDS full name of the prepared data (for a folder its fingerprint: files,
       sizes, modification times); None in checkpoints written before it was saved.
-    features_mean: float32 [channels] mean of the training set's features from files
-      (config.data.features.source 'files' or 'labels'), or None.
-    features_std: float32 [channels] their standard deviation, or None.
+    features_mean: float32 [channels] what is subtracted from the features from files
+      (config.data.features.source 'files' or 'labels'): the training set's mean, or with
+      config.data.features.normalisation='min_max' its minimum; or None.
+    features_std: float32 [channels] what they are then divided by: their standard deviation,
+      or max - min; or None.
   """
   sample_rate: int
   speakers: tuple[str, ...]

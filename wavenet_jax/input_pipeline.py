@@ -110,18 +110,23 @@ def _compute_mel_statistics(source: datasets.AudioSource, examples: Sequence[Map
 def _compute_feature_statistics(source: datasets.AudioSource,
                                 examples: Sequence[Mapping[str, Any]],
                                 data_config: Any) -> tuple[np.ndarray, np.ndarray]:
-  """Per-channel mean and std (float32 [channels]) of the stored feature frames of the examples;
-  std 1 for a channel constant over them (a phone the training set never holds)."""
-  del data_config
+  """Per-channel offset and scale (float32 [channels]) of the stored feature frames of the
+  examples, as config.data.features.normalisation says: 'standard', their mean and std;
+  'min_max', their minimum and max - min. Scale 1 for a channel constant over them (a phone
+  the training set never holds)."""
   if not len(examples):
     raise ValueError(f'{source.builder.name}: the training split is empty.')
   count = min(len(examples), MEL_STATS_MAX_EXAMPLES)
   indices = np.unique(np.linspace(0, len(examples) - 1, count).round().astype(int))
   frames = np.concatenate([np.asarray(examples[int(index)]['features'], np.float64)
                            for index in indices])
-  std = frames.std(axis=0)
-  return (frames.mean(axis=0).astype(np.float32),
-          np.where(std < _MEL_STD_FLOOR, 1.0, std).astype(np.float32))
+  if data_config.features.normalisation == 'min_max':
+    offset = frames.min(axis=0)
+    scale = frames.max(axis=0) - offset
+  else:
+    offset, scale = frames.mean(axis=0), frames.std(axis=0)
+  return (offset.astype(np.float32),
+          np.where(scale < _MEL_STD_FLOOR, 1.0, scale).astype(np.float32))
 
 
 def _statistics(source: datasets.AudioSource, data_config: Any, kind: str,

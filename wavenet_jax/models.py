@@ -201,7 +201,7 @@ class ResidualLayer(nn.Module):
     Args:
       h: [residual, batch, time] layer input.
       global_embedding: [batch, speaker_embedding] or None.
-      local_features: [local_cond_channels, batch, time] (upsampled) or None.
+      local_features: [conditioning_channels, batch, time] (upsampled) or None.
 
     Returns:
       (h_next [residual, batch, time] or None on the last layer,
@@ -243,20 +243,30 @@ class LocalConditioningUpsampler(nn.Module):
   Frame k covers samples [k * hop_length, (k + 1) * hop_length): each frame is
   spread over exactly its own samples (transposed convs with kernel = stride, or
   repetition), so no frame leaks into another frame's samples.
+
+  With projection_channels > 0 the frames are first mapped by one linear layer to that
+  many channels, at frame rate: many wide features (the paper's 153 linguistic channels)
+  then cost the upsampling and every layer's conditioning projection, both at audio rate,
+  a few dozen channels instead.
   """
   hop_length: int
   upsample_scales: Sequence[int]
   method: str = 'transposed'  # 'transposed' (learned) or 'repeat'.
+  projection_channels: int = 0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, features: Array) -> Array:
-    """[batch, frames, channels] -> [batch, frames * hop_length, channels]."""
+    """[batch, frames, C] -> [batch, frames * hop_length, conditioning channels]
+    (projection_channels, or C without a projection)."""
+    if self.method not in ('transposed', 'repeat'):
+      raise ValueError(f"upsample method must be 'transposed' or 'repeat', got {self.method!r}.")
+    if self.projection_channels > 0:
+      features = _dense(self.projection_channels, (None, COND), True, self.dtype,
+                        self.param_dtype, 'projection')(features)
     if self.method == 'repeat':
       return jnp.repeat(features, self.hop_length, axis=1).astype(self.dtype)
-    if self.method != 'transposed':
-      raise ValueError(f"upsample method must be 'transposed' or 'repeat', got {self.method!r}.")
     product = 1
     for scale in self.upsample_scales:
       product *= scale
@@ -353,6 +363,8 @@ class WaveNet(nn.Module):
     hop_length: audio samples per local-conditioning frame.
     upsample_method: 'transposed' (learned) or 'repeat'.
     upsample_scales: strides of the transposed convs; their product is hop_length.
+    local_cond_projection: > 0: the features are projected to this many channels at frame
+      rate before upsampling (`LocalConditioningUpsampler`); 0: upsampled as they are.
     embedding_init: initialiser of the input embedding (softmax head), a key of
       EMBEDDING_INITS: 'normal' (independent N(0, 1) rows) or 'mulaw_sinusoid' (see
       mulaw_sinusoid_init).
@@ -376,6 +388,7 @@ class WaveNet(nn.Module):
   hop_length: int = 256
   upsample_method: str = 'transposed'
   upsample_scales: Sequence[int] = (4, 4, 4, 4)
+  local_cond_projection: int = 0
   embedding_init: str = 'normal'
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
@@ -410,6 +423,13 @@ class WaveNet(nn.Module):
   @property
   def receptive_field(self) -> int:
     return receptive_field(self.num_layers, self.num_stacks, self.kernel_size)
+
+  @property
+  def conditioning_channels(self) -> int:
+    """Channels of the upsampled local features each layer reads (0: none)."""
+    if self.local_cond_channels <= 0:
+      return 0
+    return self.local_cond_projection or self.local_cond_channels
 
   @property
   def silence_class(self) -> int:
@@ -459,8 +479,8 @@ class WaveNet(nn.Module):
                                                       (SPEAKERS, COND)))
     if self.local_cond_channels > 0:
       self.upsampler = LocalConditioningUpsampler(
-          self.hop_length, tuple(self.upsample_scales), self.upsample_method, self.dtype,
-          self.param_dtype)
+          self.hop_length, tuple(self.upsample_scales), self.upsample_method,
+          self.local_cond_projection, self.dtype, self.param_dtype)
 
   def conditioning(self, batch_size: int, time: int, global_cond: Optional[Array],
                    local_cond: Optional[Array]) -> tuple[Optional[Array], Optional[Array]]:
@@ -474,7 +494,7 @@ class WaveNet(nn.Module):
 
     Returns:
       (speaker embedding [batch, speaker_embedding] or None,
-       upsampled local features [batch, time, local_cond_channels] or None).
+       upsampled local features [batch, time, conditioning_channels] or None).
     """
     check_conditioning(self, batch_size, global_cond, local_cond, time)
     global_embedding = local_features = None
@@ -575,7 +595,7 @@ class Decoder:
     residual_biases: per layer but the last, [residual].
     skip_kernel: [layers * gate / 2, skip] over the concatenated gate outputs.
     skip_bias: [skip].
-    local_kernel: [local_cond_channels, layers * gate], or None (no local conditioning).
+    local_kernel: [conditioning_channels, layers * gate], or None (no local conditioning).
     variables: the model's unboxed variables, for its output head and upsampler.
     batched_past_taps_max_batch: the largest batch whose past taps `step` multiplies in
       one batched matmul (larger: one matmul per layer, as XLA's CPU batched matmul is
@@ -660,7 +680,8 @@ class Decoder:
     return bias + jnp.einsum('be,leg->lbg', speaker, global_kernels.astype(model.dtype))
 
   def upsample(self, local_cond: Array) -> Array:
-    """The model's upsampler: float [batch, frames, C] -> [batch, frames * hop_length, C]."""
+    """The model's upsampler: float [batch, frames, local_cond_channels] -> [batch,
+    frames * hop_length, conditioning_channels]."""
     return self.model.apply(self.variables, local_cond, method=lambda m, f: m.upsampler(f))
 
   def head(self, skips: Array) -> Array:
@@ -699,7 +720,7 @@ class Decoder:
       sample: int32 [batch], x[time].
       bias: [layers, batch, gate], from `gate_bias`.
       local_feature: upsampled local features of this time, float [batch,
-        local_cond_channels], or None (no local conditioning).
+        conditioning_channels], or None (no local conditioning).
 
     Returns:
       (the state at time + 1, float32 outputs [batch, output_size]: the parallel
@@ -839,6 +860,7 @@ def model_from_config(model_config: Any, data_config: Any, speakers: Sequence[st
       hop_length=hop_length,
       upsample_method=model_config.upsample_method,
       upsample_scales=tuple(model_config.upsample_scales),
+      local_cond_projection=model_config.local_cond_projection,
       embedding_init=model_config.embedding_init,
       output=model_config.output,
       num_mixtures=model_config.num_mixtures,
