@@ -126,6 +126,26 @@ def test_statistics_are_the_files_and_round_trip_through_the_dataset_info(featur
   assert DatasetInfo.from_json(json.dumps(old)).features_mean is None
 
 
+def test_min_max_normalisation_maps_the_training_frames_into_0_1(feature_folder):
+  """config.data.features.normalisation='min_max': offset = the training frames' minimum,
+  scale = max - min (1 for the constant channel), so the crops' frames lie in [0, 1]; stored
+  beside the 'standard' statistics, not over them."""
+  config, standard = feature_folder
+  min_max_config = config.copy_and_resolve_references()
+  min_max_config.features.normalisation = 'min_max'
+  dataset = input_pipeline.prepare_dataset(min_max_config)
+  examples = dataset.source.data_source('train')
+  frames = np.concatenate([np.asarray(examples[i]['features']) for i in range(len(examples))])
+  np.testing.assert_allclose(dataset.info.features_mean, frames.min(axis=0))
+  np.testing.assert_allclose(dataset.info.features_std[:2], np.ptp(frames, axis=0)[:2])
+  assert dataset.info.features_std[2] == 1.0
+  batch = next(dataset.train_batches(receptive_field=16, global_batch_size=6, seed=1,
+                                     codec=PCM, with_mel=True))
+  assert batch['mel'].min() >= 0.0 and batch['mel'].max() <= 1.0 and batch['mel'].max() > 0.5
+  again = input_pipeline.prepare_dataset(config).info
+  np.testing.assert_array_equal(again.features_mean, standard.info.features_mean)
+  np.testing.assert_array_equal(again.features_std, standard.info.features_std)
+
 def test_bad_feature_files_are_reported_and_skipped(tmp_path):
   wavs = tmp_path / 'wavs'
   wavs.mkdir()
@@ -186,12 +206,21 @@ def test_a_config_saved_before_features_existed_restores_as_the_mel_and_resumes(
   changed.data.features.source = 'labels'
   with pytest.raises(ValueError, match="config.data.features.source: 'mel' -> 'labels'"):
     config_rules.check_resumable(restored, changed, 'runs/old')
+  # Written with features, before their normalisation and projection keys: as they were then.
+  saved = json.loads(current.to_json_best_effort())
+  del saved['data']['features']['normalisation'], saved['model']['local_cond_projection']
+  changes = config_rules.check_resumable(config_rules.config_from_saved_json(saved), current,
+                                         'runs/old')
+  assert not [change for change in changes if 'normalisation' in change or 'projection' in change]
 
 
 @pytest.mark.parametrize('key, value, message', [
     ('data.top_db', 30.0, "config.data.top_db must be 0 with config.data.features.source='files'"),
     ('data.features.channels', 0, 'config.data.features.channels must be >= 1, got 0'),
     ('data.features.source', 'mfcc', "config.data.features.source='mfcc' must be one of"),
+    ('data.features.normalisation', 'zscore',
+     "config.data.features.normalisation must be one of \\['standard', 'min_max'\\]"),
+    ('model.local_cond_projection', -1, 'config.model.local_cond_projection must be >= 0'),
 ])
 def test_check_config_names_the_features_key(key, value, message):
   config = default.get_config()

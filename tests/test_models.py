@@ -18,6 +18,9 @@ CONDITIONINGS = {
                          'upsample_scales': (2, 2)},
     'local_repeat': {'local_cond_channels': LOCAL_CHANNELS, 'hop_length': HOP,
                      'upsample_method': 'repeat'},
+    # Projected at frame rate to 2 channels before upsampling.
+    'local_projected': {'local_cond_channels': LOCAL_CHANNELS, 'hop_length': HOP,
+                        'upsample_scales': (2, 2), 'local_cond_projection': 2},
 }
 
 
@@ -123,3 +126,21 @@ def test_mulaw_sinusoid_embedding_orders_the_classes():
 def test_unknown_embedding_init_is_an_error():
   with pytest.raises(ValueError, match="embedding_init must be one of .* got 'sine'"):
     tiny_model(embedding_init='sine').init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))
+
+
+@pytest.mark.parametrize('name', ['local_transposed', 'local_repeat', 'local_projected'])
+def test_each_frame_conditions_exactly_its_own_samples(name):
+  """Frame k of the features reaches samples [k * hop, (k + 1) * hop) and no others; the
+  upsampled features have the projection's channels where there is one."""
+  model = tiny_model(**CONDITIONINGS[name])
+  _, _, local_cond = model_inputs(model, 1, 6 * HOP)
+  variables = model.init(jax.random.key(1), *model_inputs(model, 1, 6 * HOP))
+  upsample = lambda f: model.apply(variables, f, method=lambda m, x: m.upsampler(x))
+  upsampled = upsample(local_cond)
+  channels = CONDITIONINGS[name].get('local_cond_projection', LOCAL_CHANNELS)
+  assert upsampled.shape == (1, 6 * HOP, channels) == (1, 6 * HOP, model.conditioning_channels)
+  frame = 2
+  changed = upsample(local_cond.at[:, frame].add(1.0))
+  differs = np.abs(np.asarray(changed - upsampled)).max(axis=(0, 2)) > 1e-6
+  np.testing.assert_array_equal(np.flatnonzero(differs),
+                                np.arange(frame * HOP, (frame + 1) * HOP))

@@ -18,7 +18,7 @@ MODELS = {
     'softmax_global': CONDITIONINGS['global'],
     'softmax_local': CONDITIONINGS['local_transposed'],
     'mixture_global_local': {**CONDITIONINGS['global'], **CONDITIONINGS['local_repeat'],
-                             'output': 'mixture_of_logistics'},
+                             'local_cond_projection': 2, 'output': 'mixture_of_logistics'},
 }
 
 
