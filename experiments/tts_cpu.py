@@ -46,7 +46,7 @@ from experiments import tiny
 VARIANTS = {
     'labels': {},
     'no_features': {'model.local_conditioning': False},
-    'learned_upsampling': {'model.upsample_method': 'transposed'},
+    'learned_upsampling': {'model.upsample_method': 'transposed', 'model.local_cond_projection': 32},
 }
 
 
@@ -57,6 +57,9 @@ def get_config(variant: str = 'labels') -> ml_collections.ConfigDict:
   config = common.cpu_run(tiny.get_config(), segment_length=4000, num_steps=3200)
   config.data.features.source = 'labels'
   config.data.features.hop_length = 80  # 5 ms frames.
+  # One-hots and flags stay 0/1 (standardised, a rare phone's 1 reached 20-100 and the
+  # features cost bits: results/tts).
+  config.data.features.normalisation = 'min_max'
   config.model.global_conditioning = True
   config.model.local_conditioning = True
   config.model.upsample_method = 'repeat'

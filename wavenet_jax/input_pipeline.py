@@ -112,8 +112,9 @@ def _compute_feature_statistics(source: datasets.AudioSource,
                                 data_config: Any) -> tuple[np.ndarray, np.ndarray]:
   """Per-channel offset and scale (float32 [channels]) of the stored feature frames of the
   examples, as config.data.features.normalisation says: 'standard', their mean and std;
-  'min_max', their minimum and max - min. Scale 1 for a channel constant over them (a phone
-  the training set never holds)."""
+  'min_max', their minimum and max - min; 'standard_non_binary', mean and std but offset 0 and
+  scale 1 for a channel that holds only 0 and 1 (one-hots and flags). Scale 1 for a channel
+  constant over them (a phone the training set never holds)."""
   if not len(examples):
     raise ValueError(f'{source.builder.name}: the training split is empty.')
   count = min(len(examples), MEL_STATS_MAX_EXAMPLES)
@@ -125,6 +126,9 @@ def _compute_feature_statistics(source: datasets.AudioSource,
     scale = frames.max(axis=0) - offset
   else:
     offset, scale = frames.mean(axis=0), frames.std(axis=0)
+    if data_config.features.normalisation == 'standard_non_binary':
+      binary = np.all((frames == 0) | (frames == 1), axis=0)
+      offset, scale = np.where(binary, 0.0, offset), np.where(binary, 1.0, scale)
   return (offset.astype(np.float32),
           np.where(scale < _MEL_STD_FLOOR, 1.0, scale).astype(np.float32))
 

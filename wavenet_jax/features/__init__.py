@@ -34,8 +34,9 @@ from wavenet_jax.dataset_info import DatasetInfo
 MEL, FILES, LABELS = 'mel', 'files', 'labels'
 SOURCES = (MEL, FILES, LABELS)
 # config.data.features.normalisation of 'files' and 'labels' features (input_pipeline computes
-# the statistics: per channel the mean and std, or the minimum and max - min).
-NORMALISATIONS = ('standard', 'min_max')
+# the statistics: per channel the mean and std, or the minimum and max - min, or the mean and
+# std of the channels that are not all 0/1).
+NORMALISATIONS = ('standard', 'min_max', 'standard_non_binary')
 # Frames from files may be this many more or fewer than their audio needs (ceil(samples / hop)):
 # the usual length mismatch of features predicted by another model (GTA mels).
 FRAME_TOLERANCE = 2
