@@ -219,7 +219,7 @@ def test_a_config_saved_before_features_existed_restores_as_the_mel_and_resumes(
     ('data.features.channels', 0, 'config.data.features.channels must be >= 1, got 0'),
     ('data.features.source', 'mfcc', "config.data.features.source='mfcc' must be one of"),
     ('data.features.normalisation', 'zscore',
-     "config.data.features.normalisation must be one of \\['standard', 'min_max'\\]"),
+     "config.data.features.normalisation must be one of \\['standard', 'min_max', "),
     ('model.local_cond_projection', -1, 'config.model.local_cond_projection must be >= 0'),
 ])
 def test_check_config_names_the_features_key(key, value, message):

@@ -17,6 +17,7 @@ import training_runs
 from test_sample import _run_main
 from wavenet_jax import audio as audio_lib
 from wavenet_jax import checkpointing
+from wavenet_jax import input_pipeline
 from wavenet_jax import linguistic
 from wavenet_jax import synthesis
 from wavenet_jax import trainer
@@ -66,6 +67,28 @@ def frames_file(tmp_path_factory, labelled_folder):
                             linguistic.DEFAULT_HOP_LENGTH, linguistic.phone_set(PHONES))
   return path
 
+
+def test_standard_non_binary_leaves_the_one_hots_and_flags_and_standardises_the_rest(
+    labelled_folder, tmp_path):
+  """'standard_non_binary': offset 0 and scale 1 for the channels that hold only 0 and 1 (the
+  phone one-hots, vowel, stress and voiced flags), mean and std for the others (position,
+  duration, log-F0)."""
+  config = training_runs.tiny_config({
+      **TTS_OVERRIDES, 'data.wav_dir': str(labelled_folder), 'data.data_dir': str(tmp_path),
+      'data.features.normalisation': 'standard_non_binary'})
+  dataset = input_pipeline.prepare_dataset(config.data)
+  examples = dataset.source.data_source('train')
+  frames = np.concatenate([np.asarray(examples[i]['features']) for i in range(len(examples))])
+  binary = np.all((frames == 0) | (frames == 1), axis=0)
+  phones = len(linguistic.phone_set(PHONES)) + 1
+  position, duration, vowel, stress, log_f0, voiced = range(3 * phones, 3 * phones + 6)
+  assert binary[:3 * phones].all() and binary[[vowel, stress, voiced]].all()
+  assert not binary[[position, duration, log_f0]].any()
+  info = dataset.info
+  np.testing.assert_array_equal(info.features_mean[binary], 0.0)
+  np.testing.assert_array_equal(info.features_std[binary], 1.0)
+  np.testing.assert_allclose(info.features_mean[log_f0], frames[:, log_f0].mean(), rtol=1e-5)
+  np.testing.assert_allclose(info.features_std[log_f0], frames[:, log_f0].std(), rtol=1e-5)
 
 @pytest.mark.slow  # Trains, then compiles the sampler.
 def test_sample_features_writes_the_librarys_synthesis(tts_run, frames_file, tmp_path, capsys):
