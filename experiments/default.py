@@ -57,9 +57,9 @@ def get_config() -> ml_collections.ConfigDict:
   # 'labels': the phone set of the one-hots (saved with the checkpoint; others -> 'unknown').
   config.data.features.phones = linguistic.FESTIVAL_PHONES
   # Per-channel normalisation over the training set of 'files' and 'labels' features:
-  # 'standard' = (x - mean) / std; 'min_max' = (x - min) / (max - min), into [0, 1] (for the
-  # linguistic features: one-hots and flags stay 0/1, where standardising puts a rare phone's
-  # 1 at 20-100).
+  # 'standard' = (x - mean) / std; 'min_max' = (x - min) / (max - min), into [0, 1];
+  # 'standard_non_binary' = 'standard' but channels holding only 0 and 1 left as they are (for
+  # the linguistic features: standardising puts a rare phone's one-hot 1 at 20-100).
   config.data.features.normalisation = 'standard'
 
   # The network (wavenet_jax.models.WaveNet) and its output head.

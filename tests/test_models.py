@@ -104,6 +104,9 @@ def test_bad_conditioning_raises_one_line_errors():
     model.apply(variables, audio)
   with pytest.raises(ValueError, match='local_cond given'):
     model.apply(variables, audio, global_cond, jnp.zeros((2, 2, 3)))
+  model = tiny_model(**{**CONDITIONINGS['local_projected'], 'local_cond_projection': -1})
+  with pytest.raises(ValueError, match='local_cond_projection must be >= 0'):
+    model.init(jax.random.key(1), *model_inputs(model, 1, 8))
 
 
 def test_mulaw_sinusoid_embedding_orders_the_classes():

@@ -439,6 +439,9 @@ class WaveNet(nn.Module):
   def setup(self):
     if self.gate_channels % 2:
       raise ValueError(f'gate_channels must be even, got {self.gate_channels}.')
+    if self.local_cond_projection < 0:
+      raise ValueError(f'local_cond_projection must be >= 0 (0: none), '
+                       f'got {self.local_cond_projection}.')
     if self.embedding_init not in EMBEDDING_INITS:
       raise ValueError(f'embedding_init must be one of {sorted(EMBEDDING_INITS)}, '
                        f'got {self.embedding_init!r}.')
