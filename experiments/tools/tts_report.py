@@ -146,9 +146,8 @@ def main(argv: list[str]) -> None:
   length = num_frames * hop
   given, inputs = [], []
   for file, waveform, speaker in examples:
-    normalised = features.of_file(pathlib.Path(config.data.wav_dir) / file,
-                                  waveform)[:num_frames]
-    given.append(normalised * features.std + features.mean)
+    given.append(features.frames_of_file(pathlib.Path(config.data.wav_dir) / file,
+                                         waveform)[:num_frames])
     inputs.append(trained.conditioning(
         speaker=info.speakers[speaker] if trained.model.num_speakers else None,
         features=given[-1] if trained.features else None))

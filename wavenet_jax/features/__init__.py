@@ -278,25 +278,38 @@ class FileFeatures:
       ValueError: naming the file, for features that are missing, do not fit the audio
         (`fit_frames`) or have another channel count.
     """
+    return self.normalise(self.frames_of_file(path, waveform), str(self._source_file(path)))
+
+  def frames_of_file(self, path: pathlib.Path, waveform: np.ndarray) -> np.ndarray:
+    """`of_file`'s frames before normalisation, as stored for training (made from the .lab and
+    the audio, or read from the .npy; fitted to the audio), their channels not checked.
+
+    Raises:
+      ValueError: naming the file, for features that are missing or do not fit the audio.
+    """
     from wavenet_jax import linguistic  # pylint: disable=import-outside-toplevel; numpy only.
+    source = self._source_file(path)
     if self.source == LABELS:
-      lab = linguistic.lab_path(path)
-      if not lab.is_file():
-        raise ValueError(f'no labels file {lab}')
-      frames = linguistic.utterance_features(waveform, linguistic.read_lab(lab), self.hop_length,
-                                             self.sample_rate, self.phones)
-      name = str(lab)
+      if not source.is_file():
+        raise ValueError(f'no labels file {source}')
+      frames = linguistic.utterance_features(waveform, linguistic.read_lab(source),
+                                             self.hop_length, self.sample_rate, self.phones)
     else:
-      name = str(path.with_suffix('.npy'))
       try:
-        frames = np.load(name, allow_pickle=False)
+        frames = np.load(source, allow_pickle=False)
       except (OSError, ValueError) as error:
-        raise ValueError(f'no features file {name} ({error})') from None
-    fitted = fit_frames(frames, len(waveform), self.hop_length, name)
+        raise ValueError(f'no features file {source} ({error})') from None
+    fitted = fit_frames(frames, len(waveform), self.hop_length, str(source))
     if isinstance(fitted, str):
       raise ValueError(fitted)
-    return self.normalise(fitted, name)
+    return fitted
 
+  def _source_file(self, path: pathlib.Path) -> pathlib.Path:
+    """The file the features of the audio file `path` are made from (.lab) or read from."""
+    if self.source == LABELS:
+      from wavenet_jax import linguistic  # pylint: disable=import-outside-toplevel; numpy only.
+      return linguistic.lab_path(path)
+    return path.with_suffix('.npy')
 
 Features = Union[LogMel, FileFeatures]
 
