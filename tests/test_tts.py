@@ -90,6 +90,7 @@ def test_standard_non_binary_leaves_the_one_hots_and_flags_and_standardises_the_
   np.testing.assert_allclose(info.features_mean[log_f0], frames[:, log_f0].mean(), rtol=1e-5)
   np.testing.assert_allclose(info.features_std[log_f0], frames[:, log_f0].std(), rtol=1e-5)
 
+
 @pytest.mark.slow  # Trains, then compiles the sampler.
 def test_sample_features_writes_the_librarys_synthesis(tts_run, frames_file, tmp_path, capsys):
   output = tmp_path / 'out.wav'

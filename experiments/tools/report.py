@@ -363,9 +363,10 @@ def main(argv: list[str]) -> None:
                      'score it with evaluate.py --wav_dir, measure its generation with '
                      'python -m experiments.tools.tts_report.')
   if _MEL_FROM_FILES.value:
-    if not _WAV_DIR.value or not isinstance(features, LogMel):
+    if not _WAV_DIR.value or features is None:
       raise ValueError('--mel_from_files needs --wav_dir and a mel vocoder (a run of '
-                       f'config.data.features.source=\'mel\'); {workdir} has {features}.')
+                       f'config.data.features.source=\'mel\'): --workdir={workdir} is '
+                       f'{"not locally conditioned" if features is None else "one"}.')
     features = features.read_from_files()
   os.makedirs(output_dir, exist_ok=True)
   sample_rate, mel_config = info.sample_rate, config.data.mel
